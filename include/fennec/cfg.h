@@ -1,0 +1,107 @@
+/*
+ * fennec — configuration (one YAML file, see docs/config.md).
+ *
+ * cfg_load() reads and validates the whole file; every error names file:line and the key.
+ * Unknown keys are errors. The result is immutable once loaded and owned by the caller.
+ */
+#ifndef FENNEC_CFG_H
+#define FENNEC_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CFG_DEFAULT_DNS     "127.0.0.1:5300"
+#define CFG_DEFAULT_CONTROL "127.0.0.1:8053"
+
+typedef enum {
+    CFG_ROLE_PRIMARY = 0,
+    CFG_ROLE_SECONDARY = 1,
+} cfg_role_t;
+
+/* A listen or peer address: "IPv4:port", "[IPv6]:port" or "*:port" (wildcard, both). */
+typedef struct cfg_addr {
+    char text[80];              /* as written in the config */
+    struct sockaddr_storage ss; /* parsed address */
+    socklen_t len;              /* length of ss in use */
+} cfg_addr_t;
+
+typedef struct cfg_zone {
+    char *name; /* zone apex, text form without trailing dot ("example.com") */
+    char *file; /* path to the master file, resolved relative to the config file's folder */
+    char *text; /* built-in zones only: the master file's text (file is NULL then) */
+} cfg_zone_t;
+
+typedef struct cfg_overload {
+    bool codel_enabled;         /* overload.codel: {enabled: true} by default */
+    uint64_t codel_target_ns;   /* default 5 ms */
+    uint64_t codel_interval_ns; /* default 100 ms */
+    uint32_t codel_backlog;     /* hard bound on queued packets per batch pass; default 4096 */
+    bool cubic_enabled;         /* default true */
+    double cubic_threshold;     /* utilization_threshold, default 0.90 */
+    double cubic_c;             /* default 0.4 */
+    double cubic_beta;          /* default 0.8 */
+    double cubic_ema_alpha;     /* default 0.3 */
+    double cubic_min_rate;      /* queries per second, default 1 */
+    uint32_t udp_rcvbuf;        /* socket receive buffer bytes, default 4 MiB */
+} cfg_overload_t;
+
+typedef struct cfg_tcp {
+    uint32_t idle_timeout_ms; /* default 10000 */
+    uint32_t max_connections; /* per worker, default 1024 */
+    uint32_t max_inflight;    /* pipelined queries in flight per connection, default 64 */
+} cfg_tcp_t;
+
+typedef struct cfg {
+    char *path; /* the file it was read from ("<builtin>" for the default config) */
+
+    char *node_id;
+    cfg_role_t role;
+    char *data_dir;
+
+    cfg_addr_t *dns; /* listen.dns: UDP and TCP, at least one */
+    size_t dns_count;
+    bool has_control;
+    cfg_addr_t control;
+    bool has_replication;
+    cfg_addr_t replication;
+
+    bool has_primary; /* cluster.primary */
+    cfg_addr_t primary;
+    char *key_file; /* cluster.key_file, resolved like zone files; NULL when absent */
+
+    unsigned workers;  /* 0 = auto (one per core) */
+    int *cpu_affinity; /* optional list of CPUs to pin workers to, round robin */
+    size_t cpu_affinity_count;
+
+    cfg_zone_t *zones;
+    size_t zone_count;
+
+    cfg_overload_t overload;
+    cfg_tcp_t tcp;
+    char *log_level; /* "error" | "warn" | "info" | "debug"; default "info" */
+} cfg_t;
+
+/*
+ * Reads and validates PATH. On success *out is a new cfg_t (free with cfg_free()).
+ * On failure returns FENNEC_ECONFIG (or -errno when the file cannot be read) and writes a
+ * message "FILE:LINE: KEY: what is wrong" into err.
+ */
+int cfg_load(const char *path, cfg_t **out, char *err, size_t errlen);
+
+/* Same as cfg_load() for YAML text in memory; NAME is used in messages and as the base
+ * folder for relative paths is the current directory. */
+int cfg_parse(const char *yaml, size_t len, const char *name, cfg_t **out, char *err,
+              size_t errlen);
+
+/* The embedded default configuration: node "fennec1", primary, DNS on 127.0.0.1:5300,
+ * control on 127.0.0.1:8053, the built-in example.com zone. */
+int cfg_default(cfg_t **out);
+
+/* Parses an address as in the config ("127.0.0.1:53", "[::1]:53", "*:53"). */
+int cfg_addr_parse(const char *text, cfg_addr_t *out);
+
+void cfg_free(cfg_t *cfg);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * fennec — the DNS workers: one thread per worker, each with its own uv loop, its own
+ * SO_REUSEPORT UDP socket per listen address (recvmmsg/sendmmsg through uv_poll_t) and its
+ * own TCP listener per address (RFC 7766). Answers come from query_answer().
+ */
+#ifndef FENNEC_SERVER_H
+#define FENNEC_SERVER_H
+
+#include "fennec/cfg.h"
+#include "fennec/query.h"
+
+typedef struct server server_t;
+
+/* Creates the workers' sockets (binding every listen address; a bind error is returned
+ * here, with the address in the log) without starting threads. CFG must outlive the server. */
+int server_new(const cfg_t *cfg, server_t **out);
+
+/* Starts the worker threads. */
+int server_start(server_t *srv);
+
+/* Asks every worker to stop, waits for them and closes their sockets. Idempotent. */
+void server_stop(server_t *srv);
+
+/* Frees a stopped server. server_free(NULL) is a no-op. */
+void server_free(server_t *srv);
+
+/* Number of worker threads. */
+unsigned server_workers(const server_t *srv);
+
+/* Counters summed over the workers (see docs/transport.md). */
+typedef struct server_stats {
+    unsigned workers;
+    uint64_t udp_received;    /* datagrams read */
+    uint64_t udp_answered;    /* answers the kernel accepted */
+    uint64_t udp_dropped;     /* answers dropped because the socket send buffer was full */
+    uint64_t udp_send_errors; /* answers the kernel refused for another reason */
+    uint64_t udp_ignored;     /* read, not answered: oversized datagrams, responses, runts */
+    uint64_t udp_shed_cubic;  /* read, not parsed: over the admitted rate (CUBIC) */
+    uint64_t udp_shed_codel;  /* read, not parsed: queue delay too long (CoDel) */
+    uint64_t udp_batches;     /* recvmmsg calls that returned datagrams */
+    uint64_t tcp_accepted;    /* connections accepted */
+    uint64_t tcp_refused;     /* connections closed at once: max_connections reached */
+    uint64_t tcp_open;        /* connections open now */
+    uint64_t tcp_queries;     /* DNS messages read over TCP */
+    uint64_t tcp_answered;    /* answers written (or queued) over TCP */
+    uint64_t tcp_closed_idle; /* connections closed by the idle timeout */
+    uint64_t tcp_closed_bad;  /* connections closed for a bad length or a socket error */
+    query_stats_t query;      /* the query engine's counters of every worker, summed */
+} server_stats_t;
+
+/*
+ * Sums every worker's counters into OUT. Callable from any thread while the server runs:
+ * the transport counters are read with relaxed atomic loads and the query engine's counters
+ * with plain loads, without locks, so a snapshot may be slightly inconsistent (one counter
+ * a few queries ahead of another). Counters are monotonic except tcp_open.
+ */
+void server_stats_get(const server_t *srv, server_stats_t *out);
+
+#endif

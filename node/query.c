@@ -1,0 +1,493 @@
+/*
+ * The query engine. The answer is written straight into the caller's buffer: the header,
+ * the question copied from the query (its case preserved), then RRsets rendered from the
+ * zone's pre-built wire rdata with a per-answer compression table. Behaviour follows
+ * RFC 1034 4.3.2 (the lookup algorithm), RFC 2308 (negative answers), RFC 4592
+ * (wildcards), RFC 6891 (EDNS) and RFC 8482 (ANY); docs/dns-behaviour.md lists the choices.
+ */
+#include "fennec/query.h"
+#include "fennec/common.h"
+#include "fennec/wire.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EDNS_PAYLOAD    1232 /* what we advertise and the most we send over UDP */
+#define OPT_LEN         11
+#define CNAME_CHAIN_MAX 16
+#define ADDL_MAX        32
+
+struct query_ctx {
+    query_stats_t stats;
+};
+
+query_ctx_t *query_ctx_new(void)
+{
+    return calloc(1, sizeof(query_ctx_t));
+}
+
+void query_ctx_free(query_ctx_t *ctx)
+{
+    free(ctx);
+}
+
+const query_stats_t *query_ctx_stats(const query_ctx_t *ctx)
+{
+    return &ctx->stats;
+}
+
+enum { SEC_AN = 0, SEC_NS = 1, SEC_AR = 2 };
+
+/* One answer being written. */
+typedef struct ans {
+    uint8_t *pkt;
+    size_t cap; /* limit for RRs (the OPT record's room already taken off) */
+    size_t pos;
+    size_t qend; /* end of the question: where truncation rolls back to */
+    wire_compr_t compr;
+    uint16_t count[3];
+    bool tc;
+    const zone_node_t *addl[ADDL_MAX]; /* additional targets already written */
+    unsigned addl_n;
+} ans_t;
+
+/* Writes the RR owner: a pointer to the question for the query name itself. */
+static int put_owner(ans_t *a, const uint8_t *owner)
+{
+    if (!owner) {
+        if (a->pos + 2 > a->cap)
+            return FENNEC_ESPACE;
+        wire_put_u16(a->pkt + a->pos, 0xC000 | WIRE_HEADER_LEN);
+        a->pos += 2;
+        return 0;
+    }
+    return wire_name_write(a->pkt, a->cap, &a->pos, owner, &a->compr);
+}
+
+/* Copies bytes of rdata. */
+static int put_bytes(ans_t *a, const uint8_t *src, size_t n)
+{
+    if (a->pos + n > a->cap)
+        return FENNEC_ESPACE;
+    memcpy(a->pkt + a->pos, src, n);
+    a->pos += n;
+    return 0;
+}
+
+/* Writes one rdata, compressing the names that RFC 3597 4 allows us to compress. */
+static int put_rdata(ans_t *a, const zone_rrset_t *rs, const uint8_t *rd, uint16_t rdlen)
+{
+    int rc = 0;
+    size_t off = 0;
+    switch (rs->compress) {
+    case ZONE_COMPRESS_NONE:
+        return put_bytes(a, rd, rdlen);
+    case ZONE_COMPRESS_NAME2:
+        if (rdlen < 3)
+            return put_bytes(a, rd, rdlen);
+        rc = put_bytes(a, rd, 2);
+        off = 2;
+        /* fall through */
+    case ZONE_COMPRESS_NAME0:
+    case ZONE_COMPRESS_TWONAME: {
+        unsigned names = rs->compress == ZONE_COMPRESS_TWONAME ? 2 : 1;
+        for (unsigned i = 0; i < names && rc == 0; i++) {
+            int l = wire_name_len(rd + off, rdlen - off);
+            if (l < 0)
+                return put_bytes(a, rd + off, rdlen - off);
+            rc = wire_name_write(a->pkt, a->cap, &a->pos, rd + off, &a->compr);
+            off += (size_t)l;
+        }
+        if (rc == 0)
+            rc = put_bytes(a, rd + off, rdlen - off);
+        return rc;
+    }
+    default:
+        return put_bytes(a, rd, rdlen);
+    }
+}
+
+/* Writes a whole RRset into section SEC, or nothing (rolled back) with FENNEC_ESPACE. */
+static int put_rrset(ans_t *a, int sec, const uint8_t *owner, const zone_rrset_t *rs, uint32_t ttl)
+{
+    size_t start = a->pos;
+    const uint8_t *p = rs->data;
+    for (unsigned i = 0; i < rs->count; i++) {
+        uint16_t rdlen = wire_get_u16(p);
+        const uint8_t *rd = p + 2;
+        p += 2 + rdlen;
+        if (put_owner(a, owner) != 0 || a->pos + 10 > a->cap)
+            goto full;
+        uint8_t *fixed = a->pkt + a->pos;
+        wire_put_u16(fixed, rs->type);
+        wire_put_u16(fixed + 2, WIRE_CLASS_IN);
+        wire_put_u32(fixed + 4, ttl);
+        a->pos += 10;
+        size_t rdstart = a->pos;
+        if (put_rdata(a, rs, rd, rdlen) != 0)
+            goto full;
+        wire_put_u16(fixed + 8, (uint16_t)(a->pos - rdstart));
+    }
+    a->count[sec] += rs->count;
+    return 0;
+full:
+    a->pos = start;
+    wire_compr_trim(&a->compr, start);
+    return FENNEC_ESPACE;
+}
+
+/* A/AAAA of the in-zone targets of an NS, MX or SRV RRset. Never sets TC: the additional
+ * section is optional (RFC 2181 9), so what does not fit is left out. */
+static void put_additional(ans_t *a, const zone_rrset_t *rs, bool glue)
+{
+    static const uint16_t types[] = {WIRE_TYPE_A, WIRE_TYPE_AAAA};
+    if (!rs->addl_nodes)
+        return;
+    for (unsigned i = 0; i < rs->count; i++) {
+        const zone_node_t *t = rs->addl_nodes[i];
+        if (!t || (!glue && t->cut))
+            continue;
+        bool seen = false;
+        for (unsigned k = 0; k < a->addl_n; k++)
+            seen |= a->addl[k] == t;
+        if (seen || a->addl_n == ADDL_MAX)
+            continue;
+        a->addl[a->addl_n++] = t;
+        for (unsigned k = 0; k < 2; k++) {
+            const zone_rrset_t *addr = zone_node_rrset(t, types[k]);
+            if (addr && put_rrset(a, SEC_AR, t->name, addr, addr->ttl) != 0)
+                return;
+        }
+    }
+}
+
+/* The SOA for a negative answer, TTL per RFC 2308 3: min(SOA TTL, SOA MINIMUM). */
+static int put_negative_soa(ans_t *a, const zone_t *zone)
+{
+    const zone_node_t *apex = zone_apex(zone);
+    const zone_rrset_t *soa = zone_node_rrset(apex, WIRE_TYPE_SOA);
+    uint16_t rdlen = wire_get_u16(soa->data);
+    uint32_t minimum = wire_get_u32(soa->data + 2 + rdlen - 4);
+    uint32_t ttl = soa->ttl < minimum ? soa->ttl : minimum;
+    return put_rrset(a, SEC_NS, apex->name, soa, ttl);
+}
+
+/* A referral: the cut's NS RRset in authority, glue in additional (RFC 1034 4.3.2 3b). */
+static int put_referral(ans_t *a, const zone_node_t *cut)
+{
+    const zone_rrset_t *ns = zone_node_rrset(cut, WIRE_TYPE_NS);
+    int rc = put_rrset(a, SEC_NS, cut->name, ns, ns->ttl);
+    if (rc == 0)
+        put_additional(a, ns, true);
+    return rc;
+}
+
+typedef struct lookup {
+    uint8_t rcode;
+    bool aa;
+} lookup_t;
+
+/*
+ * Answers QNAME/QTYPE from ZONE into A (RFC 1034 4.3.2, step 3), following CNAMEs inside
+ * the zone. QNAME (lower case) is the search key; OWNER is how the name is written (NULL:
+ * a pointer to the question).
+ */
+static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, size_t qlen,
+                            uint16_t qtype, lookup_t *res)
+{
+    uint8_t name[WIRE_NAME_MAX], owner_buf[WIRE_NAME_MAX];
+    const uint8_t *owner = NULL;
+    const zone_node_t *visited[CNAME_CHAIN_MAX];
+    unsigned steps = 0;
+    const uint8_t *apex = zone_apex_wire(zone);
+    size_t apex_len = strlen((const char *)apex) + 1;
+    int rc;
+
+    memcpy(name, qname, qlen);
+    res->rcode = WIRE_RCODE_NOERROR;
+    res->aa = true;
+    for (;;) {
+        const zone_node_t *node = zone_node_find(zone, name, qlen);
+        if (!node) {
+            /* Closest encloser: strip labels until a node exists (the apex always does). */
+            const uint8_t *s = name;
+            size_t l = qlen;
+            const zone_node_t *ce = NULL;
+            while (!ce && l > apex_len) {
+                l -= (size_t)*s + 1;
+                s += *s + 1;
+                ce = zone_node_find(zone, s, l);
+            }
+            if (!ce)
+                ce = zone_apex(zone);
+            if (ce->cut) {
+                res->aa = a->count[SEC_AN] > 0;
+                return put_referral(a, ce->cut);
+            }
+            if (!ce->wildcard) {
+                res->rcode = WIRE_RCODE_NXDOMAIN;
+                return put_negative_soa(a, zone);
+            }
+            node = ce->wildcard; /* RFC 4592 3.3.1: the source of synthesis */
+        } else if (node->cut && !(node->cut == node && qtype == WIRE_TYPE_DS)) {
+            /* At or below a zone cut; DS at the cut belongs to this side (RFC 4035 3.1.4.1) */
+            res->aa = a->count[SEC_AN] > 0;
+            return put_referral(a, node->cut);
+        }
+        for (unsigned i = 0; i < steps; i++) {
+            if (visited[i] == node)
+                return 0; /* a CNAME loop: stop, as the chain so far is the answer */
+        }
+        const zone_rrset_t *rs = NULL;
+        if (qtype == WIRE_TYPE_ANY) {
+            /* RFC 8482 4.2: one RRset is enough. */
+            rs = node->rrset_count ? &node->rrsets[0] : NULL;
+        } else {
+            rs = zone_node_rrset(node, qtype);
+        }
+        if (rs) {
+            rc = put_rrset(a, SEC_AN, owner, rs, rs->ttl);
+            if (rc == 0)
+                put_additional(a, rs, rs->type == WIRE_TYPE_NS);
+            return rc;
+        }
+        const zone_rrset_t *cname = zone_node_rrset(node, WIRE_TYPE_CNAME);
+        if (!cname)
+            return put_negative_soa(a, zone); /* NODATA, RFC 2308 2.2 */
+        rc = put_rrset(a, SEC_AN, owner, cname, cname->ttl);
+        if (rc != 0)
+            return rc;
+        if (steps == CNAME_CHAIN_MAX)
+            return 0;
+        visited[steps++] = node;
+        /* Follow the target if it is in this zone (RFC 1034 4.3.2 3a). */
+        const uint8_t *target = cname->data + 2;
+        int tl = wire_name_len(target, wire_get_u16(cname->data));
+        if (tl < 0)
+            return 0;
+        memcpy(owner_buf, target, (size_t)tl);
+        memcpy(name, target, (size_t)tl);
+        wire_name_lower(name);
+        qlen = (size_t)tl;
+        owner = owner_buf;
+        if (!wire_name_in(name, qlen, apex, apex_len))
+            return 0;
+    }
+}
+
+static void count_query(query_stats_t *st, query_transport_t t, uint16_t qtype)
+{
+    st->queries[t == QUERY_TCP]++;
+    if (qtype < 256)
+        st->qtype[qtype]++;
+    else
+        st->qtype_other++;
+}
+
+/* Skips one RR of the message at *pos; reports an OPT record's fields. */
+static int skip_rr(const uint8_t *in, size_t inlen, size_t *pos, bool *is_opt, bool *root,
+                   uint16_t *cls, uint32_t *ttl)
+{
+    uint8_t tmp[WIRE_NAME_MAX];
+    int nl = wire_name_read(in, inlen, pos, tmp, false);
+    if (nl < 0 || *pos + 10 > inlen)
+        return FENNEC_EMALFORMED;
+    const uint8_t *p = in + *pos;
+    uint16_t rdlen = wire_get_u16(p + 8);
+    if (*pos + 10 + rdlen > inlen)
+        return FENNEC_EMALFORMED;
+    *is_opt = wire_get_u16(p) == WIRE_TYPE_OPT;
+    *root = nl == 1;
+    *cls = wire_get_u16(p + 2);
+    *ttl = wire_get_u32(p + 4);
+    *pos += 10 + rdlen;
+    return 0;
+}
+
+size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *in, size_t inlen,
+                        uint8_t *out, size_t outcap, query_transport_t transport)
+{
+    query_stats_t *st = &ctx->stats;
+    uint8_t qname[WIRE_NAME_MAX];
+    size_t pos = WIRE_HEADER_LEN;
+    uint16_t qtype = 0, qclass = 0;
+    int qlen = -1;
+    uint8_t rcode = WIRE_RCODE_NOERROR;
+    bool edns = false, edns_do = false, aa = false, question = false;
+    uint16_t payload = 512;
+    int ede = -1; /* RFC 8914 extended error code to attach, if any */
+
+    if (inlen < WIRE_HEADER_LEN || outcap < 512) {
+        st->dropped++;
+        return 0;
+    }
+    uint16_t flags = wire_get_u16(in + 2);
+    if (flags & WIRE_FLAG_QR) {
+        st->dropped++; /* never answer a response (RFC 1035 7.3) */
+        return 0;
+    }
+    uint8_t opcode = (flags >> 11) & 0xF;
+    uint16_t qdcount = wire_get_u16(in + 4);
+    ans_t a = {.pkt = out, .pos = WIRE_HEADER_LEN};
+    a.cap = outcap;
+    memcpy(out, in, 2);
+
+    /* The question: exactly one (RFC 9619), its name without compression. */
+    if (qdcount != 1) {
+        rcode = WIRE_RCODE_FORMERR;
+        goto finish;
+    }
+    qlen = wire_name_read(in, inlen, &pos, qname, true);
+    if (qlen < 0 || pos + 4 > inlen) {
+        rcode = WIRE_RCODE_FORMERR;
+        goto finish;
+    }
+    qtype = wire_get_u16(in + pos);
+    qclass = wire_get_u16(in + pos + 2);
+    pos += 4;
+    {
+        /* Echo the question with the query's own spelling of the name (case preserved). */
+        size_t qpos = WIRE_HEADER_LEN;
+        uint8_t orig[WIRE_NAME_MAX];
+        wire_name_read(in, inlen, &qpos, orig, false);
+        memcpy(out + WIRE_HEADER_LEN, orig, (size_t)qlen);
+        wire_put_u16(out + WIRE_HEADER_LEN + qlen, qtype);
+        wire_put_u16(out + WIRE_HEADER_LEN + qlen + 2, qclass);
+        a.pos = WIRE_HEADER_LEN + (size_t)qlen + 4;
+        a.qend = a.pos;
+        wire_compr_add(&a.compr, out, WIRE_HEADER_LEN);
+        question = true;
+    }
+    count_query(st, transport, qtype);
+
+    /* The other sections: well formed, OPT only in additional, only one, owner root. */
+    {
+        uint16_t an = wire_get_u16(in + 6), ns = wire_get_u16(in + 8);
+        uint16_t ar = wire_get_u16(in + 10);
+        uint32_t total = (uint32_t)an + ns + ar;
+        for (uint32_t i = 0; i < total; i++) {
+            bool is_opt, root;
+            uint16_t cls;
+            uint32_t ttl;
+            if (skip_rr(in, inlen, &pos, &is_opt, &root, &cls, &ttl) != 0) {
+                rcode = WIRE_RCODE_FORMERR;
+                goto finish;
+            }
+            if (!is_opt)
+                continue;
+            if (edns || i < (uint32_t)an + ns || !root) {
+                rcode = WIRE_RCODE_FORMERR;
+                edns = false;
+                goto finish;
+            }
+            edns = true;
+            payload = cls < 512 ? 512 : cls;
+            edns_do = ttl & 0x8000;
+            if ((ttl >> 16 & 0xFF) != 0) {
+                rcode = WIRE_RCODE_BADVERS; /* RFC 6891 6.1.3 */
+                goto finish;
+            }
+        }
+        if (pos != inlen) {
+            rcode = WIRE_RCODE_FORMERR; /* trailing bytes */
+            goto finish;
+        }
+    }
+    if (transport == QUERY_UDP) {
+        size_t limit = edns ? (payload < EDNS_PAYLOAD ? payload : EDNS_PAYLOAD) : 512;
+        if (limit < a.cap)
+            a.cap = limit;
+    }
+    if (edns)
+        a.cap -= OPT_LEN;
+
+    if (opcode != 0) {
+        /* NOTIFY and UPDATE are understood but not accepted here; the rest is unknown. */
+        rcode = (opcode == 4 || opcode == 5) ? WIRE_RCODE_NOTAUTH : WIRE_RCODE_NOTIMP;
+        goto finish;
+    }
+    if (qclass != WIRE_CLASS_IN && qclass != WIRE_CLASS_ANY) {
+        rcode = WIRE_RCODE_REFUSED;
+        goto finish;
+    }
+    const zone_t *zone = zone_set_find(set, qname, (size_t)qlen);
+    if (!zone) {
+        rcode = WIRE_RCODE_REFUSED; /* RFC 8906 3.1.3: not our zone */
+        ede = 20;                   /* Not Authoritative */
+        goto finish;
+    }
+    if (qtype == WIRE_TYPE_AXFR || qtype == WIRE_TYPE_IXFR) {
+        /* Zone transfers are not offered: NOTIMP over UDP for AXFR, else NOTAUTH. */
+        rcode = (qtype == WIRE_TYPE_AXFR && transport == QUERY_UDP) ? WIRE_RCODE_NOTIMP
+                                                                    : WIRE_RCODE_NOTAUTH;
+        goto finish;
+    }
+    {
+        lookup_t res;
+        int rc = answer_from_zone(&a, zone, qname, (size_t)qlen, qtype, &res);
+        if (rc == FENNEC_ESPACE) {
+            /* RFC 2181 9: set TC and send what is certain: the question, no partial RRsets */
+            a.tc = true;
+            a.pos = a.qend;
+            a.count[SEC_AN] = a.count[SEC_NS] = a.count[SEC_AR] = 0;
+        }
+        rcode = res.rcode;
+        /* QCLASS ANY is answered from the IN data, authoritatively as Knot DNS does. */
+        aa = res.aa;
+    }
+
+finish:
+    if (!question) {
+        a.pos = WIRE_HEADER_LEN;
+        a.count[SEC_AN] = a.count[SEC_NS] = a.count[SEC_AR] = 0;
+        st->queries[transport == QUERY_TCP]++;
+    } else if (rcode != WIRE_RCODE_NOERROR && rcode != WIRE_RCODE_NXDOMAIN) {
+        a.pos = a.qend;
+        a.count[SEC_AN] = a.count[SEC_NS] = a.count[SEC_AR] = 0;
+    }
+    uint16_t rflags = WIRE_FLAG_QR | (uint16_t)(opcode << 11) |
+                      (flags & (WIRE_FLAG_RD | WIRE_FLAG_CD)) | (rcode & 0xF);
+    if (aa)
+        rflags |= WIRE_FLAG_AA;
+    if (a.tc) {
+        rflags |= WIRE_FLAG_TC;
+        st->truncated++;
+    }
+    wire_put_u16(out + 2, rflags);
+    wire_put_u16(out + 4, question ? 1 : 0);
+    wire_put_u16(out + 6, a.count[SEC_AN]);
+    wire_put_u16(out + 8, a.count[SEC_NS]);
+    uint16_t arcount = a.count[SEC_AR];
+    if (edns) {
+        /* OPT (RFC 6891 6.1.2): room for it was kept back from the start. */
+        uint8_t *o = out + a.pos;
+        o[0] = 0;
+        wire_put_u16(o + 1, WIRE_TYPE_OPT);
+        wire_put_u16(o + 3, EDNS_PAYLOAD);
+        wire_put_u32(o + 5, (uint32_t)(rcode >> 4) << 24 | (edns_do ? 0x8000u : 0));
+        wire_put_u16(o + 9, 0);
+        a.pos += OPT_LEN;
+        if (ede >= 0) {
+            /* Only on answers rolled back to the question, so the room is there. */
+            wire_put_u16(o + 9, 6);
+            wire_put_u16(o + 11, 15); /* EDE option */
+            wire_put_u16(o + 13, 2);
+            wire_put_u16(o + 15, (uint16_t)ede);
+            a.pos += 6;
+        }
+        arcount++;
+    }
+    wire_put_u16(out + 10, arcount);
+    st->rcode[rcode < QUERY_RCODE_MAX ? rcode : QUERY_RCODE_MAX - 1]++;
+    return a.pos;
+}
+
+size_t query_answer(query_ctx_t *ctx, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap,
+                    query_transport_t transport)
+{
+    zone_read_lock();
+    size_t n = query_answer_set(ctx, zone_set_current(), in, inlen, out, outcap, transport);
+    zone_read_unlock();
+    return n;
+}
