@@ -1,0 +1,380 @@
+/* Unit tests for node/cubic.c with a simulated clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+
+#include "fennec/cubic.h"
+
+#define MS     1000000ull
+#define SEC    1000000000ull
+#define PERIOD (100 * MS)
+
+static void assert_near(double got, double want, double tol)
+{
+    if (!(fabs(got - want) <= tol))
+        fail_msg("got %.12g, want %.12g (tolerance %g)", got, want, tol);
+}
+
+/* Offers QPS queries per second (1e9 / QPS must be whole) for DUR ns from *NOW, one
+ * cubic_admit() each; advances *NOW and returns how many were admitted. */
+static uint64_t offer(cubic_t *c, uint64_t *now, uint64_t qps, uint64_t dur)
+{
+    uint64_t spacing = SEC / qps;
+    uint64_t n = dur / spacing;
+    uint64_t admitted = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (cubic_admit(c, *now))
+            admitted++;
+        *now += spacing;
+    }
+    return admitted;
+}
+
+/* Offers QPS with full utilization, one update per period, until a congestion event.
+ * Returns the number of updates it took. */
+static int congest(cubic_t *c, uint64_t *now, uint64_t qps)
+{
+    for (int i = 1; i <= 100; i++) {
+        offer(c, now, qps, PERIOD);
+        if (cubic_update(c, 1.0, *now))
+            return i;
+    }
+    fail_msg("no congestion event");
+    return 0;
+}
+
+static void test_params(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    assert_near(p.threshold, 0.90, 0);
+    assert_near(p.c, 0.4, 0);
+    assert_near(p.beta, 0.8, 0);
+    assert_near(p.ema_alpha, 0.3, 0);
+    assert_near(p.min_rate, 1.0, 0);
+    assert_int_equal(cubic_init(&c, &p, 0), 0);
+    assert_false(cubic_limited(&c));
+    assert_near(cubic_rate(&c), p.max_rate, 0);
+
+    cubic_params_t bad = p;
+    bad.beta = 1.0;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+    bad = p;
+    bad.threshold = NAN;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+    bad = p;
+    bad.min_rate = 10.0;
+    bad.max_rate = 5.0;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+    bad = p;
+    bad.c = 0.0;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+    bad = p;
+    bad.ema_alpha = 0.0;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+    bad = p;
+    bad.initial_rate = p.max_rate * 2;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+    bad = p;
+    bad.burst_min = 0.5;
+    assert_int_equal(cubic_init(&c, &bad, 0), -EINVAL);
+}
+
+static void test_k_value(void **state)
+{
+    (void)state;
+    /* K = cbrt(W_max * (1 − beta) / (C * 1000)) with rates in qps. */
+    assert_near(cubic_k_seconds(10000, 0.4, 0.8), cbrt(5.0), 1e-9);
+    assert_near(cubic_k_seconds(100000, 0.4, 0.8), cbrt(50.0), 1e-9);
+    assert_near(cubic_k_seconds(1000, 0.4, 0.8), cbrt(0.5), 1e-9);
+    assert_near(cubic_k_seconds(10000, 0.4, 0.5), cbrt(12.5), 1e-9);
+    assert_near(cubic_k_seconds(10000, 0.4, 0.8), 1.7099759466767, 1e-9);
+}
+
+static void test_ema_exact(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    assert_int_equal(cubic_init(&c, &p, 0), 0);
+    assert_near(cubic_utilization(&c), 0.0, 0);
+    cubic_update(&c, 1.0, 1 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.3, 1e-15);
+    cubic_update(&c, 0.5, 2 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.36, 1e-15);
+    cubic_update(&c, 0.0, 3 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.252, 1e-15);
+    cubic_update(&c, 0.9, 4 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.4464, 1e-15);
+    /* Out-of-range samples are clamped; NaN counts as 0. */
+    cubic_update(&c, 7.0, 5 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.3 + 0.7 * 0.4464, 1e-15);
+    double u = cubic_utilization(&c);
+    cubic_update(&c, NAN, 6 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.7 * u, 1e-15);
+    cubic_update(&c, -3.0, 7 * PERIOD);
+    assert_near(cubic_utilization(&c), 0.49 * u, 1e-15);
+    assert_int_equal(cubic_events(&c), 0);
+}
+
+static void test_no_shed_when_never_congested(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    /* 10 s at 100k qps, busy but under the threshold, with single full samples now and
+     * then (the EMA peaks at 0.895). */
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(offer(&c, &now, 100000, PERIOD), 10000);
+        assert_false(cubic_update(&c, i % 10 == 9 ? 1.0 : 0.85, now));
+        assert_true(cubic_utilization(&c) <= 0.9);
+    }
+    assert_int_equal(cubic_admitted(&c), 1000000);
+    assert_int_equal(cubic_shed(&c), 0);
+    assert_int_equal(cubic_events(&c), 0);
+    assert_false(cubic_limited(&c));
+    assert_near(cubic_rate(&c), p.max_rate, 0);
+}
+
+static void test_no_event_without_admitted_queries(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    assert_int_equal(cubic_init(&c, &p, 0), 0);
+    /* The loop is busy with something other than UDP queries: shedding cannot help. */
+    for (uint64_t i = 1; i <= 30; i++)
+        assert_false(cubic_update(&c, 1.0, i * PERIOD));
+    assert_true(cubic_utilization(&c) > 0.9);
+    assert_int_equal(cubic_events(&c), 0);
+    assert_false(cubic_limited(&c));
+}
+
+static void test_congestion_event(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    /* 1 − 0.7^6 = 0.882 <= 0.9 < 1 − 0.7^7 = 0.918: the seventh full sample triggers. */
+    assert_int_equal(congest(&c, &now, 10000), 7);
+    assert_near(cubic_utilization(&c), 1.0 - pow(0.7, 7), 1e-12);
+    assert_int_equal(cubic_events(&c), 1);
+    /* The limit (max_rate) was not binding: W_max is the admitted 10k qps. */
+    assert_near(cubic_w_max(&c), 10000.0, 1e-9);
+    assert_near(cubic_rate(&c), 8000.0, 1e-9);
+    assert_near(cubic_k(&c), cbrt(5.0), 1e-9);
+    assert_true(cubic_limited(&c));
+    assert_int_equal(cubic_shed(&c), 0);
+}
+
+static void test_cooldown(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    congest(&c, &now, 10000);
+    double rate1 = cubic_rate(&c);
+    /* Still congested 100 ms later: inside the 200 ms cooldown, no second decrease. */
+    offer(&c, &now, 10000, PERIOD);
+    assert_false(cubic_update(&c, 1.0, now));
+    assert_true(cubic_utilization(&c) > 0.9);
+    assert_int_equal(cubic_events(&c), 1);
+    assert_true(cubic_rate(&c) > rate1); /* on the curve */
+    double limit = cubic_rate(&c);
+    /* 200 ms after the event: a second event from the lower of limit and admitted rate. */
+    offer(&c, &now, 10000, PERIOD);
+    assert_true(cubic_update(&c, 1.0, now));
+    assert_int_equal(cubic_events(&c), 2);
+    assert_true(cubic_w_max(&c) <= limit);
+    assert_true(cubic_w_max(&c) > 7000.0);
+    assert_near(cubic_rate(&c), cubic_w_max(&c) * 0.8, 1e-9);
+}
+
+static double expected_curve(double w_max, double k, double t)
+{
+    double d = t - k;
+    return w_max + 0.4 * 1000.0 * d * d * d;
+}
+
+static void test_curve_shape(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    congest(&c, &now, 10000);
+    uint64_t epoch = now;
+    double w_max = cubic_w_max(&c);
+    double k = cubic_k(&c);
+
+    /* Rates every 100 ms for 4 s after the event, the load gone. */
+    double r[41];
+    r[0] = cubic_rate(&c);
+    assert_near(r[0], 0.8 * w_max, 1e-9);
+    for (int i = 1; i <= 40; i++) {
+        assert_false(cubic_update(&c, 0.0, epoch + (uint64_t)i * PERIOD));
+        r[i] = cubic_rate(&c);
+        assert_near(r[i], expected_curve(w_max, k, i * 0.1), 1e-6);
+        assert_true(r[i] > r[i - 1]);
+    }
+    /* Concave while below K, convex after. */
+    int concave = 0, convex = 0;
+    for (int i = 1; i < 40; i++) {
+        double second = r[i - 1] - 2 * r[i] + r[i + 1];
+        if ((i + 1) * 0.1 < k) {
+            assert_true(second < 0);
+            concave++;
+        } else if ((i - 1) * 0.1 > k) {
+            assert_true(second > 0);
+            convex++;
+        }
+    }
+    assert_true(concave >= 10 && convex >= 10);
+    /* Exactly W_max at t = K. */
+    cubic_update(&c, 0.0, epoch + (uint64_t)llround(k * 1e9));
+    assert_near(cubic_rate(&c), w_max, 1e-3);
+}
+
+static void test_token_bucket(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    congest(&c, &now, 10000);
+    assert_near(cubic_rate(&c), 8000.0, 1e-9);
+    /* 50k qps offered for 2 s at a fixed 8000 qps limit: 16000 pass plus the bucket depth
+     * (max(8000 * 10 ms, 64) = 80); the rest is shed. */
+    uint64_t shed0 = cubic_shed(&c);
+    uint64_t admitted = offer(&c, &now, 50000, 2 * SEC);
+    assert_true(admitted >= 16000 + 80 - 2 && admitted <= 16000 + 80 + 2);
+    assert_int_equal(cubic_shed(&c) - shed0, 100000 - admitted);
+    /* Under the limit nothing is shed. */
+    shed0 = cubic_shed(&c);
+    assert_int_equal(offer(&c, &now, 4000, 2 * SEC), 8000);
+    assert_int_equal(cubic_shed(&c), shed0);
+    /* A rate of 8000 over 10 s with a burst in the middle. */
+    admitted = offer(&c, &now, 1000, 5 * SEC);
+    admitted += offer(&c, &now, 100000, 1 * SEC);
+    assert_true(admitted >= 5000 + 8000 + 80 - 2 && admitted <= 5000 + 8000 + 80 + 2);
+}
+
+static void test_never_below_min_rate(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    p.min_rate = 100.0;
+    p.burst_min = 1.0;
+    p.event_min_admitted = 1;
+    p.cooldown_ns = 0;
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    for (int i = 0; i < 100; i++) {
+        offer(&c, &now, 100000, PERIOD);
+        cubic_update(&c, 1.0, now);
+        assert_true(cubic_rate(&c) >= 100.0);
+    }
+    assert_true(cubic_events(&c) > 20);
+    assert_near(cubic_rate(&c), 100.0, 0);
+    assert_true(cubic_shed(&c) > 0);
+    /* The curve from a floor-level W_max stays at or above the floor too. */
+    for (int i = 1; i <= 10; i++) {
+        cubic_update(&c, 0.0, now + (uint64_t)i * 10 * MS);
+        assert_true(cubic_rate(&c) >= 100.0);
+    }
+}
+
+static void test_recovers_to_unlimited(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    p.max_rate = 20000.0;
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    congest(&c, &now, 10000);
+    uint64_t epoch = now;
+    assert_true(cubic_limited(&c));
+    /* 10000 + 400 (t − K)^3 = 20000 at t = K + cbrt(25), about 4.63 s. */
+    double t_max = cubic_k(&c) + cbrt(25.0);
+    int steps = 0;
+    while (cubic_limited(&c) && steps < 100) {
+        now += PERIOD;
+        cubic_update(&c, 0.0, now);
+        steps++;
+    }
+    assert_false(cubic_limited(&c));
+    double t = (double)(now - epoch) / 1e9;
+    assert_true(t >= t_max && t < t_max + 0.1 + 1e-9);
+    assert_near(cubic_rate(&c), 20000.0, 0);
+    /* Unlimited again: everything passes, and the rate stays put. */
+    uint64_t shed0 = cubic_shed(&c);
+    assert_int_equal(offer(&c, &now, 100000, SEC), 100000);
+    assert_int_equal(cubic_shed(&c), shed0);
+    cubic_update(&c, 0.0, now);
+    assert_near(cubic_rate(&c), 20000.0, 0);
+}
+
+static void test_initial_rate(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    p.initial_rate = 1000.0;
+    p.max_rate = 1e6;
+    uint64_t now = 5 * SEC;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    assert_true(cubic_limited(&c));
+    assert_near(cubic_rate(&c), 1000.0, 0);
+    /* Starts convex from the initial rate: 1000 + 400 t^3. */
+    cubic_update(&c, 0.0, now + SEC);
+    assert_near(cubic_rate(&c), 1400.0, 1e-9);
+    cubic_update(&c, 0.0, now + 2 * SEC);
+    assert_near(cubic_rate(&c), 1000.0 + 400.0 * 8, 1e-9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_k_value),
+        cmocka_unit_test(test_ema_exact),
+        cmocka_unit_test(test_no_shed_when_never_congested),
+        cmocka_unit_test(test_no_event_without_admitted_queries),
+        cmocka_unit_test(test_congestion_event),
+        cmocka_unit_test(test_cooldown),
+        cmocka_unit_test(test_curve_shape),
+        cmocka_unit_test(test_token_bucket),
+        cmocka_unit_test(test_never_below_min_rate),
+        cmocka_unit_test(test_recovers_to_unlimited),
+        cmocka_unit_test(test_initial_rate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
