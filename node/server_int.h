@@ -1,0 +1,193 @@
+/*
+ * fennec — declarations shared by node/server.c, node/udp.c and node/tcp.c only.
+ * Not a public header: nothing outside the transport includes it.
+ */
+#ifndef FENNEC_SERVER_INT_H
+#define FENNEC_SERVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "fennec/cfg.h"
+#include "fennec/query.h"
+#include "fennec/server.h"
+
+#define UDP_BATCH       64   /* datagrams per recvmmsg/sendmmsg */
+#define UDP_RECV_SIZE   4096 /* bytes per receive slot; larger datagrams are ignored */
+#define UDP_ANSWER_SIZE 4096 /* bytes per answer slot; the engine truncates to fit */
+#define UDP_MAX_BATCHES 16   /* batches per wakeup, then back to the loop (fairness) */
+#define UDP_CTRL_SIZE   128  /* control bytes per message (timestamp + pktinfo) */
+
+#define TCP_MSG_MAX   65535                   /* largest DNS message over TCP */
+#define TCP_READ_SIZE 65536                   /* the worker's shared read buffer */
+#define TCP_OUT_SIZE  (2 * (2 + TCP_MSG_MAX)) /* answers coalesced per connection pass */
+#define TCP_ROUND     64   /* queries answered per connection per pass (fairness) */
+#define TCP_BACKLOG   1024 /* listen() backlog */
+#define TCP_BUF_KEEP  4096 /* a connection keeps an emptied buffer up to this size */
+
+/* The transport's counters per worker, written by the worker thread only. */
+#define WORKER_STATS_FIELDS(X)                                                                     \
+    X(udp_received)                                                                                \
+    X(udp_answered)                                                                                \
+    X(udp_dropped)                                                                                 \
+    X(udp_send_errors)                                                                             \
+    X(udp_ignored)                                                                                 \
+    X(udp_shed_cubic)                                                                              \
+    X(udp_shed_codel)                                                                              \
+    X(udp_batches)                                                                                 \
+    X(tcp_accepted)                                                                                \
+    X(tcp_refused)                                                                                 \
+    X(tcp_open)                                                                                    \
+    X(tcp_queries)                                                                                 \
+    X(tcp_answered)                                                                                \
+    X(tcp_closed_idle)                                                                             \
+    X(tcp_closed_bad)
+
+#define WORKER_STATS_DECLARE(name) uint64_t name;
+typedef struct worker_stats {
+    WORKER_STATS_FIELDS(WORKER_STATS_DECLARE)
+} worker_stats_t;
+#undef WORKER_STATS_DECLARE
+
+/* Relaxed atomic load + store: a plain add on x86-64, yet race free for server_stats_get()
+ * on another thread (only the owning worker ever writes). */
+#define STAT_ADD(w, field, n)                                                                      \
+    __atomic_store_n(&(w)->stats.field,                                                            \
+                     __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED) + (uint64_t)(n),         \
+                     __ATOMIC_RELAXED)
+#define STAT_GET(w, field) __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED)
+
+typedef struct worker worker_t;
+typedef struct tcp_conn tcp_conn_t;
+
+/* Receive and send vectors of one UDP batch, wired once per worker and reused. */
+typedef union udp_ctrl {
+    struct cmsghdr align;
+    uint8_t buf[UDP_CTRL_SIZE];
+} udp_ctrl_t;
+
+typedef struct udp_batch {
+    struct mmsghdr rmsg[UDP_BATCH];
+    struct iovec riov[UDP_BATCH];
+    struct sockaddr_storage peer[UDP_BATCH];
+    udp_ctrl_t rctl[UDP_BATCH];
+    struct mmsghdr smsg[UDP_BATCH];
+    struct iovec siov[UDP_BATCH];
+    udp_ctrl_t sctl[UDP_BATCH];
+    uint8_t rbuf[UDP_BATCH][UDP_RECV_SIZE];
+    uint8_t abuf[UDP_BATCH][UDP_ANSWER_SIZE];
+} udp_batch_t;
+
+/* One UDP socket of one worker for one listen address. */
+typedef struct udp_sock {
+    worker_t *w;
+    const cfg_addr_t *addr;
+    int fd;
+    bool wildcard; /* bound to the any address: answers carry a pktinfo source */
+    bool poll_init;
+    uv_poll_t poll;
+} udp_sock_t;
+
+/* One TCP listener of one worker for one listen address. */
+typedef struct tcp_listener {
+    worker_t *w;
+    const cfg_addr_t *addr;
+    int fd; /* -1 once the uv handle owns it */
+    bool handle_init;
+    uv_tcp_t tcp;
+} tcp_listener_t;
+
+/* Intrusive doubly linked list of connections. */
+typedef struct tcp_link {
+    tcp_conn_t *prev;
+    tcp_conn_t *next;
+} tcp_link_t;
+
+struct worker {
+    server_t *srv;
+    const cfg_t *cfg;
+    unsigned index;
+    int cpu; /* CPU to pin to, or -1 */
+
+    uv_loop_t loop;
+    bool loop_init;
+    uv_async_t stop_async;
+    bool async_init;
+    uv_thread_t thread;
+    bool thread_started;
+    bool stopping;
+
+    query_ctx_t *qctx;
+
+    size_t nsock; /* = cfg->dns_count */
+    udp_sock_t *udp;
+    tcp_listener_t *tcp;
+
+    /* UDP batch vectors and buffers (heap: about 600 KiB). */
+    udp_batch_t *batch;
+
+    /* TCP: a shared read buffer (a read is consumed inside its callback), the coalescing
+     * answer buffer of the connection being served, every open connection and the
+     * connections with buffered work waiting for their turn (served from an idle handle). */
+    uint8_t *tcp_in;
+    uint8_t *tcp_out;
+    size_t tcp_out_len;
+    unsigned tcp_out_answers;
+    tcp_conn_t *conns;
+    tcp_conn_t *ready;
+    uv_idle_t ready_idle;
+    bool idle_init;
+
+    /* ==== OVERLOAD STATE ====
+     * The per-worker CoDel (codel_t) and CUBIC state go here; see udp_batch_begin() and
+     * udp_admit() in node/udp.c for where they are consulted. */
+
+    worker_stats_t stats;
+};
+
+/* node/udp.c */
+
+/* Creates, configures and binds one UDP socket for ADDR; logs the effective receive buffer
+ * once per process when LOG_RCVBUF is set. Returns the fd or a negative errno. */
+int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf);
+
+/* Wires the batch vectors (once per worker). */
+void udp_batch_wire(udp_batch_t *b);
+
+/* Starts polling S on its worker's loop. */
+int udp_sock_start(udp_sock_t *s);
+
+/* Stops polling and closes the handle (the fd is closed by server_free()). */
+void udp_sock_close(udp_sock_t *s);
+
+/* node/tcp.c */
+
+/* Creates, configures, binds and listens on one TCP socket for ADDR. Returns the fd or a
+ * negative errno. */
+int tcp_socket_open(const cfg_addr_t *addr);
+
+/* Initializes the worker's TCP state (buffers, idle handle). */
+int tcp_worker_init(worker_t *w);
+
+/* Frees the worker's TCP buffers (after its loop has finished). */
+void tcp_worker_deinit(worker_t *w);
+
+/* Hands L's fd to a uv_tcp_t on the worker's loop and starts accepting. */
+int tcp_listener_start(tcp_listener_t *l);
+
+/* Closes L's handle. */
+void tcp_listener_close(tcp_listener_t *l);
+
+/* Closes every connection of the worker and its idle handle (stop path). */
+void tcp_worker_close_all(worker_t *w);
+
+/* node/server.c */
+
+/* Whether ADDR is the any address (IPv4 or IPv6). */
+bool server_addr_is_wildcard(const cfg_addr_t *addr);
+
+#endif

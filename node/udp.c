@@ -1,0 +1,350 @@
+/*
+ * fennec — the UDP fast path: a uv_poll_t per socket, recvmmsg/sendmmsg batches over
+ * vectors wired once per worker, the kernel's arrival time of every datagram
+ * (SO_TIMESTAMPNS) for the overload control, and pktinfo so that an answer on a wildcard
+ * socket leaves from the address the query was sent to.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fennec/common.h"
+#include "server_int.h"
+
+/* Either kind of destination address a datagram was sent to. */
+typedef struct udp_dst {
+    bool has4;
+    bool has6;
+    struct in_pktinfo pi4;
+    struct in6_pktinfo pi6;
+} udp_dst_t;
+
+static int udp_setopt(int fd, int level, int name, int value)
+{
+    if (setsockopt(fd, level, name, &value, sizeof(value)) < 0)
+        return -errno;
+    return 0;
+}
+
+static void udp_set_rcvbuf(int fd, const cfg_addr_t *addr, uint32_t rcvbuf, bool log_it)
+{
+    if (rcvbuf == 0)
+        return;
+    /* The kernel doubles the value it is given; SO_RCVBUFFORCE passes rmem_max as root. */
+    int want = rcvbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)rcvbuf;
+    bool forced = udp_setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, want) == 0;
+    if (!forced)
+        (void)udp_setopt(fd, SOL_SOCKET, SO_RCVBUF, want);
+    if (!log_it)
+        return;
+    int got = 0;
+    socklen_t len = sizeof(got);
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) < 0)
+        return;
+    /* getsockopt reports the doubled size (data plus bookkeeping). */
+    if ((uint64_t)got / 2 < rcvbuf)
+        log_warn("udp",
+                 "%s: receive buffer %d bytes, %u asked (raise net.core.rmem_max or "
+                 "run as root)",
+                 addr->text, got / 2, rcvbuf);
+    else
+        log_info("udp", "receive buffer %d bytes per socket%s", got / 2, forced ? " (forced)" : "");
+}
+
+int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf)
+{
+    int rc = 0;
+    int family = addr->ss.ss_family;
+    bool wildcard = server_addr_is_wildcard(addr);
+
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if ((rc = udp_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+        goto cleanup;
+    if ((rc = udp_setopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1)) < 0)
+        goto cleanup;
+    if (family == AF_INET6) {
+        /* "::" serves IPv4 too (v4-mapped); a specific IPv6 address only IPv6. */
+        if ((rc = udp_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, wildcard ? 0 : 1)) < 0)
+            goto cleanup;
+    }
+    if (wildcard) {
+        if (family == AF_INET6) {
+            if ((rc = udp_setopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) < 0)
+                goto cleanup;
+        }
+        /* On a dual-stack socket this gives IPv4 datagrams an IP_PKTINFO as well. */
+        rc = udp_setopt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+        if (rc < 0 && family == AF_INET)
+            goto cleanup;
+        rc = 0;
+    }
+    udp_set_rcvbuf(fd, addr, rcvbuf, log_rcvbuf);
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
+        rc = -errno;
+        goto cleanup;
+    }
+cleanup:
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+void udp_batch_wire(udp_batch_t *b)
+{
+    memset(b->rmsg, 0, sizeof(b->rmsg));
+    memset(b->smsg, 0, sizeof(b->smsg));
+    for (size_t i = 0; i < UDP_BATCH; i++) {
+        b->riov[i] = (struct iovec){.iov_base = b->rbuf[i], .iov_len = UDP_RECV_SIZE};
+        struct msghdr *mh = &b->rmsg[i].msg_hdr;
+        mh->msg_name = &b->peer[i];
+        mh->msg_namelen = sizeof(b->peer[i]);
+        mh->msg_iov = &b->riov[i];
+        mh->msg_iovlen = 1;
+        mh->msg_control = b->rctl[i].buf;
+        mh->msg_controllen = sizeof(b->rctl[i].buf);
+        struct msghdr *sh = &b->smsg[i].msg_hdr;
+        sh->msg_iov = &b->siov[i];
+        sh->msg_iovlen = 1;
+    }
+}
+
+static uint64_t udp_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads the arrival time and the destination address from the control messages. */
+static uint64_t udp_parse_cmsgs(struct msghdr *mh, uint64_t now_rt, udp_dst_t *dst)
+{
+    uint64_t arrival = now_rt;
+
+    dst->has4 = false;
+    dst->has6 = false;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+            arrival = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+                   cm->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            memcpy(&dst->pi4, CMSG_DATA(cm), sizeof(dst->pi4));
+            dst->has4 = true;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+                   cm->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            memcpy(&dst->pi6, CMSG_DATA(cm), sizeof(dst->pi6));
+            dst->has6 = true;
+        }
+    }
+    /* A clock step can put the arrival in the future; no negative sojourn. */
+    return arrival > now_rt ? now_rt : arrival;
+}
+
+/* Sets the answer's source to the query's destination; returns the control length. */
+static size_t udp_build_src(udp_ctrl_t *ctl, const udp_dst_t *dst)
+{
+    struct cmsghdr *cm = &ctl->align;
+    memset(ctl->buf, 0, sizeof(ctl->buf));
+    if (dst->has4) {
+        /* ifindex 0: the routing table picks the way out (anycast may be asymmetric). */
+        struct in_pktinfo pi = {.ipi_ifindex = 0, .ipi_spec_dst = dst->pi4.ipi_addr};
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        return CMSG_SPACE(sizeof(pi));
+    }
+    if (dst->has6) {
+        struct in6_pktinfo pi = {.ipi6_addr = dst->pi6.ipi6_addr, .ipi6_ifindex = 0};
+        /* A link-local source is only meaningful on the link it came in on. */
+        if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+            pi.ipi6_ifindex = dst->pi6.ipi6_ifindex;
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        return CMSG_SPACE(sizeof(pi));
+    }
+    return 0;
+}
+
+/* Verdict of the overload admission step for one datagram. */
+typedef enum {
+    UDP_ADMIT = 0,
+    UDP_SHED_CUBIC = 1, /* over the admitted rate */
+    UDP_SHED_CODEL = 2, /* queue delay too long */
+} udp_verdict_t;
+
+/* ==== ADMISSION HOOK: per batch ====
+ * Runs once per recvmmsg that returned COUNT datagrams (COUNT < UDP_BATCH means the socket
+ * queue is now empty: codel_queue_empty() belongs here). CUBIC refreshes its admitted rate
+ * from the loop's utilization here. NOW_NS is CLOCK_MONOTONIC. */
+static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, unsigned count)
+{
+    (void)w;
+    (void)now_ns;
+    (void)count;
+}
+
+/* ==== ADMISSION HOOK: per datagram ====
+ * Runs for every datagram before it is parsed, in arrival order. SOJOURN_NS is the time
+ * since the kernel received it (SO_TIMESTAMPNS); NOW_NS is CLOCK_MONOTONIC. CUBIC decides
+ * first (cheapest shed), then CoDel (codel_should_drop(&w->codel, sojourn_ns, now_ns)).
+ * A shed datagram is read and neither parsed nor answered. */
+static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t now_ns)
+{
+    (void)w;
+    (void)sojourn_ns;
+    (void)now_ns;
+    return UDP_ADMIT;
+}
+
+/* Sends answers [0, count) with as few sendmmsg calls as the kernel allows. */
+static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
+{
+    udp_batch_t *b = w->batch;
+    unsigned off = 0;
+
+    while (off < count) {
+        int n = sendmmsg(s->fd, b->smsg + off, count - off, 0);
+        if (n > 0) {
+            off += (unsigned)n;
+            STAT_ADD(w, udp_answered, n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            /* Send buffer full: the rest of the batch is lost. */
+            STAT_ADD(w, udp_dropped, count - off);
+            return;
+        }
+        /* The first remaining answer was refused (unreachable peer, bad address): skip it. */
+        log_debug("udp", "%s: sendmmsg: %s", s->addr->text, strerror(n < 0 ? errno : EIO));
+        STAT_ADD(w, udp_send_errors, 1);
+        off++;
+    }
+}
+
+/* One recvmmsg + answers + sendmmsg. Returns the number of datagrams read. */
+static int udp_batch_run(worker_t *w, udp_sock_t *s)
+{
+    udp_batch_t *b = w->batch;
+    int n;
+
+    for (size_t i = 0; i < UDP_BATCH; i++) {
+        b->rmsg[i].msg_hdr.msg_namelen = sizeof(b->peer[i]);
+        b->rmsg[i].msg_hdr.msg_controllen = sizeof(b->rctl[i].buf);
+        b->rmsg[i].msg_hdr.msg_flags = 0;
+    }
+    do {
+        n = recvmmsg(s->fd, b->rmsg, UDP_BATCH, 0, NULL);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            log_debug("udp", "%s: recvmmsg: %s", s->addr->text, strerror(errno));
+        udp_batch_begin(w, fennec_now_ns(), 0);
+        return 0;
+    }
+
+    uint64_t now_rt = udp_realtime_ns();
+    uint64_t now = fennec_now_ns();
+    uint64_t ignored = 0, shed_cubic = 0, shed_codel = 0;
+    unsigned k = 0;
+
+    udp_batch_begin(w, now, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        struct msghdr *mh = &b->rmsg[i].msg_hdr;
+        size_t len = b->rmsg[i].msg_len;
+        udp_dst_t dst;
+
+        uint64_t arrival = udp_parse_cmsgs(mh, now_rt, &dst);
+        if (mh->msg_flags & MSG_TRUNC) {
+            ignored++; /* larger than any query fennec answers */
+            continue;
+        }
+        switch (udp_admit(w, now_rt - arrival, now)) {
+        case UDP_ADMIT:
+            break;
+        case UDP_SHED_CUBIC:
+            shed_cubic++;
+            continue;
+        case UDP_SHED_CODEL:
+            shed_codel++;
+            continue;
+        }
+        size_t alen =
+            query_answer(w->qctx, b->rbuf[i], len, b->abuf[k], UDP_ANSWER_SIZE, QUERY_UDP);
+        if (alen == 0 || alen > UDP_ANSWER_SIZE) {
+            ignored++;
+            continue;
+        }
+        struct msghdr *sh = &b->smsg[k].msg_hdr;
+        sh->msg_name = &b->peer[i];
+        sh->msg_namelen = mh->msg_namelen;
+        b->siov[k].iov_base = b->abuf[k];
+        b->siov[k].iov_len = alen;
+        size_t clen = s->wildcard ? udp_build_src(&b->sctl[k], &dst) : 0;
+        sh->msg_control = clen ? b->sctl[k].buf : NULL;
+        sh->msg_controllen = clen;
+        sh->msg_flags = 0;
+        k++;
+    }
+    STAT_ADD(w, udp_received, n);
+    STAT_ADD(w, udp_batches, 1);
+    if (ignored)
+        STAT_ADD(w, udp_ignored, ignored);
+    if (shed_cubic)
+        STAT_ADD(w, udp_shed_cubic, shed_cubic);
+    if (shed_codel)
+        STAT_ADD(w, udp_shed_codel, shed_codel);
+    if (k > 0)
+        udp_send_batch(w, s, k);
+    return n;
+}
+
+static void udp_poll_cb(uv_poll_t *handle, int status, int events)
+{
+    udp_sock_t *s = handle->data;
+
+    (void)events;
+    if (status < 0) {
+        log_warn("udp", "%s: poll: %s", s->addr->text, uv_strerror(status));
+        return;
+    }
+    /* Level-triggered: what is left after the bound wakes the loop again. */
+    for (int i = 0; i < UDP_MAX_BATCHES; i++) {
+        if (udp_batch_run(s->w, s) < UDP_BATCH)
+            break;
+    }
+}
+
+int udp_sock_start(udp_sock_t *s)
+{
+    int rc = uv_poll_init(&s->w->loop, &s->poll, s->fd);
+    if (rc < 0)
+        return rc;
+    s->poll_init = true;
+    s->poll.data = s;
+    return uv_poll_start(&s->poll, UV_READABLE, udp_poll_cb);
+}
+
+void udp_sock_close(udp_sock_t *s)
+{
+    if (!s->poll_init || uv_is_closing((uv_handle_t *)&s->poll))
+        return;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, NULL);
+}
