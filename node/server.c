@@ -184,6 +184,36 @@ static void worker_main(void *arg)
 
 /* Puts the worker's handles on its loop; everything that can fail happens here, before the
  * thread exists. */
+/* CoDel and CUBIC state from the config (docs/overload.md). */
+static int worker_overload_init(worker_t *w)
+{
+    const cfg_overload_t *o = &w->cfg->overload;
+    uint64_t now = fennec_now_ns();
+    int rc = uv_loop_configure(&w->loop, UV_METRICS_IDLE_TIME);
+    if (rc < 0)
+        return rc;
+    w->codel_on = o->codel_enabled;
+    w->cubic_on = o->cubic_enabled;
+    rc = codel_init(&w->codel, o->codel_target_ns, o->codel_interval_ns);
+    if (rc < 0)
+        return rc;
+    cubic_params_t cp;
+    cubic_params_default(&cp);
+    cp.threshold = o->cubic_threshold;
+    cp.c = o->cubic_c;
+    cp.beta = o->cubic_beta;
+    cp.ema_alpha = o->cubic_ema_alpha;
+    cp.min_rate = o->cubic_min_rate;
+    if (cp.max_rate < cp.min_rate)
+        cp.max_rate = cp.min_rate;
+    rc = cubic_init(&w->cubic, &cp, now);
+    if (rc < 0)
+        return rc;
+    w->util_last_ns = now;
+    w->util_last_idle = 0;
+    return 0;
+}
+
 static int worker_prepare(worker_t *w)
 {
     int rc;
@@ -200,6 +230,9 @@ static int worker_prepare(worker_t *w)
         return rc;
     w->loop_init = true;
     w->loop.data = w;
+    rc = worker_overload_init(w);
+    if (rc < 0)
+        return rc;
     rc = uv_async_init(&w->loop, &w->stop_async, worker_stop_cb);
     if (rc < 0)
         return rc;

@@ -14,6 +14,8 @@
 
 #include "fennec/cfg.h"
 #include "fennec/query.h"
+#include "fennec/codel.h"
+#include "fennec/cubic.h"
 #include "fennec/server.h"
 
 #define UDP_BATCH       64   /* datagrams per recvmmsg/sendmmsg */
@@ -142,9 +144,14 @@ struct worker {
     uv_idle_t ready_idle;
     bool idle_init;
 
-    /* ==== OVERLOAD STATE ====
-     * The per-worker CoDel (codel_t) and CUBIC state go here; see udp_batch_begin() and
-     * udp_admit() in node/udp.c for where they are consulted. */
+    /* Overload control (docs/overload.md), consulted by udp_batch_begin() and udp_admit()
+     * in node/udp.c. Utilization is sampled from the loop's idle time per batch. */
+    codel_t codel;
+    cubic_t cubic;
+    bool codel_on;
+    bool cubic_on;
+    uint64_t util_last_ns;
+    uint64_t util_last_idle;
 
     worker_stats_t stats;
 };

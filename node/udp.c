@@ -193,9 +193,16 @@ typedef enum {
  * from the loop's utilization here. NOW_NS is CLOCK_MONOTONIC. */
 static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, unsigned count)
 {
-    (void)w;
-    (void)now_ns;
-    (void)count;
+    /* Sampled here rather than from a timer so that a flood cannot starve the update. */
+    if (w->cubic_on && now_ns - w->util_last_ns >= 100000000ull) {
+        uint64_t idle = uv_metrics_idle_time(&w->loop);
+        double busy = 1.0 - (double)(idle - w->util_last_idle) / (double)(now_ns - w->util_last_ns);
+        cubic_update(&w->cubic, busy < 0 ? 0 : busy, now_ns);
+        w->util_last_idle = idle;
+        w->util_last_ns = now_ns;
+    }
+    if (w->codel_on && count < UDP_BATCH)
+        codel_queue_empty(&w->codel);
 }
 
 /* ==== ADMISSION HOOK: per datagram ====
@@ -205,9 +212,10 @@ static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, unsigned count)
  * A shed datagram is read and neither parsed nor answered. */
 static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t now_ns)
 {
-    (void)w;
-    (void)sojourn_ns;
-    (void)now_ns;
+    if (w->cubic_on && !cubic_admit(&w->cubic, now_ns))
+        return UDP_SHED_CUBIC;
+    if (w->codel_on && codel_should_drop(&w->codel, sojourn_ns, now_ns))
+        return UDP_SHED_CODEL;
     return UDP_ADMIT;
 }
 

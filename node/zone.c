@@ -169,6 +169,7 @@ typedef struct rec {
     uint16_t rdlen;
     uint8_t owner_len;
     uint64_t line;
+    const char *file; /* the file it came from ($INCLUDE), interned in the load arena */
 } rec_t;
 
 typedef struct loader {
@@ -181,6 +182,7 @@ typedef struct loader {
     size_t errlen;
     int rc;
     const char *source;
+    const char *last_file; /* interned copy of the current file name */
 } loader_t;
 
 static void loader_fail(loader_t *ld, const char *file, uint64_t line, const char *fmt, ...)
@@ -256,6 +258,14 @@ static void on_record(zs_scanner_t *s)
         goto oom;
     memcpy(o, owner, s->r_owner_length);
     memcpy(rd, s->r_data, s->r_data_length);
+    if (!ld->last_file || strcmp(ld->last_file, file) != 0) {
+        size_t fl = strlen(file) + 1;
+        char *f = arena_alloc(&ld->tmp, fl);
+        if (!f)
+            goto oom;
+        memcpy(f, file, fl);
+        ld->last_file = f;
+    }
     ld->recs[ld->count++] = (rec_t){
         .owner = o,
         .owner_len = (uint8_t)s->r_owner_length,
@@ -264,6 +274,7 @@ static void on_record(zs_scanner_t *s)
         .rdata = rd,
         .rdlen = (uint16_t)s->r_data_length,
         .line = s->line_counter,
+        .file = ld->last_file,
     };
     return;
 oom:
@@ -384,7 +395,7 @@ static int rrset_build(loader_t *ld, zone_rrset_t *rs, const rec_t *r, size_t n)
         count++;
     }
     if (count > 0xFFFF || len > 0xFFFFFFu) {
-        loader_fail(ld, ld->source, r[0].line, "RRset too large");
+        loader_fail(ld, r[0].file, r[0].line, "RRset too large");
         return FENNEC_EZONE;
     }
     uint8_t *data = arena_alloc(&z->arena, len);
@@ -393,11 +404,11 @@ static int rrset_build(loader_t *ld, zone_rrset_t *rs, const rec_t *r, size_t n)
     size_t p = 0;
     uint32_t ttl = r[0].ttl;
     for (size_t k = 0; k < n; k++) {
-        if (k > 0 && rdata_cmp(&r[k], &r[k - 1]) == 0)
-            continue;
         /* RFC 2181 5.2: one TTL per RRset; the smallest wins, as the safest choice. */
         if (r[k].ttl < ttl)
             ttl = r[k].ttl;
+        if (k > 0 && rdata_cmp(&r[k], &r[k - 1]) == 0)
+            continue;
         wire_put_u16(data + p, r[k].rdlen);
         memcpy(data + p + 2, r[k].rdata, r[k].rdlen);
         p += 2 + r[k].rdlen;
@@ -506,7 +517,8 @@ static int zone_build(loader_t *ld)
         if (!node || !sets)
             return -ENOMEM;
         size_t k = i, t = 0;
-        bool cname = false, other = false;
+        bool other = false;
+        const rec_t *cname = NULL;
         while (k < j) {
             size_t m = k;
             while (m < j && ld->recs[m].type == ld->recs[k].type)
@@ -516,9 +528,9 @@ static int zone_build(loader_t *ld)
                 return rc;
             uint16_t type = ld->recs[k].type;
             if (type == WIRE_TYPE_CNAME) {
-                cname = true;
+                cname = &ld->recs[k];
                 if (sets[t].count > 1) {
-                    loader_fail(ld, ld->source, ld->recs[k + 1].line,
+                    loader_fail(ld, ld->recs[k + 1].file, ld->recs[k + 1].line,
                                 "more than one CNAME at the same name");
                     return FENNEC_EZONE;
                 }
@@ -531,7 +543,7 @@ static int zone_build(loader_t *ld)
         if (cname && other) {
             char text[WIRE_NAME_TEXT_MAX];
             wire_name_to_text(r->owner, text);
-            loader_fail(ld, ld->source, r->line, "CNAME and other data at %s (RFC 1034 3.6.2)",
+            loader_fail(ld, cname->file, cname->line, "CNAME and other data at %s (RFC 1034 3.6.2)",
                         text);
             return FENNEC_EZONE;
         }

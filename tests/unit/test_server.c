@@ -58,7 +58,13 @@ static void addr_set(cfg_addr_t *a, const char *ip, uint16_t port)
 
 static void cfg_set(cfg_t *cfg, cfg_addr_t *addrs, size_t count, unsigned workers)
 {
+    cfg_t *defaults = NULL;
     memset(cfg, 0, sizeof(*cfg));
+    /* The overload defaults come from the real config code. */
+    if (cfg_default(&defaults) == 0) {
+        cfg->overload = defaults->overload;
+        cfg_free(defaults);
+    }
     cfg->dns = addrs;
     cfg->dns_count = count;
     cfg->workers = workers;
