@@ -32,7 +32,8 @@ PACKAGES=(
     libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libcmocka-dev
     libknot-dev libyaml-dev liburcu-dev libmicrohttpd-dev libjansson-dev libssl-dev
     # test and benchmark peers
-    nsd knot knot-dnsutils bind9-dnsutils dnsperf python3-dnspython
+    nsd knot knot-dnsutils bind9-dnsutils dnsperf python3-dnspython prometheus
+    python3-prometheus-client
     # toolchain and tools the tests use
     cmake gcc clang clang-format pkg-config libclang-rt-14-dev iproute2 procps python3 git curl
     ca-certificates

@@ -1,0 +1,1399 @@
+/*
+ * The control endpoint: libmicrohttpd with one internal polling thread, so a slow or hostile
+ * HTTP client can never stall a DNS worker. Every request is routed on its first callback
+ * (method, path and authorization are known then), so refusals go out before any body is
+ * read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
+ */
+#include "fennec/control.h"
+#include "fennec/common.h"
+#include "fennec/zone.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libknot/descriptor.h>
+#include <libknot/dname.h>
+#include <libzscanner/scanner.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MOD "control"
+
+struct control {
+    const cfg_t *cfg;
+    server_t *srv;
+    struct MHD_Daemon *mhd;
+    bool has_key;
+    char token[CONTROL_TOKEN_LEN + 1];
+    double start_time;
+};
+
+/* Every publisher of a zone set built from the current one holds this lock, so that two
+ * reloads (API and SIGHUP) never build from the same old set and lose each other's work. */
+static pthread_mutex_t g_zone_write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ------------------------------------------------------------------------------------------ */
+/* authentication helpers                                                                     */
+
+int control_key_read(const char *path, uint8_t *key, size_t *keylen, char *err, size_t errlen)
+{
+    int rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    uint8_t buf[CONTROL_MAX_KEY + 1];
+    size_t n = 0;
+    while (n < sizeof(buf)) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            goto cleanup;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    uint8_t *nl = memchr(buf, '\n', n);
+    size_t line = nl ? (size_t)(nl - buf) : n;
+    if (line > CONTROL_MAX_KEY) {
+        rc = FENNEC_EMALFORMED;
+        snprintf(err, errlen, "%s: first line is longer than %d bytes", path, CONTROL_MAX_KEY);
+        goto cleanup;
+    }
+    if (line == 0) {
+        rc = FENNEC_EMALFORMED;
+        snprintf(err, errlen, "%s: the key (first line) is empty", path);
+        goto cleanup;
+    }
+    memcpy(key, buf, line);
+    *keylen = line;
+cleanup:
+    OPENSSL_cleanse(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
+int control_token_derive(const uint8_t *key, size_t keylen, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (keylen > CONTROL_MAX_KEY ||
+        !HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)CONTROL_TOKEN_MESSAGE,
+              strlen(CONTROL_TOKEN_MESSAGE), mac, &maclen) ||
+        maclen * 2 != CONTROL_TOKEN_LEN)
+        return FENNEC_EMALFORMED;
+    for (unsigned i = 0; i < maclen; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[CONTROL_TOKEN_LEN] = '\0';
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return 0;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int control_bearer_parse(const char *header, const char **token, size_t *len)
+{
+    if (!header)
+        return FENNEC_EMALFORMED;
+    const char *p = header;
+    while (is_space(*p))
+        p++;
+    if (strncasecmp(p, "Bearer", 6) != 0 || !is_space(p[6]))
+        return FENNEC_EMALFORMED;
+    p += 6;
+    while (is_space(*p))
+        p++;
+    const char *start = p;
+    while (*p && !is_space(*p)) {
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            return FENNEC_EMALFORMED;
+        p++;
+    }
+    size_t n = (size_t)(p - start);
+    while (is_space(*p))
+        p++;
+    if (n == 0 || *p != '\0')
+        return FENNEC_EMALFORMED;
+    *token = start;
+    *len = n;
+    return 0;
+}
+
+bool control_bearer_check(const char *header, const char *expected)
+{
+    const char *tok;
+    size_t len;
+    if (!expected || control_bearer_parse(header, &tok, &len) != 0)
+        return false;
+    /* The length of a token is public (always 64); only its bytes are compared in
+     * constant time. */
+    if (len != strlen(expected))
+        return false;
+    return CRYPTO_memcmp(tok, expected, len) == 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* record request validation                                                                  */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return FENNEC_EMALFORMED;
+}
+
+/* A field that goes into a one-line master-file record: no control characters (a newline
+ * would start a second record or a $INCLUDE), and for names nothing the parser treats as
+ * syntax. */
+static bool text_ok(const char *s, bool is_name)
+{
+    if (is_name && s[0] == '$')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 && *p != '\t')
+            return false;
+        if (*p == 0x7f)
+            return false;
+        if (is_name &&
+            (*p == ' ' || *p == '\t' || *p == ';' || *p == '(' || *p == ')' || *p == '"'))
+            return false;
+    }
+    return true;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number with a fraction";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "something else";
+}
+
+/* The string member KEY of OBJ, length 1..MAX; NULL with a message otherwise. */
+static const char *get_string(json_t *obj, const char *key, size_t max, const char *what, char *err,
+                              size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        fail(err, errlen, "missing field \"%s\" (%s)", key, what);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        fail(err, errlen, "field \"%s\" must be a string (%s), not %s", key, what, json_kind(v));
+        return NULL;
+    }
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (n == 0) {
+        fail(err, errlen, "field \"%s\" is empty (%s)", key, what);
+        return NULL;
+    }
+    if (n > max) {
+        fail(err, errlen, "field \"%s\" is longer than %zu characters", key, max);
+        return NULL;
+    }
+    if (strlen(s) != n) {
+        fail(err, errlen, "field \"%s\" contains a NUL character", key);
+        return NULL;
+    }
+    return s;
+}
+
+static int check_keys(json_t *obj, const char *const *allowed, const char *list, char *err,
+                      size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                ok = true;
+        if (!ok)
+            return fail(err, errlen, "unknown field \"%.64s\" (expected %s)", key, list);
+    }
+    return 0;
+}
+
+/* Parses BODY into a JSON object or explains why it is not one. */
+static json_t *load_object(const char *body, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    if (len == 0) {
+        fail(err, errlen, "the request needs a JSON object as its body");
+        return NULL;
+    }
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        fail(err, errlen, "body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+             jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        fail(err, errlen, "body must be a JSON object, not %s", json_kind(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static bool type_refused(uint16_t t)
+{
+    /* SOA belongs to the zone's serial management; the rest are meta or query types. */
+    return t == 0 || t == 6 || t == 41 || (t >= 249 && t <= 255);
+}
+
+int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
+                         char *err, size_t errlen)
+{
+    static const char *const keys[] = {"action", "name", "ttl", "type", "rdata", NULL};
+    int rc = FENNEC_EMALFORMED;
+    json_t *root = NULL;
+    zs_scanner_t *zs = NULL;
+    char *line = NULL;
+    bool zs_ready = false;
+
+    if (len > CONTROL_MAX_BODY) {
+        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
+        return FENNEC_ESPACE;
+    }
+    root = load_object(body, len, err, errlen);
+    if (!root)
+        goto cleanup;
+    if (check_keys(root, keys, "action, name, ttl, type, rdata", err, errlen) != 0)
+        goto cleanup;
+
+    const char *action = get_string(root, "action", 16, "\"add\" or \"delete\"", err, errlen);
+    if (!action)
+        goto cleanup;
+    if (strcmp(action, "add") == 0) {
+        out->op = CONTROL_RECORD_ADD;
+    } else if (strcmp(action, "delete") == 0) {
+        out->op = CONTROL_RECORD_DELETE;
+    } else {
+        fail(err, errlen, "field \"action\" must be \"add\" or \"delete\", not \"%.32s\"", action);
+        goto cleanup;
+    }
+
+    const char *name = get_string(
+        root, "name", 1024, "owner name, relative to the zone, \"@\" for the apex", err, errlen);
+    if (!name)
+        goto cleanup;
+    if (!text_ok(name, true)) {
+        fail(err, errlen,
+             "field \"name\" contains spaces, control characters or master-file syntax "
+             "(; ( ) \" or a leading $)");
+        goto cleanup;
+    }
+
+    json_t *jttl = json_object_get(root, "ttl");
+    if (!jttl) {
+        fail(err, errlen, "missing field \"ttl\" (seconds, 0 to 2147483647)");
+        goto cleanup;
+    }
+    if (!json_is_integer(jttl)) {
+        fail(err, errlen, "field \"ttl\" must be an integer number of seconds, not %s",
+             json_kind(jttl));
+        goto cleanup;
+    }
+    json_int_t ttl = json_integer_value(jttl);
+    if (ttl < 0 || ttl > 2147483647) {
+        fail(err, errlen, "field \"ttl\" must be between 0 and 2147483647 (RFC 2181), not %lld",
+             (long long)ttl);
+        goto cleanup;
+    }
+
+    const char *type =
+        get_string(root, "type", 16, "record type such as A, AAAA, MX, TXT", err, errlen);
+    if (!type)
+        goto cleanup;
+    uint16_t tnum = 0;
+    {
+        char upper[17];
+        size_t i = 0;
+        for (; type[i]; i++) {
+            char c = type[i];
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+                break;
+            upper[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        }
+        upper[i] = '\0';
+        if (type[i] != '\0' || knot_rrtype_from_string(upper, &tnum) != 0) {
+            fail(err, errlen, "field \"type\": unknown record type \"%.16s\"", type);
+            goto cleanup;
+        }
+        if (type_refused(tnum)) {
+            fail(err, errlen,
+                 "field \"type\": %s records cannot be edited (SOA is maintained by the "
+                 "server; meta and query types are not records)",
+                 upper);
+            goto cleanup;
+        }
+    }
+
+    const char *rdata =
+        get_string(root, "rdata", 16384, "record data in master-file format", err, errlen);
+    if (!rdata)
+        goto cleanup;
+    if (!text_ok(rdata, false)) {
+        fail(err, errlen, "field \"rdata\" contains control characters (newlines included)");
+        goto cleanup;
+    }
+
+    /* Let the zone file parser judge the record exactly as it would in a zone file. */
+    char origin[1030];
+    size_t zl = strlen(zone);
+    if (zl == 0 || zl > 1024) {
+        fail(err, errlen, "invalid zone name");
+        goto cleanup;
+    }
+    snprintf(origin, sizeof(origin), "%s%s", zone, zone[zl - 1] == '.' ? "" : ".");
+    char tname[32];
+    if (knot_rrtype_to_string(tnum, tname, sizeof(tname)) < 0)
+        snprintf(tname, sizeof(tname), "TYPE%u", tnum);
+    if (asprintf(&line, "%s %lld IN %s %s\n", name, (long long)ttl, tname, rdata) < 0) {
+        line = NULL;
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    zs = calloc(1, sizeof(*zs));
+    if (!zs) {
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    if (zs_init(zs, origin, 1, (uint32_t)ttl) != 0) {
+        fail(err, errlen, "invalid zone name \"%.256s\"", zone);
+        goto cleanup;
+    }
+    zs_ready = true;
+    if (zs_set_input_string(zs, line, strlen(line)) != 0) {
+        fail(err, errlen, "cannot parse the record: %s", zs_strerror(zs->error.code));
+        goto cleanup;
+    }
+    int records = 0;
+    for (int guard = 0; guard < 16; guard++) {
+        zs_parse_record(zs);
+        if (zs->state == ZS_STATE_DATA) {
+            records++;
+            if (records > 1)
+                break;
+            uint8_t apex[KNOT_DNAME_MAXLEN];
+            if (!knot_dname_from_str(apex, origin, sizeof(apex))) {
+                fail(err, errlen, "invalid zone name \"%.256s\"", zone);
+                goto cleanup;
+            }
+            knot_dname_to_lower(apex);
+            if (zs->r_owner_length > sizeof(out->owner_wire)) {
+                fail(err, errlen, "field \"name\": the name is too long");
+                goto cleanup;
+            }
+            memcpy(out->owner_wire, zs->r_owner, zs->r_owner_length);
+            out->owner_len = zs->r_owner_length;
+            knot_dname_to_lower(out->owner_wire);
+            char text[KNOT_DNAME_TXT_MAXLEN + 1];
+            if (!knot_dname_to_str(text, out->owner_wire, sizeof(text))) {
+                fail(err, errlen, "field \"name\": the name is not valid");
+                goto cleanup;
+            }
+            size_t tl = strlen(text);
+            if (tl > 1 && text[tl - 1] == '.')
+                text[--tl] = '\0';
+            _Static_assert(sizeof(text) <= sizeof(out->owner), "owner text fits");
+            if (knot_dname_in_bailiwick(out->owner_wire, apex) < 0) {
+                fail(err, errlen, "field \"name\": %.256s is not inside zone %.256s", text, zone);
+                goto cleanup;
+            }
+            snprintf(out->owner, sizeof(out->owner), "%s", text);
+            out->ttl = zs->r_ttl;
+            out->type = zs->r_type;
+            snprintf(out->type_name, sizeof(out->type_name), "%s", tname);
+            if (zs->r_data_length > sizeof(out->rdata)) {
+                fail(err, errlen, "field \"rdata\" is too long");
+                goto cleanup;
+            }
+            memcpy(out->rdata, zs->r_data, zs->r_data_length);
+            out->rdata_len = zs->r_data_length;
+        } else if (zs->state == ZS_STATE_ERROR) {
+            fail(err, errlen, "the record \"%.64s %lld IN %s %.128s\" does not parse: %s", name,
+                 (long long)ttl, tname, rdata, zs_strerror(zs->error.code));
+            goto cleanup;
+        } else if (zs->state == ZS_STATE_INCLUDE) {
+            fail(err, errlen, "directives are not allowed in a record");
+            goto cleanup;
+        } else {
+            break; /* EOF or stop */
+        }
+    }
+    if (records != 1) {
+        fail(err, errlen, "the request must describe exactly one record, found %s",
+             records == 0 ? "none" : "more");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (zs_ready)
+        zs_deinit(zs);
+    free(zs);
+    free(line);
+    json_decref(root);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* zone reloads                                                                               */
+
+static void name_canon(const char *in, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", in);
+    size_t n = strlen(out);
+    if (n > 1 && out[n - 1] == '.')
+        out[n - 1] = '\0';
+}
+
+static bool name_eq(const char *a, const char *b)
+{
+    char ca[1030], cb[1030];
+    name_canon(a, ca, sizeof(ca));
+    name_canon(b, cb, sizeof(cb));
+    return strcasecmp(ca, cb) == 0;
+}
+
+static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->zone_count; i++)
+        if (name_eq(cfg->zones[i].name, name))
+            return &cfg->zones[i];
+    return NULL;
+}
+
+int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, char *err,
+                        size_t errlen)
+{
+    int rc = 0;
+    zone_t *fresh = NULL;
+    zone_t **zones = NULL;
+    zone_set_t *set = NULL;
+
+    if (errlen)
+        err[0] = '\0';
+    pthread_mutex_lock(&g_zone_write_lock);
+    /* The read section covers taking references to the current zones; it ends before
+     * zone_set_publish(), which waits for readers. g_zone_write_lock keeps other publishers
+     * that take it from replacing the set between our read and our publish. */
+    if (!name) {
+        size_t failed = 0;
+        zone_read_lock();
+        rc = zone_set_build(cfg, zone_set_current(), &set, &failed);
+        zone_read_unlock();
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
+            goto cleanup;
+        }
+        zone_set_publish(set);
+        set = NULL;
+        if (failed) {
+            snprintf(err, errlen, "%zu zone(s) failed to load; see the log", failed);
+            rc = FENNEC_EZONE;
+        }
+        goto cleanup;
+    }
+
+    const cfg_zone_t *cz = cfg_zone_find(cfg, name);
+    if (!cz) {
+        snprintf(err, errlen, "zone %.256s is not configured on this node", name);
+        rc = FENNEC_ENOTFOUND;
+        goto cleanup;
+    }
+    char lerr[1024] = "";
+    rc = cz->file ? zone_load_file(cz->name, cz->file, &fresh, lerr, sizeof(lerr))
+                  : zone_load_text(cz->name, cz->text, strlen(cz->text), "<builtin>", &fresh, lerr,
+                                   sizeof(lerr));
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", lerr[0] ? lerr : fennec_strerror(rc));
+        rc = FENNEC_EZONE;
+        goto cleanup;
+    }
+    zone_read_lock();
+    const zone_set_t *cur = zone_set_current();
+    size_t n = cur ? zone_set_count(cur) : 0;
+    zones = calloc(n + 1, sizeof(*zones));
+    if (!zones) {
+        zone_read_unlock();
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    size_t k = 0;
+    bool placed = false;
+    for (size_t i = 0; i < n; i++) {
+        /* zone_set_new() takes its own references; the cast only reaches the refcount. */
+        zone_t *z = (zone_t *)zone_set_at(cur, i);
+        if (name_eq(zone_name(z), cz->name)) {
+            zones[k++] = fresh;
+            placed = true;
+        } else {
+            zones[k++] = z;
+        }
+    }
+    if (!placed)
+        zones[k++] = fresh;
+    rc = zone_set_new(zones, k, &set);
+    zone_read_unlock();
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
+        goto cleanup;
+    }
+    if (serial)
+        *serial = zone_serial(fresh);
+    log_info(MOD, "%s: reloaded, serial %u, %zu records", zone_name(fresh), zone_serial(fresh),
+             zone_record_count(fresh));
+    zone_set_publish(set);
+    set = NULL;
+cleanup:
+    pthread_mutex_unlock(&g_zone_write_lock);
+    zone_set_free(set);
+    zone_unref(fresh);
+    free(zones);
+    return rc;
+}
+
+void control_zone_write_lock(void)
+{
+    pthread_mutex_lock(&g_zone_write_lock);
+}
+
+void control_zone_write_unlock(void)
+{
+    pthread_mutex_unlock(&g_zone_write_lock);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* snapshots                                                                                  */
+
+/* Process start from /proc (the clock of the kernel, not of control_new()); falls back to
+ * FALLBACK. */
+static double process_start_time(double fallback)
+{
+    double btime = -1, start_ticks = -1;
+    char buf[4096];
+    FILE *f = fopen("/proc/stat", "re");
+    if (f) {
+        while (fgets(buf, sizeof(buf), f)) {
+            unsigned long long v;
+            if (sscanf(buf, "btime %llu", &v) == 1) {
+                btime = (double)v;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    f = fopen("/proc/self/stat", "re");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        char *p = strrchr(buf, ')');
+        /* After the command come the fields from 3 (state) on; starttime is field 22. */
+        char *save = NULL;
+        char *tok = p ? strtok_r(p + 1, " ", &save) : NULL;
+        for (int field = 3; tok && field < 22; field++)
+            tok = strtok_r(NULL, " ", &save);
+        unsigned long long ticks;
+        if (tok && sscanf(tok, "%llu", &ticks) == 1)
+            start_ticks = (double)ticks;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime < 0 || start_ticks < 0 || hz <= 0)
+        return fallback;
+    return btime + start_ticks / (double)hz;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Fills SNAP; *ZONES (free()) holds the zone list. Called from the HTTP thread, which is
+ * registered as an RCU reader only for the moment it reads the zone set: the thread belongs
+ * to libmicrohttpd and ends without a hook where it could unregister. */
+static int snapshot_take(control_t *ctl, control_snapshot_t *snap, control_zone_info_t **zones)
+{
+    memset(snap, 0, sizeof(*snap));
+    snap->node_id = ctl->cfg->node_id;
+    snap->role = ctl->cfg->role == CFG_ROLE_PRIMARY ? "primary" : "secondary";
+    snap->version = FENNEC_VERSION;
+    snap->start_time = ctl->start_time;
+    snap->now = wall_now();
+    if (ctl->srv)
+        server_stats_get(ctl->srv, &snap->stats);
+    *zones = NULL;
+
+    zone_reader_register();
+    zone_read_lock();
+    const zone_set_t *set = zone_set_current();
+    size_t n = set ? zone_set_count(set) : 0;
+    control_zone_info_t *zi = calloc(n ? n : 1, sizeof(*zi));
+    if (zi) {
+        for (size_t i = 0; i < n; i++) {
+            const zone_t *z = zone_set_at(set, i);
+            snprintf(zi[i].name, sizeof(zi[i].name), "%s", zone_name(z));
+            zi[i].serial = zone_serial(z);
+            zi[i].records = zone_record_count(z);
+        }
+    }
+    zone_read_unlock();
+    zone_reader_unregister();
+    if (!zi)
+        return -ENOMEM;
+    *zones = zi;
+    snap->zones = zi;
+    snap->zone_count = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* HTTP                                                                                       */
+
+typedef enum {
+    ROUTE_NONE = 0,
+    ROUTE_PAGE,
+    ROUTE_METRICS,
+    ROUTE_STATUS,
+    ROUTE_NODES,
+    ROUTE_NODE,
+    ROUTE_ZONE_RELOAD,
+    ROUTE_ZONE_RECORDS,
+    ROUTE_HEALTH,
+    ROUTE_HEALTH_OVERRIDE,
+} route_t;
+
+typedef struct request {
+    route_t route;
+    bool write;
+    char arg[256]; /* the {zone}, {id} or {check} of the path */
+    char *body;
+    size_t len;
+    bool too_big;
+} request_t;
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *type,
+                                 char *text, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"fennec-control\"");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Sends OBJ (a new reference, consumed) as the JSON body. */
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(obj);
+    if (!text)
+        return MHD_NO;
+    size_t n = strlen(text);
+    char *nl = realloc(text, n + 2);
+    if (nl) {
+        text = nl;
+        text[n++] = '\n';
+        text[n] = '\0';
+    }
+    return send_text(conn, status, "application/json", text, n);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                  ...) __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                  ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return send_json(conn, status, json_pack("{s:s}", "error", msg));
+}
+
+static enum MHD_Result send_not_available(struct MHD_Connection *conn, const char *feature,
+                                          const char *detail)
+{
+    return send_error(conn, MHD_HTTP_NOT_IMPLEMENTED,
+                      "%s is not available in this version of fennec%s%s%s", feature,
+                      detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* Splits URL into ROUTE and its argument; sets *ALLOWED to the methods the path takes.
+ * Returns ROUTE_NONE for an unknown path. */
+static route_t route_match(const char *url, const char *method, char *arg, size_t arglen,
+                           const char **allowed, bool *write, bool *method_ok)
+{
+    static const struct {
+        const char *prefix; /* path before the argument, or the whole path */
+        const char *suffix; /* path after the argument; NULL when there is no argument */
+        route_t get, post, del;
+    } table[] = {
+        {"/", NULL, ROUTE_PAGE, ROUTE_NONE, ROUTE_NONE},
+        {"/metrics", NULL, ROUTE_METRICS, ROUTE_NONE, ROUTE_NONE},
+        {"/v1/status", NULL, ROUTE_STATUS, ROUTE_NONE, ROUTE_NONE},
+        {"/v1/nodes", NULL, ROUTE_NODES, ROUTE_NODES, ROUTE_NONE},
+        {"/v1/nodes/", "", ROUTE_NONE, ROUTE_NONE, ROUTE_NODE},
+        {"/v1/zones/", "/reload", ROUTE_NONE, ROUTE_ZONE_RELOAD, ROUTE_NONE},
+        {"/v1/zones/", "/records", ROUTE_NONE, ROUTE_ZONE_RECORDS, ROUTE_NONE},
+        {"/v1/health", NULL, ROUTE_HEALTH, ROUTE_NONE, ROUTE_NONE},
+        {"/v1/health/", "/override", ROUTE_NONE, ROUTE_HEALTH_OVERRIDE, ROUTE_NONE},
+    };
+    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool is_post = strcmp(method, "POST") == 0;
+    bool is_del = strcmp(method, "DELETE") == 0;
+    arg[0] = '\0';
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        size_t pl = strlen(table[i].prefix);
+        if (!table[i].suffix) {
+            if (strcmp(url, table[i].prefix) != 0)
+                continue;
+        } else {
+            if (strncmp(url, table[i].prefix, pl) != 0)
+                continue;
+            const char *a = url + pl;
+            size_t sl = strlen(table[i].suffix);
+            size_t al = strlen(a);
+            if (al <= sl || strcmp(a + al - sl, table[i].suffix) != 0)
+                continue;
+            al -= sl;
+            if (memchr(a, '/', al) || al >= arglen)
+                continue;
+            memcpy(arg, a, al);
+            arg[al] = '\0';
+        }
+        route_t g = table[i].get, p = table[i].post, d = table[i].del;
+        *allowed = g && p ? "GET, HEAD, POST" : g ? "GET, HEAD" : p ? "POST" : "DELETE";
+        *method_ok = true;
+        *write = false;
+        if (is_get && g)
+            return g;
+        if (is_post && p) {
+            *write = true;
+            return p;
+        }
+        if (is_del && d) {
+            *write = true;
+            return d;
+        }
+        *method_ok = false;
+        return g ? g : p ? p : d;
+    }
+    return ROUTE_NONE;
+}
+
+/* Authorization for a request; returns MHD_YES after queuing a refusal, or sets *OK. */
+static enum MHD_Result authorize(control_t *ctl, struct MHD_Connection *conn, bool write, bool *ok)
+{
+    const char *auth =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    *ok = false;
+    if (write) {
+        if (!ctl->has_key)
+            return send_error(conn, MHD_HTTP_FORBIDDEN,
+                              "writes are disabled on this node: configure cluster.key_file "
+                              "(one line, e.g. from `openssl rand -hex 32`) and restart fennecd");
+        if (!auth)
+            return send_error(conn, MHD_HTTP_UNAUTHORIZED,
+                              "this request changes the node and needs \"Authorization: Bearer "
+                              "TOKEN\" (fennecctl --key-file FILE derives it from the cluster "
+                              "key)");
+        if (!control_bearer_check(auth, ctl->token))
+            return send_error(conn, MHD_HTTP_UNAUTHORIZED,
+                              "the token is not valid for this cluster: check that --key-file "
+                              "names the same key as cluster.key_file on the node");
+        *ok = true;
+        return MHD_YES;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && is_loopback(ci->client_addr)) {
+        *ok = true;
+        return MHD_YES;
+    }
+    if (ctl->has_key && control_bearer_check(auth, ctl->token)) {
+        *ok = true;
+        return MHD_YES;
+    }
+    return send_error(conn, MHD_HTTP_UNAUTHORIZED,
+                      "reads from other hosts than this one need \"Authorization: Bearer "
+                      "TOKEN\" (fennecctl --key-file FILE)");
+}
+
+static json_t *queries_json(const server_stats_t *s)
+{
+    const query_stats_t *q = &s->query;
+    json_t *rcodes = json_object();
+    for (unsigned r = 0; r < QUERY_RCODE_MAX; r++) {
+        const char *name = control_rcode_name(r);
+        char other[16];
+        if (r > 5 && q->rcode[r] == 0)
+            continue;
+        if (!name) {
+            snprintf(other, sizeof(other), "RCODE%u", r);
+            name = other;
+        }
+        json_object_set_new(rcodes, name, json_integer((json_int_t)q->rcode[r]));
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "total",
+                     (json_int_t)(q->queries[0] + q->queries[1]), "udp",
+                     (json_int_t)q->queries[QUERY_UDP], "tcp", (json_int_t)q->queries[QUERY_TCP],
+                     "ignored", (json_int_t)q->dropped, "truncated", (json_int_t)q->truncated,
+                     "responses", rcodes);
+}
+
+static enum MHD_Result handle_status(control_t *ctl, struct MHD_Connection *conn)
+{
+    control_snapshot_t snap;
+    control_zone_info_t *zi = NULL;
+    if (snapshot_take(ctl, &snap, &zi) != 0)
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    json_t *zones = json_array();
+    for (size_t i = 0; i < snap.zone_count; i++)
+        json_array_append_new(zones, json_pack("{s:s, s:I, s:I}", "name", zi[i].name, "serial",
+                                               (json_int_t)zi[i].serial, "records",
+                                               (json_int_t)zi[i].records));
+    double up = snap.now - snap.start_time;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "node_id", snap.node_id,
+                          "role", snap.role, "version", snap.version, "uptime_seconds",
+                          (json_int_t)(up > 0 ? up : 0), "start_time", (json_int_t)snap.start_time,
+                          "workers", (json_int_t)snap.stats.workers, "zones", zones, "queries",
+                          queries_json(&snap.stats));
+    free(zi);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result handle_metrics(control_t *ctl, struct MHD_Connection *conn)
+{
+    control_snapshot_t snap;
+    control_zone_info_t *zi = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    if (snapshot_take(ctl, &snap, &zi) != 0 || control_metrics_render(&snap, &text, &len) != 0) {
+        free(zi);
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    free(zi);
+    return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+static void html_escape(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
+        }
+    }
+}
+
+static enum MHD_Result handle_page(control_t *ctl, struct MHD_Connection *conn)
+{
+    control_snapshot_t snap;
+    control_zone_info_t *zi = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    if (snapshot_take(ctl, &snap, &zi) != 0)
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        free(zi);
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    const query_stats_t *q = &snap.stats.query;
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+          "<meta http-equiv=\"refresh\" content=\"5\"><title>fennec ",
+          f);
+    html_escape(f, snap.node_id);
+    fputs("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
+          "collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}</style>"
+          "</head><body>\n<h1>fennec ",
+          f);
+    html_escape(f, snap.node_id);
+    fprintf(f,
+            "</h1>\n<table><tr><th>role</th><td>%s</td></tr><tr><th>version</th><td>%s</td>"
+            "</tr><tr><th>uptime</th><td>%.0f s</td></tr><tr><th>workers</th><td>%u</td></tr>"
+            "<tr><th>queries</th><td>%llu (UDP %llu, TCP %llu)</td></tr></table>\n",
+            snap.role, snap.version, snap.now - snap.start_time, snap.stats.workers,
+            (unsigned long long)(q->queries[0] + q->queries[1]),
+            (unsigned long long)q->queries[QUERY_UDP], (unsigned long long)q->queries[QUERY_TCP]);
+    fputs("<h2>Zones</h2>\n<table><tr><th>zone</th><th>serial</th><th>records</th></tr>\n", f);
+    for (size_t i = 0; i < snap.zone_count; i++) {
+        fputs("<tr><td>", f);
+        html_escape(f, zi[i].name);
+        fprintf(f, "</td><td>%u</td><td>%zu</td></tr>\n", zi[i].serial, zi[i].records);
+    }
+    fputs("</table>\n<h2>Answers by response code</h2>\n<table>", f);
+    for (unsigned r = 0; r < QUERY_RCODE_MAX; r++) {
+        const char *name = control_rcode_name(r);
+        if (name && (r <= 5 || q->rcode[r]))
+            fprintf(f, "<tr><th>%s</th><td>%llu</td></tr>", name, (unsigned long long)q->rcode[r]);
+    }
+    fputs("</table>\n<p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/v1/status\">"
+          "status JSON</a></p>\n</body></html>\n",
+          f);
+    free(zi);
+    if (fclose(f) != 0) {
+        free(text);
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    return send_text(conn, MHD_HTTP_OK, "text/html; charset=utf-8", text, len);
+}
+
+static bool ident_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static enum MHD_Result handle_node_add(struct MHD_Connection *conn, request_t *req)
+{
+    static const char *const keys[] = {"id", "address", NULL};
+    char err[512];
+    json_t *root = load_object(req->body, req->len, err, sizeof(err));
+    if (!root)
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    enum MHD_Result ret;
+    const char *id, *addr;
+    cfg_addr_t parsed;
+    if (check_keys(root, keys, "id, address", err, sizeof(err)) != 0 ||
+        !(id = get_string(root, "id", 63, "node id", err, sizeof(err))) ||
+        !(addr = get_string(root, "address", 79, "host:port of the node's replication listener",
+                            err, sizeof(err)))) {
+        ret = send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    } else if (!ident_ok(id)) {
+        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
+                         "field \"id\" must be 1 to 63 letters, digits, '-', '_' or '.'");
+    } else if (cfg_addr_parse(addr, &parsed) != 0) {
+        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
+                         "field \"address\" must be IPv4:port or [IPv6]:port, not \"%.80s\"", addr);
+    } else {
+        ret = send_not_available(conn, "cluster membership", NULL);
+    }
+    json_decref(root);
+    return ret;
+}
+
+static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *req)
+{
+    static const char *const keys[] = {"state", NULL};
+    char err[512];
+    if (!ident_ok(req->arg))
+        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                          "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
+    json_t *root = load_object(req->body, req->len, err, sizeof(err));
+    if (!root)
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    enum MHD_Result ret;
+    const char *state;
+    if (check_keys(root, keys, "state", err, sizeof(err)) != 0 ||
+        !(state =
+              get_string(root, "state", 8, "\"up\", \"down\" or \"clear\"", err, sizeof(err)))) {
+        ret = send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    } else if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0 &&
+               strcmp(state, "clear") != 0) {
+        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
+                         "field \"state\" must be \"up\", \"down\" or \"clear\"");
+    } else {
+        ret = send_not_available(conn, "health checking", NULL);
+    }
+    json_decref(root);
+    return ret;
+}
+
+static enum MHD_Result handle_reload(control_t *ctl, struct MHD_Connection *conn, request_t *req)
+{
+    char err[1024];
+    uint32_t serial = 0;
+    zone_reader_register();
+    int rc = control_zone_reload(ctl->cfg, req->arg, &serial, err, sizeof(err));
+    zone_reader_unregister();
+    if (rc == FENNEC_ENOTFOUND)
+        return send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
+    if (rc == FENNEC_EZONE)
+        return send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                          "%s; the previous version is still served", err);
+    if (rc != 0)
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "reload failed: %s",
+                          err[0] ? err : fennec_strerror(rc));
+    char canon[1030];
+    name_canon(req->arg, canon, sizeof(canon));
+    for (char *p = canon; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+    return send_json(conn, MHD_HTTP_OK,
+                     json_pack("{s:s, s:I, s:s}", "zone", canon, "serial", (json_int_t)serial,
+                               "result", "reloaded"));
+}
+
+static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *conn, request_t *req)
+{
+    const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
+    if (!cz)
+        return send_error(conn, MHD_HTTP_NOT_FOUND, "zone %s is not configured on this node",
+                          req->arg);
+    control_record_req_t *rr = malloc(sizeof(*rr));
+    if (!rr)
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    char err[1024];
+    enum MHD_Result ret;
+    int rc =
+        control_record_parse(cz->name, req->body ? req->body : "", req->len, rr, err, sizeof(err));
+    if (rc == FENNEC_ESPACE)
+        ret = send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s", err);
+    else if (rc != 0)
+        ret =
+            send_error(conn, rc == -ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
+                       "%s", rc == -ENOMEM ? "out of memory" : err);
+    else {
+        /* The request is valid; applying it needs the zone edit engine (journal + new
+         * snapshot), which this version does not have yet. */
+        char detail[1200];
+        snprintf(detail, sizeof(detail), "the request is valid: %s %s %s %u; nothing was changed",
+                 rr->op == CONTROL_RECORD_ADD ? "add" : "delete", rr->owner, rr->type_name,
+                 rr->ttl);
+        ret = send_not_available(conn, "record editing", detail);
+    }
+    free(rr);
+    return ret;
+}
+
+static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, request_t *req)
+{
+    if (req->too_big)
+        return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "the request body is larger than %d bytes", CONTROL_MAX_BODY);
+    switch (req->route) {
+    case ROUTE_PAGE:
+        return handle_page(ctl, conn);
+    case ROUTE_METRICS:
+        return handle_metrics(ctl, conn);
+    case ROUTE_STATUS:
+        return handle_status(ctl, conn);
+    case ROUTE_NODES:
+        if (req->write)
+            return handle_node_add(conn, req);
+        return send_not_available(conn, "cluster membership", NULL);
+    case ROUTE_NODE:
+        if (!ident_ok(req->arg))
+            return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                              "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
+        return send_not_available(conn, "cluster membership", NULL);
+    case ROUTE_ZONE_RELOAD:
+        return handle_reload(ctl, conn, req);
+    case ROUTE_ZONE_RECORDS:
+        return handle_records(ctl, conn, req);
+    case ROUTE_HEALTH:
+        return send_not_available(conn, "health checking", NULL);
+    case ROUTE_HEALTH_OVERRIDE:
+        return handle_override(conn, req);
+    case ROUTE_NONE:
+        break;
+    }
+    return send_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    control_t *ctl = cls;
+    request_t *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        /* First callback: headers only. Refuse what we can before reading any body. */
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        const char *allowed = NULL;
+        bool method_ok = false;
+        req->route =
+            route_match(url, method, req->arg, sizeof(req->arg), &allowed, &req->write, &method_ok);
+        if (req->route == ROUTE_NONE)
+            return send_error(conn, MHD_HTTP_NOT_FOUND,
+                              "no such endpoint: %.200s %.200s (see docs/api.md)", method, url);
+        if (!method_ok) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s is not allowed on %.180s; use %s", method, url, allowed);
+            json_t *o = json_pack("{s:s}", "error", msg);
+            char *text = json_dumps(o, JSON_INDENT(2));
+            json_decref(o);
+            if (!text)
+                return MHD_NO;
+            struct MHD_Response *r =
+                MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+            if (!r) {
+                free(text);
+                return MHD_NO;
+            }
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allowed);
+            enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+            MHD_destroy_response(r);
+            return ret;
+        }
+        bool ok = false;
+        enum MHD_Result ret = authorize(ctl, conn, req->write, &ok);
+        if (!ok)
+            return ret;
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (errno || end == cl || v > CONTROL_MAX_BODY)
+                return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "the request body is larger than %d bytes", CONTROL_MAX_BODY);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->too_big || req->len + n > CONTROL_MAX_BODY) {
+            req->too_big = true; /* chunked bodies: keep reading, answer 413 at the end */
+            free(req->body);
+            req->body = NULL;
+            req->len = 0;
+            return MHD_YES;
+        }
+        char *nb = realloc(req->body, req->len + n + 1);
+        if (!nb)
+            return MHD_NO;
+        memcpy(nb + req->len, upload_data, n);
+        req->len += n;
+        nb[req->len] = '\0';
+        req->body = nb;
+        return MHD_YES;
+    }
+    return dispatch(ctl, conn, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    request_t *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_warn(MOD, "http: %s", msg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* lifecycle                                                                                  */
+
+int control_new(const cfg_t *cfg, server_t *srv, control_t **out)
+{
+    int rc = 0;
+    uint8_t key[CONTROL_MAX_KEY];
+    size_t keylen = 0;
+    control_t *ctl = calloc(1, sizeof(*ctl));
+    if (!ctl)
+        return -ENOMEM;
+    ctl->cfg = cfg;
+    ctl->srv = srv;
+    ctl->start_time = process_start_time(wall_now());
+    if (!cfg->has_control) {
+        log_error(MOD, "listen.control is not configured");
+        rc = FENNEC_ECONFIG;
+        goto cleanup;
+    }
+    if (cfg->key_file) {
+        char err[512];
+        rc = control_key_read(cfg->key_file, key, &keylen, err, sizeof(err));
+        if (rc != 0) {
+            log_error(MOD, "cluster.key_file: %s", err);
+            goto cleanup;
+        }
+        rc = control_token_derive(key, keylen, ctl->token);
+        if (rc != 0) {
+            log_error(MOD, "cannot derive the API token: %s", fennec_strerror(rc));
+            goto cleanup;
+        }
+        ctl->has_key = true;
+    } else {
+        log_warn(MOD, "no cluster.key_file: API writes (zone reload, record and node edits) "
+                      "are refused");
+    }
+    *out = ctl;
+    ctl = NULL;
+cleanup:
+    OPENSSL_cleanse(key, sizeof(key));
+    free(ctl);
+    return rc;
+}
+
+int control_start(control_t *ctl)
+{
+    int rc = 0;
+    const cfg_addr_t *a = &ctl->cfg->control;
+    int family = a->ss.ss_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        log_error(MOD, "%s: socket: %s", a->text, strerror(errno));
+        return rc;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (family == AF_INET6) {
+        /* "*:port" is the IPv6 wildcard serving IPv4 too. */
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+        int v6only = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) ? 0 : 1;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 || listen(fd, 64) != 0) {
+        rc = -errno;
+        log_error(MOD, "%s: cannot listen: %s", a->text, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    ctl->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, ctl, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctl,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    if (!ctl->mhd) {
+        log_error(MOD, "%s: cannot start the HTTP server", a->text);
+        close(fd);
+        return -EIO;
+    }
+    log_info(MOD, "listening on http://%s (API writes %s)", a->text,
+             ctl->has_key ? "need a token" : "disabled");
+    return rc;
+}
+
+void control_stop(control_t *ctl)
+{
+    if (ctl && ctl->mhd) {
+        MHD_stop_daemon(ctl->mhd);
+        ctl->mhd = NULL;
+    }
+}
+
+void control_free(control_t *ctl)
+{
+    if (!ctl)
+        return;
+    control_stop(ctl);
+    OPENSSL_cleanse(ctl->token, sizeof(ctl->token));
+    free(ctl);
+}

@@ -1,0 +1,329 @@
+/*
+ * fennecd — the nameserver daemon: reads the config, loads the zones, starts the DNS
+ * workers and runs the main uv loop for signals (SIGHUP reloads zones, SIGTERM/SIGINT stop).
+ *
+ * Exit codes: 0 ok, 1 runtime failure (or --check found a problem), 2 usage or config error.
+ */
+#include "fennec/cfg.h"
+#include "fennec/common.h"
+#include "fennec/control.h"
+#include "fennec/server.h"
+#include "fennec/zone.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define EXIT_OK      0
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+
+typedef struct daemon_state {
+    cfg_t *cfg; /* the configuration the server runs with */
+    server_t *srv;
+    control_t *ctl; /* NULL when listen.control is not configured */
+    uv_signal_t sig_hup;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    int exit_code;
+} daemon_state_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: fennecd [-c FILE] [--check] [--log-level LEVEL] [--help] [--version]\n"
+                 "\n"
+                 "  -c, --config FILE    YAML configuration (see docs/config.md); without it\n"
+                 "                       fennecd serves the built-in example.com zone on\n"
+                 "                       " CFG_DEFAULT_DNS "\n"
+                 "      --check          validate the configuration, load every zone, exit\n"
+                 "                       0 when everything is fine and 1 otherwise\n"
+                 "  -l, --log-level L    error | warn | info | debug (overrides log_level)\n"
+                 "  -h, --help           this text\n"
+                 "  -V, --version        print the version\n"
+                 "\n"
+                 "Signals: SIGHUP reloads changed zone files, SIGTERM and SIGINT stop.\n");
+}
+
+/* "127.0.0.1:5300, [::1]:5300" */
+static void addr_list(const cfg_t *cfg, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->dns_count && o < cap; i++) {
+        int k = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", cfg->dns[i].text);
+        if (k < 0)
+            break;
+        o += (size_t)k;
+    }
+}
+
+static void zone_list(const zone_set_t *set, char *buf, size_t cap)
+{
+    size_t o = 0, n = zone_set_count(set);
+    buf[0] = '\0';
+    if (n == 0) {
+        snprintf(buf, cap, "none");
+        return;
+    }
+    for (size_t i = 0; i < n && o < cap; i++) {
+        const zone_t *z = zone_set_at(set, i);
+        int k = snprintf(buf + o, cap - o, "%s%s (serial %u)", i ? ", " : "", zone_name(z),
+                         zone_serial(z));
+        if (k < 0)
+            break;
+        o += (size_t)k;
+    }
+}
+
+/* SIGHUP: reload the zone files of the running configuration. Unchanged files (same path,
+ * size and mtime) are kept, a zone that fails to load keeps its previous version. Changes to
+ * the config file itself apply at restart (the workers and the control endpoint hold it). */
+static void reload(daemon_state_t *st)
+{
+    zone_set_t *set = NULL;
+    size_t failed = 0;
+
+    /* Order from control.h: write lock, read lock around the build, read unlock, publish,
+     * write unlock; so that a reload through the control API cannot be lost in between. */
+    control_zone_write_lock();
+    zone_read_lock();
+    int rc = zone_set_build(st->cfg, zone_set_current(), &set, &failed);
+    zone_read_unlock();
+    if (rc == 0)
+        zone_set_publish(set);
+    control_zone_write_unlock();
+    if (rc != 0) {
+        log_error("main", "reload failed: %s; still serving the previous zones",
+                  fennec_strerror(rc));
+        return;
+    }
+    char zones[1024];
+    zone_read_lock();
+    zone_list(zone_set_current(), zones, sizeof(zones));
+    zone_read_unlock();
+    if (failed)
+        log_warn("main", "reload: %zu zone(s) failed to load (see above); serving %s", failed,
+                 zones);
+    else
+        log_info("main", "reload: serving %s", zones);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void stop_all(daemon_state_t *st);
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    daemon_state_t *st = sig->data;
+    if (signum == SIGHUP) {
+        log_info("main", "SIGHUP: reloading zones");
+        reload(st);
+        return;
+    }
+    log_info("main", "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop_all(st);
+}
+
+/* Stops the control endpoint and the workers and closes the signal handles, so that the
+ * main loop ends. */
+static void stop_all(daemon_state_t *st)
+{
+    control_stop(st->ctl);
+    server_stop(st->srv);
+    uv_close((uv_handle_t *)&st->sig_hup, on_close);
+    uv_close((uv_handle_t *)&st->sig_term, on_close);
+    uv_close((uv_handle_t *)&st->sig_int, on_close);
+}
+
+static int check_only(cfg_t *cfg)
+{
+    zone_set_t *set = NULL;
+    size_t failed = 0;
+    int rc = zone_set_build(cfg, NULL, &set, &failed);
+    if (rc != 0) {
+        fprintf(stderr, "fennecd: %s: loading zones failed: %s\n", cfg->path, fennec_strerror(rc));
+        return EXIT_RUNTIME;
+    }
+    size_t loaded = zone_set_count(set);
+    zone_set_free(set);
+    if (failed) {
+        fprintf(stderr, "fennecd: %s: %zu of %zu zone(s) failed to load\n", cfg->path, failed,
+                cfg->zone_count);
+        return EXIT_RUNTIME;
+    }
+    printf("%s: configuration OK, %zu zone(s) loaded\n", cfg->path, loaded);
+    return EXIT_OK;
+}
+
+static int signal_start(uv_loop_t *loop, uv_signal_t *h, int signum, daemon_state_t *st)
+{
+    int rc = uv_signal_init(loop, h);
+    if (rc)
+        return rc;
+    h->data = st;
+    return uv_signal_start(h, on_signal, signum);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},    {"check", no_argument, NULL, 'k'},
+        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *level_arg = NULL;
+    bool check = false;
+    daemon_state_t st = {0};
+    int code = EXIT_RUNTIME;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'l':
+            level_arg = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("fennecd %s\n", FENNEC_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fennecd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    log_level_t level;
+    if (level_arg && log_level_parse(level_arg, &level) != 0) {
+        fprintf(stderr, "fennecd: --log-level: '%s': expected error, warn, info or debug\n",
+                level_arg);
+        return EXIT_USAGE;
+    }
+
+    char err[1024];
+    if (config_path) {
+        rc = cfg_load(config_path, &st.cfg, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "fennecd: %s\n", err);
+            return check ? EXIT_RUNTIME : EXIT_USAGE;
+        }
+    } else {
+        rc = cfg_default(&st.cfg);
+        if (rc != 0) {
+            fprintf(stderr, "fennecd: default configuration: %s\n", fennec_strerror(rc));
+            return EXIT_RUNTIME;
+        }
+    }
+
+    if (!level_arg && log_level_parse(st.cfg->log_level, &level) != 0)
+        level = LOG_LEVEL_INFO;
+    log_set_level(level);
+
+    if (check) {
+        code = check_only(st.cfg);
+        goto cleanup;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    if (!config_path)
+        log_info("main",
+                 "no -c given: running the embedded default configuration "
+                 "(zone example.com on %s; see fennecd --help)",
+                 CFG_DEFAULT_DNS);
+
+    /* The main thread reads zone_set_current() when it reloads. */
+    zone_reader_register();
+    zone_set_t *set = NULL;
+    size_t failed = 0;
+    rc = zone_set_build(st.cfg, NULL, &set, &failed);
+    if (rc != 0) {
+        log_error("main", "loading zones failed: %s", fennec_strerror(rc));
+        goto unregister;
+    }
+    if (failed)
+        log_warn("main", "%zu of %zu zone(s) failed to load and are not served", failed,
+                 st.cfg->zone_count);
+    zone_set_publish(set);
+
+    rc = server_new(st.cfg, &st.srv);
+    if (rc != 0) {
+        log_error("main", "cannot set up listeners: %s", fennec_strerror(rc));
+        goto unpublish;
+    }
+
+    uv_loop_t *loop = uv_default_loop();
+    if ((rc = signal_start(loop, &st.sig_hup, SIGHUP, &st)) ||
+        (rc = signal_start(loop, &st.sig_term, SIGTERM, &st)) ||
+        (rc = signal_start(loop, &st.sig_int, SIGINT, &st))) {
+        log_error("main", "signal handlers: %s", uv_strerror(rc));
+        goto free_server;
+    }
+
+    rc = server_start(st.srv);
+    if (rc != 0) {
+        log_error("main", "cannot start workers: %s", fennec_strerror(rc));
+        stop_all(&st);
+        uv_run(loop, UV_RUN_DEFAULT);
+        goto free_server;
+    }
+
+    if (st.cfg->has_control) {
+        rc = control_new(st.cfg, st.srv, &st.ctl);
+        if (rc == 0)
+            rc = control_start(st.ctl);
+        if (rc != 0) {
+            log_error("main", "control endpoint %s: %s", st.cfg->control.text, fennec_strerror(rc));
+            stop_all(&st);
+            uv_run(loop, UV_RUN_DEFAULT);
+            goto free_server;
+        }
+    }
+
+    char addrs[512], zones[1024];
+    addr_list(st.cfg, addrs, sizeof(addrs));
+    zone_read_lock();
+    zone_list(zone_set_current(), zones, sizeof(zones));
+    zone_read_unlock();
+    log_info("main",
+             "fennecd %s started: node %s (%s), config %s, %u worker(s), dns %s, control %s, "
+             "zones %s",
+             FENNEC_VERSION, st.cfg->node_id,
+             st.cfg->role == CFG_ROLE_PRIMARY ? "primary" : "secondary", st.cfg->path,
+             server_workers(st.srv), addrs, st.cfg->has_control ? st.cfg->control.text : "off",
+             zones);
+
+    rc = uv_run(loop, UV_RUN_DEFAULT);
+    code = EXIT_OK;
+    log_info("main", "stopped");
+
+free_server:
+    control_free(st.ctl);
+    server_stop(st.srv);
+    server_free(st.srv);
+    uv_loop_close(uv_default_loop());
+unpublish:
+    zone_set_publish(NULL);
+unregister:
+    zone_reader_unregister();
+cleanup:
+    cfg_free(st.cfg);
+    return code;
+}

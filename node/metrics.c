@@ -1,0 +1,178 @@
+/* Prometheus text exposition (format 0.0.4) of a control snapshot. */
+#include "fennec/control.h"
+
+#include <errno.h>
+#include <libknot/descriptor.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const g_rcode_names[QUERY_RCODE_MAX] = {
+    [0] = "NOERROR",  [1] = "FORMERR",    [2] = "SERVFAIL", [3] = "NXDOMAIN",  [4] = "NOTIMP",
+    [5] = "REFUSED",  [6] = "YXDOMAIN",   [7] = "YXRRSET",  [8] = "NXRRSET",   [9] = "NOTAUTH",
+    [10] = "NOTZONE", [11] = "DSOTYPENI", [16] = "BADVERS", [17] = "BADKEY",   [18] = "BADTIME",
+    [19] = "BADMODE", [20] = "BADNAME",   [21] = "BADALG",  [22] = "BADTRUNC", [23] = "BADCOOKIE",
+};
+
+const char *control_rcode_name(unsigned rcode)
+{
+    if (rcode >= QUERY_RCODE_MAX)
+        return NULL;
+    return g_rcode_names[rcode];
+}
+
+void control_prom_escape(FILE *f, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        switch (*p) {
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        default:
+            fputc(*p, f);
+            break;
+        }
+    }
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample_u64(FILE *f, const char *name, const char *label, const char *value, uint64_t v)
+{
+    if (label) {
+        fprintf(f, "%s{%s=\"", name, label);
+        control_prom_escape(f, value);
+        fprintf(f, "\"} %llu\n", (unsigned long long)v);
+    } else {
+        fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+    }
+}
+
+/* Query types always exported (even at zero) so that dashboards see the series from the
+ * start; other types appear once they have been asked for. */
+static bool qtype_always(unsigned t)
+{
+    static const unsigned common[] = {1, 2, 5, 6, 12, 15, 16, 28, 33, 43, 48, 65, 255};
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        if (common[i] == t)
+            return true;
+    return false;
+}
+
+int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&buf, &blen);
+    if (!f)
+        return -ENOMEM;
+    const server_stats_t *s = &snap->stats;
+    const query_stats_t *q = &s->query;
+
+    family(f, "fennec_build_info", "gauge", "Build of the running fennecd; the value is 1.");
+    fputs("fennec_build_info{version=\"", f);
+    control_prom_escape(f, snap->version ? snap->version : "");
+    fputs("\",node=\"", f);
+    control_prom_escape(f, snap->node_id ? snap->node_id : "");
+    fputs("\",role=\"", f);
+    control_prom_escape(f, snap->role ? snap->role : "");
+    fputs("\"} 1\n", f);
+
+    family(f, "process_start_time_seconds", "gauge",
+           "Start time of the process since the Unix epoch in seconds.");
+    fprintf(f, "process_start_time_seconds %.3f\n", snap->start_time);
+
+    family(f, "fennec_workers", "gauge", "DNS worker threads.");
+    fprintf(f, "fennec_workers %u\n", s->workers);
+
+    family(f, "fennec_dns_queries_total", "counter", "DNS queries received, by transport.");
+    sample_u64(f, "fennec_dns_queries_total", "transport", "udp", q->queries[QUERY_UDP]);
+    sample_u64(f, "fennec_dns_queries_total", "transport", "tcp", q->queries[QUERY_TCP]);
+
+    family(f, "fennec_dns_responses_total", "counter", "DNS answers sent, by response code.");
+    for (unsigned r = 0; r < QUERY_RCODE_MAX; r++) {
+        const char *name = control_rcode_name(r);
+        if (r <= 5 || q->rcode[r] != 0) {
+            char other[16];
+            if (!name) {
+                snprintf(other, sizeof(other), "RCODE%u", r);
+                name = other;
+            }
+            sample_u64(f, "fennec_dns_responses_total", "rcode", name, q->rcode[r]);
+        }
+    }
+
+    family(f, "fennec_dns_queries_by_qtype_total", "counter",
+           "DNS queries received, by query type (OTHER for types above 255).");
+    for (unsigned t = 0; t < 256; t++) {
+        if (q->qtype[t] == 0 && !qtype_always(t))
+            continue;
+        char name[32];
+        if (knot_rrtype_to_string((uint16_t)t, name, sizeof(name)) < 0)
+            snprintf(name, sizeof(name), "TYPE%u", t);
+        sample_u64(f, "fennec_dns_queries_by_qtype_total", "qtype", name, q->qtype[t]);
+    }
+    sample_u64(f, "fennec_dns_queries_by_qtype_total", "qtype", "OTHER", q->qtype_other);
+
+    family(f, "fennec_dns_queries_ignored_total", "counter",
+           "DNS messages not answered because they were responses or too short for a header.");
+    sample_u64(f, "fennec_dns_queries_ignored_total", NULL, NULL, q->dropped);
+
+    family(f, "fennec_dns_truncated_total", "counter", "DNS answers sent with the TC bit.");
+    sample_u64(f, "fennec_dns_truncated_total", NULL, NULL, q->truncated);
+
+    family(f, "fennec_udp_received_total", "counter", "UDP datagrams read.");
+    sample_u64(f, "fennec_udp_received_total", NULL, NULL, s->udp_received);
+    family(f, "fennec_udp_answered_total", "counter", "UDP answers the kernel accepted.");
+    sample_u64(f, "fennec_udp_answered_total", NULL, NULL, s->udp_answered);
+    family(f, "fennec_udp_ignored_total", "counter",
+           "UDP datagrams read and not answered: oversized, responses, runts.");
+    sample_u64(f, "fennec_udp_ignored_total", NULL, NULL, s->udp_ignored);
+    family(f, "fennec_udp_send_dropped_total", "counter",
+           "UDP answers dropped because the socket send buffer was full.");
+    sample_u64(f, "fennec_udp_send_dropped_total", NULL, NULL, s->udp_dropped);
+    family(f, "fennec_udp_send_errors_total", "counter",
+           "UDP answers the kernel refused for another reason.");
+    sample_u64(f, "fennec_udp_send_errors_total", NULL, NULL, s->udp_send_errors);
+
+    family(f, "fennec_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
+    sample_u64(f, "fennec_tcp_connections_accepted_total", NULL, NULL, s->tcp_accepted);
+    family(f, "fennec_tcp_connections_refused_total", "counter",
+           "TCP connections closed at once because the connection limit was reached.");
+    sample_u64(f, "fennec_tcp_connections_refused_total", NULL, NULL, s->tcp_refused);
+    family(f, "fennec_tcp_connections_open", "gauge", "TCP connections open now.");
+    sample_u64(f, "fennec_tcp_connections_open", NULL, NULL, s->tcp_open);
+    family(f, "fennec_tcp_connections_closed_total", "counter",
+           "TCP connections closed by the server, by reason.");
+    sample_u64(f, "fennec_tcp_connections_closed_total", "reason", "idle", s->tcp_closed_idle);
+    sample_u64(f, "fennec_tcp_connections_closed_total", "reason", "error", s->tcp_closed_bad);
+
+    family(f, "fennec_zones", "gauge", "Zones served.");
+    fprintf(f, "fennec_zones %zu\n", snap->zone_count);
+    if (snap->zone_count > 0) {
+        family(f, "fennec_zone_serial", "gauge", "SOA serial of each zone served.");
+        for (size_t i = 0; i < snap->zone_count; i++)
+            sample_u64(f, "fennec_zone_serial", "zone", snap->zones[i].name, snap->zones[i].serial);
+        family(f, "fennec_zone_records", "gauge", "Resource records in each zone served.");
+        for (size_t i = 0; i < snap->zone_count; i++)
+            sample_u64(f, "fennec_zone_records", "zone", snap->zones[i].name,
+                       snap->zones[i].records);
+    }
+
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *out = buf;
+    *len = blen;
+    return 0;
+}

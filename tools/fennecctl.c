@@ -1,0 +1,875 @@
+/*
+ * fennecctl — the operator CLI. Talks to a node's control endpoint (docs/api.md) with
+ * libcurl; prints tables for people and, with --json, the server's JSON for scripts.
+ * Exit codes: 0 done, 1 failed (the server refused, is unreachable, or lacks the feature),
+ * 2 usage error.
+ */
+#include "fennec/common.h"
+#include "fennec/control.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_OK    0
+#define EXIT_FAIL  1
+#define EXIT_USAGE 2
+
+#define DEFAULT_URL "http://127.0.0.1:8053"
+#define MAX_ANSWER  (16 * 1024 * 1024)
+
+typedef struct opts {
+    const char *url;
+    const char *key_file;
+    bool json;
+    bool watch;
+    double interval;
+    long timeout;
+    char token[CONTROL_TOKEN_LEN + 1];
+    bool has_token;
+} opts_t;
+
+typedef struct verb verb_t;
+typedef int (*verb_fn)(opts_t *o, const verb_t *v, char **args, int nargs);
+
+struct verb {
+    const char *name; /* "status", "node add", ... */
+    int min_args;
+    int max_args; /* -1: no limit */
+    const char *usage;
+    const char *help;
+    verb_fn run;
+};
+
+static volatile sig_atomic_t g_stop;
+
+/* ------------------------------------------------------------------------------------------ */
+/* HTTP                                                                                       */
+
+typedef struct answer {
+    long status;
+    char *body;
+    size_t len;
+    bool overflow;
+    json_t *json; /* parsed body when it is JSON */
+} answer_t;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    answer_t *a = userdata;
+    size_t n = size * nmemb;
+    if (a->len + n > MAX_ANSWER) {
+        a->overflow = true;
+        return 0;
+    }
+    char *nb = realloc(a->body, a->len + n + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + a->len, ptr, n);
+    a->len += n;
+    nb[a->len] = '\0';
+    a->body = nb;
+    return n;
+}
+
+static void answer_free(answer_t *a)
+{
+    free(a->body);
+    json_decref(a->json);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Performs one request; returns 0 when an HTTP answer arrived (any status), else prints why
+ * and returns -1. PATH must already be escaped. */
+static int http_call(const opts_t *o, const char *method, const char *path, const char *body,
+                     answer_t *a)
+{
+    int rc = -1;
+    char url[4096];
+    char auth[CONTROL_TOKEN_LEN + 32];
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    memset(a, 0, sizeof(*a));
+    size_t ul = strlen(o->url);
+    while (ul > 0 && o->url[ul - 1] == '/')
+        ul--;
+    if ((size_t)snprintf(url, sizeof(url), "%.*s%s", (int)ul, o->url, path) >= sizeof(url)) {
+        fprintf(stderr, "fennecctl: the URL is too long\n");
+        return -1;
+    }
+    CURL *c = curl_easy_init();
+    if (!c) {
+        fprintf(stderr, "fennecctl: cannot initialise libcurl\n");
+        return -1;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->timeout < 5 ? o->timeout : 5L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "fennecctl/" FENNEC_VERSION);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (o->has_token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+        headers = curl_slist_append(headers, auth);
+    }
+    if (strcmp(method, "POST") == 0) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        if (a->overflow)
+            fprintf(stderr, "fennecctl: the answer from %s is larger than %d bytes\n", url,
+                    MAX_ANSWER);
+        else
+            fprintf(stderr, "fennecctl: cannot reach fennecd at %.*s: %s\n", (int)ul, o->url,
+                    errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        goto cleanup;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+    if (a->body)
+        a->json = json_loadb(a->body, a->len, 0, NULL);
+    rc = 0;
+cleanup:
+    memset(auth, 0, sizeof(auth));
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    if (rc != 0)
+        answer_free(a);
+    return rc;
+}
+
+static char *escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    if (!e) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        exit(EXIT_FAIL);
+    }
+    return e;
+}
+
+static void print_json(const json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (text) {
+        puts(text);
+        free(text);
+    }
+}
+
+/* Turns a non-2xx answer into a message and exit code 1; 0 for success. */
+static int answer_check(const opts_t *o, const verb_t *v, const answer_t *a)
+{
+    if (a->status >= 200 && a->status < 300) {
+        if (!a->json) {
+            fprintf(stderr, "fennecctl: %s: the server's answer is not JSON\n", v->name);
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
+    }
+    const char *msg = NULL;
+    if (a->json && json_is_object(a->json))
+        msg = json_string_value(json_object_get(a->json, "error"));
+    if (!msg)
+        msg = "(no message)";
+    char line[2048];
+    switch (a->status) {
+    case 501:
+        if (strstr(msg, "not available in this version"))
+            snprintf(line, sizeof(line), "%s", msg);
+        else
+            snprintf(line, sizeof(line), "not available in this version of fennec (%s)", msg);
+        break;
+    case 401:
+        snprintf(line, sizeof(line), "not authorized: %s%s", msg,
+                 o->has_token ? "" : " [no key given: use --key-file FILE or FENNEC_KEY_FILE]");
+        break;
+    case 403:
+        snprintf(line, sizeof(line), "refused: %s", msg);
+        break;
+    default:
+        snprintf(line, sizeof(line), "%s (HTTP %ld)", msg, a->status);
+        break;
+    }
+    fprintf(stderr, "fennecctl: %s: %s\n", v->name, line);
+    if (o->json) {
+        json_t *e = json_pack("{s:s, s:I}", "error", line, "http_status", (json_int_t)a->status);
+        print_json(e);
+        json_decref(e);
+    }
+    return EXIT_FAIL;
+}
+
+/* One request whose JSON answer is printed as is with --json; returns the exit code and
+ * leaves the answer in A for the table printer when it succeeded. */
+static int request(opts_t *o, const verb_t *v, const char *method, const char *path, json_t *body,
+                   answer_t *a)
+{
+    char *text = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!text) {
+            fprintf(stderr, "fennecctl: out of memory\n");
+            return EXIT_FAIL;
+        }
+    }
+    int rc = http_call(o, method, path, text, a);
+    free(text);
+    if (rc != 0)
+        return EXIT_FAIL;
+    int ex = answer_check(o, v, a);
+    if (ex != EXIT_OK) {
+        answer_free(a);
+        return ex;
+    }
+    if (o->json)
+        print_json(a->json);
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* output helpers                                                                             */
+
+static json_int_t jint(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    if (json_is_real(v))
+        return (json_int_t)json_real_value(v);
+    return 0;
+}
+
+static const char *jstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "-";
+}
+
+static void format_duration(json_int_t s, char *out, size_t len)
+{
+    if (s < 0)
+        s = 0;
+    long long d = s / 86400, h = (s % 86400) / 3600, m = (s % 3600) / 60, sec = s % 60;
+    if (d)
+        snprintf(out, len, "%lldd %lldh %lldm %llds", d, h, m, sec);
+    else if (h)
+        snprintf(out, len, "%lldh %lldm %llds", h, m, sec);
+    else if (m)
+        snprintf(out, len, "%lldm %llds", m, sec);
+    else
+        snprintf(out, len, "%llds", sec);
+}
+
+/* A table: a header row and rows of cells, printed with aligned columns. */
+#define TABLE_MAX_COLS 8
+typedef struct table {
+    int cols;
+    size_t rows;
+    char **cells; /* rows+1 rows of cols cells, row 0 the header */
+} table_t;
+
+static void table_add(table_t *t, const char *const *cells)
+{
+    char **nc = realloc(t->cells, (t->rows + 1) * (size_t)t->cols * sizeof(char *));
+    if (!nc) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        exit(EXIT_FAIL);
+    }
+    t->cells = nc;
+    for (int i = 0; i < t->cols; i++)
+        t->cells[t->rows * (size_t)t->cols + (size_t)i] = strdup(cells[i] ? cells[i] : "-");
+    t->rows++;
+}
+
+static void table_print(table_t *t)
+{
+    size_t width[TABLE_MAX_COLS] = {0};
+    for (size_t r = 0; r < t->rows; r++)
+        for (int c = 0; c < t->cols; c++) {
+            const char *s = t->cells[r * (size_t)t->cols + (size_t)c];
+            size_t n = s ? strlen(s) : 0;
+            if (n > width[c])
+                width[c] = n;
+        }
+    for (size_t r = 0; r < t->rows; r++) {
+        for (int c = 0; c < t->cols; c++) {
+            const char *s = t->cells[r * (size_t)t->cols + (size_t)c];
+            if (c == t->cols - 1)
+                printf("%s\n", s ? s : "");
+            else
+                printf("%-*s  ", (int)width[c], s ? s : "");
+        }
+    }
+    for (size_t i = 0; i < t->rows * (size_t)t->cols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->rows = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* verbs                                                                                      */
+
+static int do_status(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)args;
+    (void)nargs;
+    answer_t a;
+    int ex = request(o, v, "GET", "/v1/status", NULL, &a);
+    if (ex != EXIT_OK || o->json) {
+        if (ex == EXIT_OK)
+            answer_free(&a);
+        return ex;
+    }
+    const json_t *j = a.json;
+    char up[64];
+    format_duration(jint(j, "uptime_seconds"), up, sizeof(up));
+    const json_t *q = json_object_get(j, "queries");
+    printf("node      %s (%s)\n", jstr(j, "node_id"), jstr(j, "role"));
+    printf("version   %s\n", jstr(j, "version"));
+    printf("uptime    %s\n", up);
+    printf("workers   %lld\n", (long long)jint(j, "workers"));
+    printf("queries   %lld (UDP %lld, TCP %lld)\n", (long long)jint(q, "total"),
+           (long long)jint(q, "udp"), (long long)jint(q, "tcp"));
+    const json_t *resp = json_object_get(q, "responses");
+    if (json_is_object(resp) && json_object_size(resp) > 0) {
+        printf("answers  ");
+        const char *k;
+        const json_t *val;
+        json_object_foreach((json_t *)resp, k, val)
+        {
+            printf(" %s %lld", k, (long long)json_integer_value(val));
+        }
+        printf("\n");
+    }
+    const json_t *zones = json_object_get(j, "zones");
+    printf("\n");
+    table_t t = {.cols = 3};
+    table_add(&t, (const char *const[]){"ZONE", "SERIAL", "RECORDS"});
+    size_t i;
+    const json_t *z;
+    json_array_foreach(zones, i, z)
+    {
+        char serial[32], records[32];
+        snprintf(serial, sizeof(serial), "%lld", (long long)jint(z, "serial"));
+        snprintf(records, sizeof(records), "%lld", (long long)jint(z, "records"));
+        table_add(&t, (const char *const[]){jstr(z, "name"), serial, records});
+    }
+    if (json_array_size(zones) == 0)
+        table_add(&t, (const char *const[]){"(no zones served)", "", ""});
+    table_print(&t);
+    answer_free(&a);
+    return EXIT_OK;
+}
+
+static void print_nodes(const json_t *j, bool lag_only)
+{
+    table_t t = {.cols = lag_only ? 4 : 6};
+    if (lag_only)
+        table_add(&t, (const char *const[]){"NODE", "APPLIED", "ENTRIES_BEHIND", "SECONDS_BEHIND"});
+    else
+        table_add(&t, (const char *const[]){"NODE", "ADDRESS", "ROLE", "APPLIED", "ENTRIES_BEHIND",
+                                            "SECONDS_BEHIND"});
+    size_t i;
+    const json_t *n;
+    json_array_foreach(json_object_get(j, "nodes"), i, n)
+    {
+        char applied[32], eb[32], sb[32];
+        snprintf(applied, sizeof(applied), "%lld", (long long)jint(n, "applied_index"));
+        snprintf(eb, sizeof(eb), "%lld", (long long)jint(n, "entries_behind"));
+        snprintf(sb, sizeof(sb), "%.3f", json_number_value(json_object_get(n, "seconds_behind")));
+        if (lag_only)
+            table_add(&t, (const char *const[]){jstr(n, "id"), applied, eb, sb});
+        else
+            table_add(&t, (const char *const[]){jstr(n, "id"), jstr(n, "address"), jstr(n, "role"),
+                                                applied, eb, sb});
+    }
+    table_print(&t);
+}
+
+static int do_nodes(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)args;
+    (void)nargs;
+    answer_t a;
+    int ex = request(o, v, "GET", "/v1/nodes", NULL, &a);
+    if (ex == EXIT_OK && !o->json)
+        print_nodes(a.json, false);
+    if (ex == EXIT_OK)
+        answer_free(&a);
+    return ex;
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static int do_lag(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)args;
+    (void)nargs;
+    if (o->watch) {
+        struct sigaction sa = {.sa_handler = on_sigint};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    for (;;) {
+        answer_t a;
+        int ex = request(o, v, "GET", "/v1/nodes", NULL, &a);
+        if (ex != EXIT_OK)
+            return ex;
+        if (!o->json) {
+            if (o->watch && isatty(STDOUT_FILENO))
+                printf("\033[H\033[2J");
+            print_nodes(a.json, true);
+        }
+        answer_free(&a);
+        fflush(stdout);
+        if (!o->watch)
+            return EXIT_OK;
+        struct timespec ts = {.tv_sec = (time_t)o->interval,
+                              .tv_nsec = (long)((o->interval - (double)(time_t)o->interval) * 1e9)};
+        while (!g_stop && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        if (g_stop)
+            return EXIT_OK;
+        if (!o->json)
+            printf("\n");
+    }
+}
+
+static int do_node_add(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)nargs;
+    answer_t a;
+    int ex = request(o, v, "POST", "/v1/nodes",
+                     json_pack("{s:s, s:s}", "id", args[0], "address", args[1]), &a);
+    if (ex == EXIT_OK) {
+        if (!o->json)
+            printf("node %s (%s) added\n", args[0], args[1]);
+        answer_free(&a);
+    }
+    return ex;
+}
+
+static int do_node_remove(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)nargs;
+    char *id = escape(args[0]);
+    char path[1024];
+    snprintf(path, sizeof(path), "/v1/nodes/%s", id);
+    curl_free(id);
+    answer_t a;
+    int ex = request(o, v, "DELETE", path, NULL, &a);
+    if (ex == EXIT_OK) {
+        if (!o->json)
+            printf("node %s removed\n", args[0]);
+        answer_free(&a);
+    }
+    return ex;
+}
+
+static int do_zone_reload(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)nargs;
+    char *zone = escape(args[0]);
+    char path[1024];
+    snprintf(path, sizeof(path), "/v1/zones/%s/reload", zone);
+    curl_free(zone);
+    answer_t a;
+    int ex = request(o, v, "POST", path, NULL, &a);
+    if (ex == EXIT_OK) {
+        if (!o->json)
+            printf("zone %s reloaded, serial %lld\n", jstr(a.json, "zone"),
+                   (long long)jint(a.json, "serial"));
+        answer_free(&a);
+    }
+    return ex;
+}
+
+static int parse_ttl(const char *s, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < 0 || v > 2147483647)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const char *action)
+{
+    long long ttl;
+    if (parse_ttl(args[2], &ttl) != 0) {
+        fprintf(stderr,
+                "fennecctl: %s: TTL must be a number of seconds from 0 to 2147483647, not "
+                "\"%s\"\nusage: fennecctl %s\n",
+                v->name, args[2], v->usage);
+        return EXIT_USAGE;
+    }
+    /* RDATA may be given as one argument or as several (MX 10 mail): joined by spaces. */
+    size_t len = 1;
+    for (int i = 4; i < nargs; i++)
+        len += strlen(args[i]) + 1;
+    char *rdata = calloc(1, len);
+    if (!rdata) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        return EXIT_FAIL;
+    }
+    for (int i = 4; i < nargs; i++) {
+        if (i > 4)
+            strcat(rdata, " ");
+        strcat(rdata, args[i]);
+    }
+    char *zone = escape(args[0]);
+    char path[1024];
+    snprintf(path, sizeof(path), "/v1/zones/%s/records", zone);
+    curl_free(zone);
+    json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "action", action, "name", args[1], "ttl",
+                             (json_int_t)ttl, "type", args[3], "rdata", rdata);
+    free(rdata);
+    if (!body) {
+        fprintf(stderr, "fennecctl: %s: arguments must be valid UTF-8\n", v->name);
+        return EXIT_USAGE;
+    }
+    answer_t a;
+    int ex = request(o, v, "POST", path, body, &a);
+    if (ex == EXIT_OK) {
+        if (!o->json)
+            printf("record %s: %s\n", strcmp(action, "add") == 0 ? "added" : "deleted",
+                   jstr(a.json, "record"));
+        answer_free(&a);
+    }
+    return ex;
+}
+
+static int do_record_add(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    return do_record(o, v, args, nargs, "add");
+}
+
+static int do_record_delete(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    return do_record(o, v, args, nargs, "delete");
+}
+
+static int do_health(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)args;
+    (void)nargs;
+    answer_t a;
+    int ex = request(o, v, "GET", "/v1/health", NULL, &a);
+    if (ex != EXIT_OK)
+        return ex;
+    if (!o->json) {
+        table_t t = {.cols = 4};
+        table_add(&t, (const char *const[]){"CHECK", "STATE", "OVERRIDE", "LAST_CHANGE"});
+        size_t i;
+        const json_t *c;
+        json_array_foreach(json_object_get(a.json, "checks"), i, c)
+        {
+            table_add(&t, (const char *const[]){jstr(c, "name"), jstr(c, "state"),
+                                                jstr(c, "override"), jstr(c, "last_change")});
+        }
+        table_print(&t);
+    }
+    answer_free(&a);
+    return EXIT_OK;
+}
+
+static int do_health_override(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)nargs;
+    const char *state = args[1];
+    if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0 && strcmp(state, "clear") != 0) {
+        fprintf(stderr,
+                "fennecctl: %s: the state must be up, down or clear, not \"%s\"\nusage: "
+                "fennecctl %s\n",
+                v->name, state, v->usage);
+        return EXIT_USAGE;
+    }
+    char *check = escape(args[0]);
+    char path[1024];
+    snprintf(path, sizeof(path), "/v1/health/%s/override", check);
+    curl_free(check);
+    answer_t a;
+    int ex = request(o, v, "POST", path, json_pack("{s:s}", "state", state), &a);
+    if (ex == EXIT_OK) {
+        if (!o->json)
+            printf("check %s: override %s\n", args[0],
+                   strcmp(state, "clear") == 0 ? "cleared" : state);
+        answer_free(&a);
+    }
+    return ex;
+}
+
+static const verb_t g_verbs[] = {
+    {"status", 0, 0, "status",
+     "Shows the node: id, role, version, uptime, workers, zones "
+     "with their serials and query totals.",
+     do_status},
+    {"nodes", 0, 0, "nodes", "Lists the cluster's nodes with their replication state.", do_nodes},
+    {"node add", 2, 2, "node add ID ADDRESS",
+     "Registers node ID whose replication listener is ADDRESS (IPv4:port or [IPv6]:port). "
+     "Needs the cluster key.",
+     do_node_add},
+    {"node remove", 1, 1, "node remove ID",
+     "Removes node ID from the cluster. Needs the cluster key.", do_node_remove},
+    {"zone reload", 1, 1, "zone reload NAME",
+     "Reloads zone NAME from its file on the node and serves it if it loads; on an error the "
+     "previous version stays in service and the error (file:line) is shown. Needs the cluster "
+     "key.",
+     do_zone_reload},
+    {"record add", 5, -1, "record add ZONE NAME TTL TYPE RDATA...",
+     "Adds a record to ZONE. NAME is relative to the zone (\"@\" for the apex) unless it ends "
+     "in a dot; RDATA is in master-file format and may span several arguments "
+     "(record add example.com mail 300 MX 10 mx1). Needs the cluster key.",
+     do_record_add},
+    {"record delete", 5, -1, "record delete ZONE NAME TTL TYPE RDATA...",
+     "Deletes the record NAME TYPE RDATA from ZONE (arguments as for record add). Needs the "
+     "cluster key.",
+     do_record_delete},
+    {"health", 0, 0, "health", "Shows every health check's state and override.", do_health},
+    {"health override", 2, 2, "health override CHECK up|down|clear",
+     "Forces CHECK up or down regardless of its probes, or clears the override. Needs the "
+     "cluster key.",
+     do_health_override},
+    {"lag", 0, 0, "lag [--watch] [--interval SECONDS]",
+     "Shows every node's replication lag (entries and seconds behind the primary); with "
+     "--watch, refreshes every --interval seconds (default 2) until interrupted.",
+     do_lag},
+};
+
+#define VERB_COUNT (sizeof(g_verbs) / sizeof(g_verbs[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fennecctl [OPTIONS] COMMAND [ARGS]\n\n"
+               "Controls a fennec node through its HTTP control endpoint.\n\ncommands:\n");
+    for (size_t i = 0; i < VERB_COUNT; i++)
+        fprintf(f, "  %s\n", g_verbs[i].usage);
+    fprintf(f,
+            "\noptions:\n"
+            "  -s, --server URL   control endpoint (default $FENNEC_URL, else %s)\n"
+            "  --key-file FILE    cluster key file, needed for changes (default "
+            "$FENNEC_KEY_FILE)\n"
+            "  --json             print the server's JSON instead of tables\n"
+            "  --timeout SECONDS  give up on the server after this long (default 10)\n"
+            "  -h, --help         this help; COMMAND --help explains one command\n"
+            "  -V, --version      print the version\n"
+            "\nexit codes: 0 done, 1 failed (refused, unreachable, or not available in this "
+            "version), 2 usage error\n",
+            DEFAULT_URL);
+}
+
+static void verb_usage(FILE *f, const verb_t *v)
+{
+    fprintf(f, "usage: fennecctl [OPTIONS] %s\n\n%s\n\nSee fennecctl --help for OPTIONS.\n",
+            v->usage, v->help);
+}
+
+/* Finds the verb named by the first one or two positional words. */
+static const verb_t *verb_find(char **pos, int npos, int *words)
+{
+    if (npos >= 2) {
+        char two[128];
+        snprintf(two, sizeof(two), "%s %s", pos[0], pos[1]);
+        for (size_t i = 0; i < VERB_COUNT; i++)
+            if (strcmp(g_verbs[i].name, two) == 0) {
+                *words = 2;
+                return &g_verbs[i];
+            }
+    }
+    if (npos >= 1)
+        for (size_t i = 0; i < VERB_COUNT; i++)
+            if (strcmp(g_verbs[i].name, pos[0]) == 0) {
+                *words = 1;
+                return &g_verbs[i];
+            }
+    return NULL;
+}
+
+/* Names the subcommands of a group word ("node" -> node add, node remove). */
+static bool group_usage(FILE *f, const char *word)
+{
+    size_t wl = strlen(word);
+    bool any = false;
+    for (size_t i = 0; i < VERB_COUNT; i++)
+        if (strncmp(g_verbs[i].name, word, wl) == 0 && g_verbs[i].name[wl] == ' ') {
+            if (!any)
+                fprintf(f, "usage:\n");
+            fprintf(f, "  fennecctl [OPTIONS] %s\n", g_verbs[i].usage);
+            any = true;
+        }
+    return any;
+}
+
+static int option_value(int argc, char **argv, int *i, const char *name, const char **out)
+{
+    const char *a = argv[*i];
+    size_t nl = strlen(name);
+    if (strncmp(a, name, nl) == 0 && a[nl] == '=') {
+        *out = a + nl + 1;
+        return 1;
+    }
+    if (strcmp(a, name) != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "fennecctl: %s needs a value\n", name);
+        return -1;
+    }
+    *out = argv[++*i];
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.interval = 2.0, .timeout = 10};
+    char **pos = calloc((size_t)argc + 1, sizeof(char *));
+    int npos = 0;
+    bool help = false, version = false, only_pos = false;
+    const char *interval = NULL, *timeout = NULL;
+    int ex = EXIT_USAGE;
+    if (!pos)
+        return EXIT_FAIL;
+    o.url = getenv("FENNEC_URL");
+    o.key_file = getenv("FENNEC_KEY_FILE");
+    if (o.key_file && !*o.key_file)
+        o.key_file = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r;
+        if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
+            pos[npos++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            help = true;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            version = true;
+        } else if (strcmp(a, "--json") == 0) {
+            o.json = true;
+        } else if (strcmp(a, "--watch") == 0 || strcmp(a, "-w") == 0) {
+            o.watch = true;
+        } else if ((r = option_value(argc, argv, &i, "-s", &o.url)) != 0 ||
+                   (r = option_value(argc, argv, &i, "--server", &o.url)) != 0 ||
+                   (r = option_value(argc, argv, &i, "--key-file", &o.key_file)) != 0 ||
+                   (r = option_value(argc, argv, &i, "--interval", &interval)) != 0 ||
+                   (r = option_value(argc, argv, &i, "--timeout", &timeout)) != 0) {
+            if (r < 0)
+                goto cleanup;
+        } else if (a[1] != '-' && a[1] >= '0' && a[1] <= '9') {
+            pos[npos++] = argv[i]; /* a negative number is an argument, not an option */
+        } else {
+            fprintf(stderr, "fennecctl: unknown option %s (see fennecctl --help)\n", a);
+            goto cleanup;
+        }
+    }
+    if (version) {
+        printf("fennecctl %s\n", FENNEC_VERSION);
+        ex = EXIT_OK;
+        goto cleanup;
+    }
+    int words = 0;
+    const verb_t *v = verb_find(pos, npos, &words);
+    if (help) {
+        if (v)
+            verb_usage(stdout, v);
+        else if (npos == 0 || !group_usage(stdout, pos[0]))
+            usage(stdout);
+        ex = EXIT_OK;
+        goto cleanup;
+    }
+    if (npos == 0) {
+        usage(stderr);
+        goto cleanup;
+    }
+    if (!v) {
+        if (!group_usage(stderr, pos[0]))
+            fprintf(stderr, "fennecctl: unknown command \"%s\" (see fennecctl --help)\n", pos[0]);
+        goto cleanup;
+    }
+    int nargs = npos - words;
+    if (nargs < v->min_args || (v->max_args >= 0 && nargs > v->max_args)) {
+        fprintf(stderr, "fennecctl: %s: %s arguments\nusage: fennecctl %s\n", v->name,
+                nargs < v->min_args ? "missing" : "too many", v->usage);
+        goto cleanup;
+    }
+    if (o.watch && strcmp(v->name, "lag") != 0) {
+        fprintf(stderr, "fennecctl: --watch only applies to lag\n");
+        goto cleanup;
+    }
+    if (interval) {
+        char *end = NULL;
+        o.interval = strtod(interval, &end);
+        if (end == interval || *end || !(o.interval >= 0.1 && o.interval <= 3600)) {
+            fprintf(stderr, "fennecctl: --interval must be 0.1 to 3600 seconds\n");
+            goto cleanup;
+        }
+    }
+    if (timeout) {
+        char *end = NULL;
+        o.timeout = strtol(timeout, &end, 10);
+        if (end == timeout || *end || o.timeout < 1 || o.timeout > 3600) {
+            fprintf(stderr, "fennecctl: --timeout must be 1 to 3600 seconds\n");
+            goto cleanup;
+        }
+    }
+    if (!o.url || !*o.url)
+        o.url = DEFAULT_URL;
+    if (o.key_file) {
+        uint8_t key[CONTROL_MAX_KEY];
+        size_t keylen = 0;
+        char err[512];
+        if (control_key_read(o.key_file, key, &keylen, err, sizeof(err)) != 0) {
+            fprintf(stderr, "fennecctl: cannot read the cluster key: %s\n", err);
+            ex = EXIT_FAIL;
+            goto cleanup;
+        }
+        int rc = control_token_derive(key, keylen, o.token);
+        memset(key, 0, sizeof(key));
+        if (rc != 0) {
+            fprintf(stderr, "fennecctl: cannot derive the token from the key\n");
+            ex = EXIT_FAIL;
+            goto cleanup;
+        }
+        o.has_token = true;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "fennecctl: cannot initialise libcurl\n");
+        ex = EXIT_FAIL;
+        goto cleanup;
+    }
+    ex = v->run(&o, v, pos + words, nargs);
+    curl_global_cleanup();
+cleanup:
+    memset(o.token, 0, sizeof(o.token));
+    free(pos);
+    return ex;
+}
