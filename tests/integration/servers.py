@@ -1,0 +1,296 @@
+#!/usr/bin/python3
+"""fennec integration tests: start and stop real name servers on loopback.
+
+Knot DNS (the reference), NSD (an optional third opinion) and fennecd, each serving every
+zone file of a folder (file name = zone name + ".zone"), each from a generated config in a
+temporary folder. Every process started here is killed when the script exits (atexit and
+SIGINT/SIGTERM/SIGHUP handlers). A missing binary is an error, never a skip.
+
+Ports (this suite owns 15600-15699): Knot 15601, NSD 15602, fennecd 15603 and up.
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+KNOT_PORT = 15601
+NSD_PORT = 15602
+FENNEC_PORT = 15603
+
+_started = []  # Server objects still to be stopped at exit
+_handlers_installed = False
+
+
+class HarnessError(Exception):
+    """A problem with the test setup (missing binary, server that does not come up)."""
+
+
+def need_binary(name, hint):
+    """Returns the path of NAME or raises HarnessError naming the package to install."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None)
+    if not path:
+        raise HarnessError(f"required binary '{name}' not found: {hint}")
+    return path
+
+
+def zones_in(zonedir):
+    """Zone names served from ZONEDIR, main zone (the one named example.test) first."""
+    names = sorted(f[:-5] for f in os.listdir(zonedir) if f.endswith(".zone"))
+    if not names:
+        raise HarnessError(f"no *.zone files in {zonedir}")
+    names.sort(key=lambda n: (n != "example.test", n))
+    return names
+
+
+def _stop_all():
+    for srv in list(_started):
+        srv.stop()
+
+
+def _on_signal(signum, _frame):
+    _stop_all()
+    sys.stderr.write(f"servers: stopped by signal {signum}\n")
+    os._exit(128 + signum)
+
+
+def _install_handlers():
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    atexit.register(_stop_all)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    _handlers_installed = True
+
+
+def soa_query(zone, port, host="127.0.0.1", timeout=0.5):
+    """Sends one SOA query over UDP; returns the rcode or None when nothing came back."""
+    qid = os.getpid() & 0xFFFF
+    wire = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 0)
+    for label in zone.rstrip(".").split("."):
+        wire += bytes([len(label)]) + label.encode()
+    wire += b"\x00" + struct.pack("!HH", 6, 1)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(wire, (host, port))
+            data = s.recv(65535)
+        except OSError:
+            return None
+    if len(data) < 12 or struct.unpack("!H", data[:2])[0] != qid:
+        return None
+    return data[3] & 0x0F
+
+
+class Server:
+    """One server process, started in its own session so that its children die with it."""
+
+    def __init__(self, name, port, argv, workdir, logfile, hosts=("127.0.0.1",)):
+        self.name = name
+        self.port = port
+        self.argv = argv
+        self.workdir = workdir
+        self.logfile = logfile
+        self.hosts = hosts
+        self.proc = None
+
+    def start(self, probe_zone, timeout=15.0):
+        _install_handlers()
+        log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                     start_new_session=True)
+        log.close()
+        _started.append(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(f"{self.name} exited with status {self.proc.returncode} "
+                                   f"while starting:\n{self.log_tail()}")
+            if all(soa_query(probe_zone, self.port, h) == 0 for h in self.hosts):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise HarnessError(f"{self.name} did not answer '{probe_zone} SOA' with NOERROR on port "
+                           f"{self.port} within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.logfile, "r", errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+        if self in _started:
+            _started.remove(self)
+
+
+def make_tmp(prefix):
+    d = tempfile.mkdtemp(prefix=f"fennec-integ-{prefix}-")
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def start_knot(zonedir, port=KNOT_PORT, with_v6=True):
+    knotd = need_binary("knotd", "apt-get install knot")
+    zonedir = os.path.abspath(zonedir)
+    zones = zones_in(zonedir)
+    tmp = make_tmp("knot")
+    hosts = ("127.0.0.1", "::1") if with_v6 else ("127.0.0.1",)
+    listen = ", ".join(f"{h}@{port}" for h in hosts)
+    conf = f"""server:
+  listen: [ {listen} ]
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+  rundir: {tmp}
+  pidfile: {tmp}/knot.pid
+  user: root
+  identity: ""
+  version: ""
+  nsid: ""
+log:
+  - target: stdout
+    any: info
+database:
+  storage: {tmp}
+template:
+  - id: default
+    storage: {zonedir}
+    file: "%s.zone"
+    semantic-checks: on
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+""" + "".join(f"  - domain: {z}\n" for z in zones)
+    with open(os.path.join(tmp, "knot.conf"), "w") as f:
+        f.write(conf)
+    srv = Server("knotd", port, [knotd, "-c", os.path.join(tmp, "knot.conf")], tmp,
+                 os.path.join(tmp, "knotd.out"), hosts)
+    return srv.start(zones[0])
+
+
+def start_nsd(zonedir, port=NSD_PORT, with_v6=True):
+    nsd = need_binary("nsd", "apt-get install nsd")
+    zonedir = os.path.abspath(zonedir)
+    zones = zones_in(zonedir)
+    tmp = make_tmp("nsd")
+    hosts = ("127.0.0.1", "::1") if with_v6 else ("127.0.0.1",)
+    conf = "server:\n" + "".join(f"  ip-address: {h}@{port}\n" for h in hosts) + f"""  server-count: 1
+  username: ""
+  chroot: ""
+  zonesdir: "{zonedir}"
+  database: ""
+  pidfile: "{tmp}/nsd.pid"
+  xfrdfile: "{tmp}/xfrd.state"
+  zonelistfile: "{tmp}/zone.list"
+  xfrdir: "{tmp}"
+  verbosity: 1
+  hide-version: yes
+  hide-identity: yes
+  minimal-responses: yes
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+""" + "".join(f"zone:\n  name: {z}\n  zonefile: {z}.zone\n" for z in zones)
+    with open(os.path.join(tmp, "nsd.conf"), "w") as f:
+        f.write(conf)
+    srv = Server("nsd", port, [nsd, "-d", "-c", os.path.join(tmp, "nsd.conf")], tmp,
+                 os.path.join(tmp, "nsd.out"), hosts)
+    return srv.start(zones[0])
+
+
+def fennecd_path(argv_value=None):
+    """The fennecd binary: an explicit argument, else $FENNECD. Raises when unusable."""
+    path = argv_value or os.environ.get("FENNECD")
+    if not path:
+        raise HarnessError("fennecd not given: pass --fennecd PATH or set FENNECD")
+    if not os.access(path, os.X_OK):
+        raise HarnessError(f"fennecd '{path}' is not an executable file")
+    return os.path.abspath(path)
+
+
+def fennec_config(zonedir, port, data_dir, workers=2, control_port=None, with_v6=True):
+    """The YAML text of a fennecd config serving every zone of ZONEDIR (see docs/config.md)."""
+    zonedir = os.path.abspath(zonedir)
+    dns = [f'"127.0.0.1:{port}"'] + ([f'"[::1]:{port}"'] if with_v6 else [])
+    lines = [
+        "node:",
+        "  id: integration",
+        "  role: primary",
+        f"  data_dir: {data_dir}",
+        "listen:",
+        f"  dns: [{', '.join(dns)}]",
+    ]
+    if control_port:
+        lines.append(f'  control: "127.0.0.1:{control_port}"')
+    lines += [f"workers: {workers}", "log_level: info", "zones:"]
+    for z in zones_in(zonedir):
+        lines += [f"  - name: {z}", f"    file: {os.path.join(zonedir, z + '.zone')}"]
+    return "\n".join(lines) + "\n"
+
+
+def start_fennecd(binary, zonedir, port=FENNEC_PORT, workers=2, control_port=None,
+                  with_v6=True, env=None):
+    binary = fennecd_path(binary)
+    tmp = make_tmp("fennecd")
+    data_dir = os.path.join(tmp, "data")
+    os.makedirs(data_dir)
+    conf = os.path.join(tmp, "fennecd.yaml")
+    if control_port is None:
+        control_port = port + 50
+    with open(conf, "w") as f:
+        f.write(fennec_config(zonedir, port, data_dir, workers, control_port, with_v6))
+    hosts = ("127.0.0.1", "::1") if with_v6 else ("127.0.0.1",)
+    if env:
+        os.environ.update(env)
+    # Sanitizer builds: fail hard and loudly on the first error.
+    os.environ.setdefault("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=1")
+    os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    srv = Server("fennecd", port, [binary, "-c", conf], tmp, os.path.join(tmp, "fennecd.out"),
+                 hosts)
+    return srv.start(zones_in(zonedir)[0], timeout=30.0)
+
+
+if __name__ == "__main__":
+    # Manual use: servers.py ZONEDIR [FENNECD] starts everything and waits for Ctrl-C.
+    zd = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "zones")
+    running = [start_knot(zd), start_nsd(zd)]
+    if len(sys.argv) > 2:
+        running.append(start_fennecd(sys.argv[2], zd))
+    for s in running:
+        print(f"{s.name}: pid {s.proc.pid}, port {s.port}, log {s.logfile}")
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
