@@ -5,6 +5,7 @@
  * read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
  */
 #include "fennec/control.h"
+#include "fennec/wire.h"
 #include "fennec/common.h"
 #include "fennec/zone.h"
 
@@ -510,6 +511,91 @@ static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *name)
     return NULL;
 }
 
+/* Publishes the current zone set with FRESH in place of the zone of the same name (or
+ * added). The caller holds g_zone_write_lock, so no other publisher runs in between. */
+static int publish_replacing(zone_t *fresh, char *err, size_t errlen)
+{
+    zone_set_t *set = NULL;
+    zone_read_lock();
+    const zone_set_t *cur = zone_set_current();
+    size_t n = cur ? zone_set_count(cur) : 0;
+    zone_t **zones = calloc(n + 1, sizeof(*zones));
+    if (!zones) {
+        zone_read_unlock();
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    bool placed = false;
+    for (size_t i = 0; i < n; i++) {
+        /* zone_set_new() takes its own references; the cast only reaches the refcount. */
+        zone_t *z = (zone_t *)zone_set_at(cur, i);
+        if (strcmp(zone_name(z), zone_name(fresh)) == 0) {
+            zones[k++] = fresh;
+            placed = true;
+        } else {
+            zones[k++] = z;
+        }
+    }
+    if (!placed)
+        zones[k++] = fresh;
+    int rc = zone_set_new(zones, k, &set);
+    zone_read_unlock();
+    free(zones);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
+        return rc;
+    }
+    zone_set_publish(set);
+    return 0;
+}
+
+int control_zone_edit(const control_record_req_t *rr, const char *zone, uint32_t *serial, char *err,
+                      size_t errlen)
+{
+    uint8_t apex[WIRE_NAME_MAX];
+    zone_t *cur = NULL, *fresh = NULL;
+    int rc = wire_name_from_text(zone, apex);
+    if (rc < 0) {
+        snprintf(err, errlen, "invalid zone name %.256s", zone);
+        return FENNEC_EMALFORMED;
+    }
+    wire_name_lower(apex);
+    pthread_mutex_lock(&g_zone_write_lock);
+    zone_read_lock();
+    const zone_t *z = zone_set_find(zone_set_current(), apex, (size_t)rc);
+    if (z && zone_apex_wire(z)[0] == apex[0] && strcmp(zone_name(z), zone) == 0) {
+        cur = (zone_t *)z;
+        zone_ref(cur);
+    }
+    zone_read_unlock();
+    if (!cur) {
+        snprintf(err, errlen, "zone %.256s is not loaded on this node", zone);
+        rc = FENNEC_ENOTFOUND;
+        goto cleanup;
+    }
+    zone_change_t ch = {.add = rr->op == CONTROL_RECORD_ADD,
+                        .owner = rr->owner_wire,
+                        .type = rr->type,
+                        .ttl = rr->ttl,
+                        .rdata = rr->rdata,
+                        .rdlen = (uint16_t)rr->rdata_len};
+    rc = zone_edit(cur, &ch, 1, &fresh, err, errlen);
+    if (rc != 0)
+        goto cleanup;
+    rc = publish_replacing(fresh, err, errlen);
+    if (rc != 0)
+        goto cleanup;
+    if (serial)
+        *serial = zone_serial(fresh);
+    log_info(MOD, "%s: %s %s %s, serial %u", zone_name(fresh), ch.add ? "added" : "deleted",
+             rr->owner, rr->type_name, zone_serial(fresh));
+cleanup:
+    pthread_mutex_unlock(&g_zone_write_lock);
+    zone_unref(cur);
+    zone_unref(fresh);
+    return rc;
+}
+
 int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, char *err,
                         size_t errlen)
 {
@@ -557,41 +643,13 @@ int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, ch
         rc = FENNEC_EZONE;
         goto cleanup;
     }
-    zone_read_lock();
-    const zone_set_t *cur = zone_set_current();
-    size_t n = cur ? zone_set_count(cur) : 0;
-    zones = calloc(n + 1, sizeof(*zones));
-    if (!zones) {
-        zone_read_unlock();
-        rc = -ENOMEM;
+    rc = publish_replacing(fresh, err, errlen);
+    if (rc != 0)
         goto cleanup;
-    }
-    size_t k = 0;
-    bool placed = false;
-    for (size_t i = 0; i < n; i++) {
-        /* zone_set_new() takes its own references; the cast only reaches the refcount. */
-        zone_t *z = (zone_t *)zone_set_at(cur, i);
-        if (name_eq(zone_name(z), cz->name)) {
-            zones[k++] = fresh;
-            placed = true;
-        } else {
-            zones[k++] = z;
-        }
-    }
-    if (!placed)
-        zones[k++] = fresh;
-    rc = zone_set_new(zones, k, &set);
-    zone_read_unlock();
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
-        goto cleanup;
-    }
     if (serial)
         *serial = zone_serial(fresh);
     log_info(MOD, "%s: reloaded, serial %u, %zu records", zone_name(fresh), zone_serial(fresh),
              zone_record_count(fresh));
-    zone_set_publish(set);
-    set = NULL;
 cleanup:
     pthread_mutex_unlock(&g_zone_write_lock);
     zone_set_free(set);
@@ -1142,13 +1200,23 @@ static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *con
             send_error(conn, rc == -ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
                        "%s", rc == -ENOMEM ? "out of memory" : err);
     else {
-        /* The request is valid; applying it needs the zone edit engine (journal + new
-         * snapshot), which this version does not have yet. */
-        char detail[1200];
-        snprintf(detail, sizeof(detail), "the request is valid: %s %s %s %u; nothing was changed",
-                 rr->op == CONTROL_RECORD_ADD ? "add" : "delete", rr->owner, rr->type_name,
-                 rr->ttl);
-        ret = send_not_available(conn, "record editing", detail);
+        uint32_t serial = 0;
+        rc = control_zone_edit(rr, cz->name, &serial, err, sizeof(err));
+        if (rc == 0)
+            ret = send_json(conn, MHD_HTTP_OK,
+                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "zone", cz->name, "result",
+                                      rr->op == CONTROL_RECORD_ADD ? "added" : "deleted", "name",
+                                      rr->owner, "type", rr->type_name, "ttl", (json_int_t)rr->ttl,
+                                      "serial", (json_int_t)serial));
+        else if (rc == FENNEC_ENOTFOUND)
+            ret = send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
+        else if (rc == FENNEC_EEXISTS)
+            ret = send_error(conn, MHD_HTTP_CONFLICT, "%s", err);
+        else if (rc == FENNEC_EZONE)
+            ret = send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s", err);
+        else
+            ret = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
+                             err[0] ? err : fennec_strerror(rc));
     }
     free(rr);
     return ret;

@@ -15,7 +15,7 @@
 
 #define EDNS_PAYLOAD    1232 /* what we advertise and the most we send over UDP */
 #define OPT_LEN         11
-#define CNAME_CHAIN_MAX 16
+#define CNAME_CHAIN_MAX 5 /* CNAMEs in one answer, as Knot DNS */
 #define ADDL_MAX        32
 
 struct query_ctx {
@@ -81,8 +81,15 @@ static int put_rdata(ans_t *a, const zone_rrset_t *rs, const uint8_t *rd, uint16
     int rc = 0;
     size_t off = 0;
     switch (rs->compress) {
-    case ZONE_COMPRESS_NONE:
-        return put_bytes(a, rd, rdlen);
+    case ZONE_COMPRESS_NONE: {
+        size_t start = a->pos;
+        rc = put_bytes(a, rd, rdlen);
+        /* An SRV target is written as is (RFC 2782) but later names may point at it. */
+        if (rc == 0 && rs->addl == ZONE_ADDL_NAME6 && rdlen > 6 &&
+            wire_name_len(rd + 6, rdlen - 6u) == (int)rdlen - 6)
+            wire_compr_add(&a->compr, a->pkt, start + 6);
+        return rc;
+    }
     case ZONE_COMPRESS_NAME2:
         if (rdlen < 3)
             return put_bytes(a, rd, rdlen);
@@ -198,7 +205,8 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
 {
     uint8_t name[WIRE_NAME_MAX], owner_buf[WIRE_NAME_MAX];
     const uint8_t *owner = NULL;
-    const zone_node_t *visited[CNAME_CHAIN_MAX];
+    uint8_t visited[CNAME_CHAIN_MAX][WIRE_NAME_MAX]; /* owners whose CNAME is written */
+    size_t visited_len[CNAME_CHAIN_MAX];
     unsigned steps = 0;
     const uint8_t *apex = zone_apex_wire(zone);
     size_t apex_len = strlen((const char *)apex) + 1;
@@ -235,10 +243,6 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
             res->aa = a->count[SEC_AN] > 0;
             return put_referral(a, node->cut);
         }
-        for (unsigned i = 0; i < steps; i++) {
-            if (visited[i] == node)
-                return 0; /* a CNAME loop: stop, as the chain so far is the answer */
-        }
         const zone_rrset_t *rs = NULL;
         if (qtype == WIRE_TYPE_ANY) {
             /* RFC 8482 4.2: one RRset is enough. */
@@ -255,12 +259,13 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
         const zone_rrset_t *cname = zone_node_rrset(node, WIRE_TYPE_CNAME);
         if (!cname)
             return put_negative_soa(a, zone); /* NODATA, RFC 2308 2.2 */
+        if (steps == CNAME_CHAIN_MAX)
+            return 0; /* followed enough links: the resolver goes on from here */
         rc = put_rrset(a, SEC_AN, owner, cname, cname->ttl);
         if (rc != 0)
             return rc;
-        if (steps == CNAME_CHAIN_MAX)
-            return 0;
-        visited[steps++] = node;
+        memcpy(visited[steps], name, qlen);
+        visited_len[steps++] = qlen;
         /* Follow the target if it is in this zone (RFC 1034 4.3.2 3a). */
         const uint8_t *target = cname->data + 2;
         int tl = wire_name_len(target, wire_get_u16(cname->data));
@@ -273,6 +278,10 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
         owner = owner_buf;
         if (!wire_name_in(name, qlen, apex, apex_len))
             return 0;
+        for (unsigned i = 0; i < steps; i++) {
+            if (visited_len[i] == qlen && memcmp(visited[i], name, qlen) == 0)
+                return 0; /* a loop: the chain so far is the answer */
+        }
     }
 }
 
@@ -285,24 +294,46 @@ static void count_query(query_stats_t *st, query_transport_t t, uint16_t qtype)
         st->qtype_other++;
 }
 
-/* Skips one RR of the message at *pos; reports an OPT record's fields. */
-static int skip_rr(const uint8_t *in, size_t inlen, size_t *pos, bool *is_opt, bool *root,
-                   uint16_t *cls, uint32_t *ttl)
+/* The fixed fields of one RR of a query, read without copying its rdata. */
+typedef struct rr_view {
+    uint16_t type;
+    uint16_t cls;
+    uint32_t ttl;
+    bool root; /* owner is the root name */
+    const uint8_t *rdata;
+    uint16_t rdlen;
+} rr_view_t;
+
+/* Reads one RR at *pos and moves past it; FENNEC_EMALFORMED when it does not fit. */
+static int read_rr(const uint8_t *in, size_t inlen, size_t *pos, rr_view_t *rr)
 {
     uint8_t tmp[WIRE_NAME_MAX];
     int nl = wire_name_read(in, inlen, pos, tmp, false);
     if (nl < 0 || *pos + 10 > inlen)
         return FENNEC_EMALFORMED;
     const uint8_t *p = in + *pos;
-    uint16_t rdlen = wire_get_u16(p + 8);
-    if (*pos + 10 + rdlen > inlen)
+    rr->type = wire_get_u16(p);
+    rr->cls = wire_get_u16(p + 2);
+    rr->ttl = wire_get_u32(p + 4);
+    rr->rdlen = wire_get_u16(p + 8);
+    rr->rdata = p + 10;
+    rr->root = nl == 1;
+    if (*pos + 10 + rr->rdlen > inlen)
         return FENNEC_EMALFORMED;
-    *is_opt = wire_get_u16(p) == WIRE_TYPE_OPT;
-    *root = nl == 1;
-    *cls = wire_get_u16(p + 2);
-    *ttl = wire_get_u32(p + 4);
-    *pos += 10 + rdlen;
+    *pos += 10 + (size_t)rr->rdlen;
     return 0;
+}
+
+/* Whether OPT rdata is a sequence of whole {code, length, data} options. */
+static bool opt_options_ok(const rr_view_t *rr)
+{
+    size_t p = 0;
+    while (p < rr->rdlen) {
+        if (p + 4 > rr->rdlen)
+            return false;
+        p += 4 + (size_t)wire_get_u16(rr->rdata + p + 2);
+    }
+    return p == rr->rdlen;
 }
 
 size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *in, size_t inlen,
@@ -315,6 +346,7 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     int qlen = -1;
     uint8_t rcode = WIRE_RCODE_NOERROR;
     bool edns = false, edns_do = false, aa = false, question = false;
+    uint8_t edns_version = 0;
     uint16_t payload = 512;
     int ede = -1; /* RFC 8914 extended error code to attach, if any */
 
@@ -333,20 +365,20 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     a.cap = outcap;
     memcpy(out, in, 2);
 
-    /* The question: exactly one (RFC 9619), its name without compression. */
-    if (qdcount != 1) {
+    /* The question: at most one (RFC 9619). None is a FORMERR once the rest parses. */
+    if (qdcount > 1) {
         rcode = WIRE_RCODE_FORMERR;
         goto finish;
     }
-    qlen = wire_name_read(in, inlen, &pos, qname, true);
-    if (qlen < 0 || pos + 4 > inlen) {
-        rcode = WIRE_RCODE_FORMERR;
-        goto finish;
-    }
-    qtype = wire_get_u16(in + pos);
-    qclass = wire_get_u16(in + pos + 2);
-    pos += 4;
-    {
+    if (qdcount == 1) {
+        qlen = wire_name_read(in, inlen, &pos, qname, true);
+        if (qlen < 0 || pos + 4 > inlen) {
+            rcode = WIRE_RCODE_FORMERR;
+            goto finish;
+        }
+        qtype = wire_get_u16(in + pos);
+        qclass = wire_get_u16(in + pos + 2);
+        pos += 4;
         /* Echo the question with the query's own spelling of the name (case preserved). */
         size_t qpos = WIRE_HEADER_LEN;
         uint8_t orig[WIRE_NAME_MAX];
@@ -358,41 +390,47 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
         a.qend = a.pos;
         wire_compr_add(&a.compr, out, WIRE_HEADER_LEN);
         question = true;
+        count_query(st, transport, qtype);
     }
-    count_query(st, transport, qtype);
 
-    /* The other sections: well formed, OPT only in additional, only one, owner root. */
+    /* The other sections must parse to the last byte; OPT only in the additional section,
+     * once, owned by the root, with well-formed options (RFC 6891 6.1.1). A message that
+     * fails here gets a FORMERR without OPT. */
     {
         uint16_t an = wire_get_u16(in + 6), ns = wire_get_u16(in + 8);
         uint16_t ar = wire_get_u16(in + 10);
         uint32_t total = (uint32_t)an + ns + ar;
+        bool opt_seen = false;
         for (uint32_t i = 0; i < total; i++) {
-            bool is_opt, root;
-            uint16_t cls;
-            uint32_t ttl;
-            if (skip_rr(in, inlen, &pos, &is_opt, &root, &cls, &ttl) != 0) {
+            rr_view_t rr;
+            if (read_rr(in, inlen, &pos, &rr) != 0) {
                 rcode = WIRE_RCODE_FORMERR;
                 goto finish;
             }
-            if (!is_opt)
+            if (rr.type != WIRE_TYPE_OPT)
                 continue;
-            if (edns || i < (uint32_t)an + ns || !root) {
+            if (opt_seen || i < (uint32_t)an + ns || !rr.root || !opt_options_ok(&rr)) {
                 rcode = WIRE_RCODE_FORMERR;
-                edns = false;
                 goto finish;
             }
-            edns = true;
-            payload = cls < 512 ? 512 : cls;
-            edns_do = ttl & 0x8000;
-            if ((ttl >> 16 & 0xFF) != 0) {
-                rcode = WIRE_RCODE_BADVERS; /* RFC 6891 6.1.3 */
-                goto finish;
-            }
+            opt_seen = true;
+            payload = rr.cls < 512 ? 512 : rr.cls;
+            edns_do = rr.ttl & 0x8000;
+            edns_version = (uint8_t)(rr.ttl >> 16);
         }
         if (pos != inlen) {
             rcode = WIRE_RCODE_FORMERR; /* trailing bytes */
             goto finish;
         }
+        edns = opt_seen;
+    }
+    if (!question) {
+        rcode = WIRE_RCODE_FORMERR;
+        goto finish;
+    }
+    if (edns && edns_version != 0) {
+        rcode = WIRE_RCODE_BADVERS; /* RFC 6891 6.1.3 */
+        goto finish;
     }
     if (transport == QUERY_UDP) {
         size_t limit = edns ? (payload < EDNS_PAYLOAD ? payload : EDNS_PAYLOAD) : 512;
@@ -404,7 +442,10 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
 
     if (opcode != 0) {
         /* NOTIFY and UPDATE are understood but not accepted here; the rest is unknown. */
-        rcode = (opcode == 4 || opcode == 5) ? WIRE_RCODE_NOTAUTH : WIRE_RCODE_NOTIMP;
+        if (opcode == 5 && qtype != WIRE_TYPE_SOA)
+            rcode = WIRE_RCODE_FORMERR; /* RFC 2136 3.1.1: the zone section names an SOA */
+        else
+            rcode = (opcode == 4 || opcode == 5) ? WIRE_RCODE_NOTAUTH : WIRE_RCODE_NOTIMP;
         goto finish;
     }
     if (qclass != WIRE_CLASS_IN && qclass != WIRE_CLASS_ANY) {
@@ -412,9 +453,22 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
         goto finish;
     }
     const zone_t *zone = zone_set_find(set, qname, (size_t)qlen);
+    if (zone && qtype == WIRE_TYPE_DS && qname[0] != 0 &&
+        memcmp(zone_apex_wire(zone), qname, (size_t)qlen) == 0) {
+        /* DS lives on the parent side of a cut (RFC 4035 3.1.4.1): ask the parent zone
+         * when this server has it too. */
+        const zone_t *parent =
+            zone_set_find(set, qname + qname[0] + 1, (size_t)qlen - qname[0] - 1u);
+        if (parent)
+            zone = parent;
+    }
     if (!zone) {
         rcode = WIRE_RCODE_REFUSED; /* RFC 8906 3.1.3: not our zone */
         ede = 20;                   /* Not Authoritative */
+        goto finish;
+    }
+    if (qtype == 0) {
+        rcode = WIRE_RCODE_NOTIMP; /* type 0 is reserved (RFC 6895 3.1); as Knot DNS */
         goto finish;
     }
     if (qtype == WIRE_TYPE_AXFR || qtype == WIRE_TYPE_IXFR) {

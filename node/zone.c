@@ -703,6 +703,159 @@ int zone_load_text(const char *origin, const char *text, size_t len, const char 
     return zone_load(origin, NULL, text, len, name, out, err, errlen);
 }
 
+/* ---- edits ---- */
+
+static bool rec_same(const rec_t *r, const uint8_t *owner, size_t olen, const zone_change_t *c)
+{
+    return r->type == c->type && r->owner_len == olen && memcmp(r->owner, owner, olen) == 0 &&
+           r->rdlen == c->rdlen && memcmp(r->rdata, c->rdata, c->rdlen) == 0;
+}
+
+static int rec_push(loader_t *ld, const rec_t *r)
+{
+    if (ld->count == ld->cap) {
+        size_t ncap = ld->cap ? ld->cap * 2 : 1024;
+        rec_t *n = realloc(ld->recs, ncap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        ld->recs = n;
+        ld->cap = ncap;
+    }
+    ld->recs[ld->count++] = *r;
+    return 0;
+}
+
+int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zone_t **out,
+              char *err, size_t errlen)
+{
+    int rc = 0;
+    loader_t ld = {.err = err, .errlen = errlen, .source = "<edit>", .last_file = "<edit>"};
+    zone_t *z = calloc(1, sizeof(*z));
+    if (err && errlen)
+        err[0] = 0;
+    if (!z)
+        return -ENOMEM;
+    atomic_init(&z->refs, 1);
+    ld.zone = z;
+    memcpy(z->apex_wire, old->apex_wire, old->apex_len);
+    z->apex_len = old->apex_len;
+    z->name = strdup(old->name);
+    z->path = old->path ? strdup(old->path) : NULL;
+    z->st_size = old->st_size;
+    z->st_mtim = old->st_mtim;
+    if (!z->name || (old->path && !z->path)) {
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    /* The old zone's records, pointing into its (immutable) arena. */
+    for (uint32_t b = 0; b <= old->mask; b++) {
+        for (const zone_node_t *n = old->table[b]; n; n = n->hnext) {
+            for (unsigned i = 0; i < n->rrset_count; i++) {
+                const zone_rrset_t *rs = &n->rrsets[i];
+                const uint8_t *p = rs->data;
+                for (unsigned k = 0; k < rs->count; k++) {
+                    uint16_t rdlen = wire_get_u16(p);
+                    rec_t r = {.owner = n->name,
+                               .owner_len = n->name_len,
+                               .type = rs->type,
+                               .ttl = rs->ttl,
+                               .rdata = p + 2,
+                               .rdlen = rdlen,
+                               .file = "<edit>"};
+                    if ((rc = rec_push(&ld, &r)) != 0)
+                        goto cleanup;
+                    p += 2 + rdlen;
+                }
+            }
+        }
+    }
+    for (size_t c = 0; c < count; c++) {
+        const zone_change_t *ch = &changes[c];
+        char text[WIRE_NAME_TEXT_MAX];
+        int olen = wire_name_len(ch->owner, WIRE_NAME_MAX);
+        if (olen < 0 || ch->type == WIRE_TYPE_SOA) {
+            loader_fail(&ld, "<edit>", 0, olen < 0 ? "invalid owner name" : "SOA cannot be edited");
+            rc = ld.rc;
+            goto cleanup;
+        }
+        uint8_t *owner = arena_alloc(&ld.tmp, (size_t)olen);
+        if (!owner) {
+            rc = -ENOMEM;
+            goto cleanup;
+        }
+        memcpy(owner, ch->owner, (size_t)olen);
+        wire_name_lower(owner);
+        wire_name_to_text(owner, text);
+        if (!wire_name_in(owner, (size_t)olen, z->apex_wire, z->apex_len)) {
+            loader_fail(&ld, "<edit>", 0, "%s is outside the zone %s", text, z->name);
+            rc = ld.rc;
+            goto cleanup;
+        }
+        size_t found = ld.count;
+        for (size_t i = 0; i < ld.count && found == ld.count; i++)
+            if (rec_same(&ld.recs[i], owner, (size_t)olen, ch))
+                found = i;
+        if (ch->add && found != ld.count) {
+            snprintf(err, errlen, "%s type %u: the record exists already", text, ch->type);
+            rc = FENNEC_EEXISTS;
+            goto cleanup;
+        }
+        if (!ch->add && found == ld.count) {
+            snprintf(err, errlen, "%s type %u: no such record", text, ch->type);
+            rc = FENNEC_ENOTFOUND;
+            goto cleanup;
+        }
+        if (!ch->add) {
+            ld.recs[found] = ld.recs[--ld.count];
+            continue;
+        }
+        uint8_t *rd = arena_alloc(&ld.tmp, ch->rdlen ? ch->rdlen : 1);
+        if (!rd) {
+            rc = -ENOMEM;
+            goto cleanup;
+        }
+        memcpy(rd, ch->rdata, ch->rdlen);
+        rec_t r = {.owner = owner,
+                   .owner_len = (uint8_t)olen,
+                   .type = ch->type,
+                   .ttl = ch->ttl,
+                   .rdata = rd,
+                   .rdlen = ch->rdlen,
+                   .file = "<edit>"};
+        if ((rc = rec_push(&ld, &r)) != 0)
+            goto cleanup;
+    }
+    /* The serial moves on by one so that secondaries and caches see a new version. */
+    for (size_t i = 0; i < ld.count; i++) {
+        rec_t *r = &ld.recs[i];
+        if (r->type != WIRE_TYPE_SOA || r->owner_len != z->apex_len ||
+            memcmp(r->owner, z->apex_wire, z->apex_len) != 0)
+            continue;
+        uint8_t *rd = arena_alloc(&ld.tmp, r->rdlen);
+        int l1 = wire_name_len(r->rdata, r->rdlen);
+        int l2 = l1 > 0 ? wire_name_len(r->rdata + l1, r->rdlen - (size_t)l1) : -1;
+        if (!rd || l2 < 0 || (size_t)(l1 + l2 + 20) > r->rdlen) {
+            rc = rd ? FENNEC_EZONE : -ENOMEM;
+            goto cleanup;
+        }
+        memcpy(rd, r->rdata, r->rdlen);
+        wire_put_u32(rd + l1 + l2, wire_get_u32(rd + l1 + l2) + 1);
+        r->rdata = rd;
+    }
+    rc = zone_build(&ld);
+    if (rc == 0 && ld.rc)
+        rc = ld.rc;
+cleanup:
+    arena_free(&ld.tmp);
+    free(ld.recs);
+    if (rc) {
+        zone_destroy(z);
+        return rc;
+    }
+    *out = z;
+    return 0;
+}
+
 /* ---- zone sets ---- */
 
 struct zone_set {

@@ -134,6 +134,16 @@ typedef struct control_record_req {
 int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
                          char *err, size_t errlen);
 
+/*
+ * Applies a validated record edit to the loaded zone ZONE (text apex, as configured) and
+ * publishes the result at once, under the same lock as reloads. The SOA serial moves on by
+ * one. Returns 0 (the new serial in *serial), FENNEC_ENOTFOUND (no such zone or record),
+ * FENNEC_EEXISTS (the record exists), FENNEC_EZONE (the result breaks a zone rule) or
+ * -errno, with a message for a person in ERR.
+ */
+int control_zone_edit(const control_record_req_t *rr, const char *zone, uint32_t *serial, char *err,
+                      size_t errlen);
+
 /* ---- Prometheus text ---- */
 
 /* A point-in-time view the metrics and status renderers work from. */

@@ -73,6 +73,26 @@ int zone_load_file(const char *origin, const char *path, zone_t **out, char *err
 int zone_load_text(const char *origin, const char *text, size_t len, const char *name, zone_t **out,
                    char *err, size_t errlen);
 
+/* One record change for zone_edit(). */
+typedef struct zone_change {
+    bool add;             /* true: add the record; false: delete it */
+    const uint8_t *owner; /* wire name, any case; must be inside the zone */
+    uint16_t type;        /* not SOA: the serial is maintained by zone_edit() */
+    uint32_t ttl;         /* for an add */
+    const uint8_t *rdata; /* wire rdata, uncompressed */
+    uint16_t rdlen;
+} zone_change_t;
+
+/*
+ * A new zone: OLD with CHANGES applied in order and the SOA serial incremented by one
+ * (RFC 1982 arithmetic). Deleting a record that is not there gives FENNEC_ENOTFOUND, adding
+ * one that is there FENNEC_EEXISTS; a result that breaks a zone rule (CNAME beside other
+ * data, ...) FENNEC_EZONE; err says which. OLD is not changed. The new zone keeps OLD's file
+ * identity, so a reload skips it until the file itself changes.
+ */
+int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zone_t **out,
+              char *err, size_t errlen);
+
 /* Reference counting: a new zone has one reference. zone_unref(NULL) is a no-op. */
 void zone_ref(zone_t *zone);
 void zone_unref(zone_t *zone);

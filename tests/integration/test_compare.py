@@ -279,10 +279,13 @@ def load_allowed(path, doc_path):
     return entries
 
 
-def allowed_by(entries, label, transport, field):
+def allowed_by(entries, label, transport, field, value):
+    """The entry that allows FIELD to differ for this query; an entry with a "fennec" key
+    allows it only when fennec's value, as text, is exactly that."""
     for e in entries:
         if re.fullmatch(e["field"].replace(".", r"\.").replace("*", ".*"), field) and \
-                e["_query"].search(label) and e.get("transport", transport) == transport:
+                e["_query"].search(label) and e.get("transport", transport) == transport and \
+                ("fennec" not in e or str(value) == e["fennec"]):
             return e
     return None
 
@@ -406,7 +409,7 @@ def main():
                     continue
                 unexplained = []
                 for field, va, vb in diffs:
-                    e = allowed_by(allowed, q.label, transport, field)
+                    e = allowed_by(allowed, q.label, transport, field, vb)
                     ndiff += 1
                     by_field[field] = by_field.get(field, 0) + 1
                     if e:
