@@ -1,0 +1,125 @@
+/*
+ * libFuzzer harness for the zone loader: the input is master-file text for example.com,
+ * given to zone_load_text(). It must never crash, hang or leak; an error must come with a
+ * message. When the zone loads, a few queries are answered from it and the answers must be
+ * well-formed messages.
+ *
+ * Inputs that mention $INCLUDE are skipped: the directive reads any file the process can
+ * open (/dev/zero, /dev/stdin), which is a property of master files, not a bug to find here.
+ */
+#include <ctype.h>
+#include <stdbool.h>
+#include <libknot/packet/pkt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fennec/common.h"
+#include "fennec/query.h"
+#include "fennec/wire.h"
+#include "fennec/zone.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool mentions_include(const uint8_t *data, size_t size)
+{
+    static const char word[] = "include";
+    for (size_t i = 0; i + sizeof(word) - 1 <= size; i++) {
+        size_t k = 0;
+        while (k < sizeof(word) - 1 && tolower(data[i + k]) == word[k])
+            k++;
+        if (k == sizeof(word) - 1)
+            return true;
+    }
+    return false;
+}
+
+static size_t mkq(uint8_t *buf, const char *name, uint16_t qtype, bool edns)
+{
+    memset(buf, 0, WIRE_HEADER_LEN);
+    buf[0] = 0x12;
+    buf[1] = 0x34;
+    wire_put_u16(buf + 4, 1);
+    int l = wire_name_from_text(name, buf + WIRE_HEADER_LEN);
+    if (l < 0)
+        abort();
+    size_t len = WIRE_HEADER_LEN + (size_t)l;
+    wire_put_u16(buf + len, qtype);
+    wire_put_u16(buf + len + 2, WIRE_CLASS_IN);
+    len += 4;
+    if (edns) {
+        static const uint8_t opt[11] = {0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0};
+        memcpy(buf + len, opt, sizeof(opt));
+        len += sizeof(opt);
+        wire_put_u16(buf + 10, 1);
+    }
+    return len;
+}
+
+static void ask(query_ctx_t *ctx, const zone_set_t *set, const char *name, uint16_t qtype)
+{
+    static uint8_t out[QUERY_MAX_ANSWER];
+    uint8_t q[512];
+    for (int i = 0; i < 3; i++) {
+        size_t qlen = mkq(q, name, qtype, i == 1);
+        query_transport_t t = i == 2 ? QUERY_TCP : QUERY_UDP;
+        size_t n = query_answer_set(ctx, set, q, qlen, out, sizeof(out), t);
+        if (n < WIRE_HEADER_LEN || out[0] != 0x12 || out[1] != 0x34 || !(out[2] & 0x80))
+            abort();
+        knot_pkt_t *kp = knot_pkt_new(out, (uint16_t)n, NULL);
+        if (!kp)
+            abort();
+        int rc = knot_pkt_parse(kp, 0);
+        knot_pkt_free(kp);
+        if (rc != 0) {
+            fprintf(stderr, "answer for %s/%u is not well formed (libknot: %d)\n", name, qtype, rc);
+            abort();
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static bool quiet;
+    char err[1024];
+    zone_t *z = NULL;
+    if (!quiet) {
+        log_set_level(LOG_LEVEL_ERROR);
+        quiet = true;
+    }
+    if (mentions_include(data, size))
+        return 0;
+    int rc =
+        zone_load_text("example.com", (const char *)data, size, "fuzz.zone", &z, err, sizeof(err));
+    if (rc != 0) {
+        if (z != NULL || err[0] == 0 || !memchr(err, 0, sizeof(err))) {
+            fprintf(stderr, "failed load without a message or with a zone\n");
+            abort();
+        }
+        return 0;
+    }
+    if (!z || zone_apex(z) == NULL || !zone_node_rrset(zone_apex(z), WIRE_TYPE_SOA))
+        abort();
+    zone_set_t *set = NULL;
+    query_ctx_t *ctx = query_ctx_new();
+    if (!ctx || zone_set_new(&z, 1, &set) != 0)
+        abort();
+    static const struct {
+        const char *name;
+        uint16_t type;
+    } qs[] = {
+        {"example.com", WIRE_TYPE_SOA},     {"example.com", WIRE_TYPE_NS},
+        {"example.com", WIRE_TYPE_ANY},     {"example.com", WIRE_TYPE_MX},
+        {"www.example.com", WIRE_TYPE_A},   {"www.example.com", WIRE_TYPE_AAAA},
+        {"a.example.com", WIRE_TYPE_CNAME}, {"x.y.example.com", WIRE_TYPE_TXT},
+        {"*.example.com", WIRE_TYPE_A},     {"sub.example.com", WIRE_TYPE_DS},
+        {"a.sub.example.com", WIRE_TYPE_A}, {"_sip._tcp.example.com", WIRE_TYPE_SRV},
+    };
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+        ask(ctx, set, qs[i].name, qs[i].type);
+    zone_set_free(set);
+    query_ctx_free(ctx);
+    zone_unref(z);
+    return 0;
+}

@@ -1,0 +1,673 @@
+/* Unit tests for the zone store (node/zone.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fennec/cfg.h"
+#include "fennec/common.h"
+#include "fennec/wire.h"
+#include "fennec/zone.h"
+
+static const char zone_text[] = "$ORIGIN example.com.\n" /* 1 */
+                                "$TTL 3600\n"            /* 2 */
+                                "@ IN SOA ns1 hostmaster 2024010101 7200 3600 1209600 300\n"
+                                "@ NS ns1\n"                                 /* 4 */
+                                "@ NS ns2.example.net.\n"                    /* 5 */
+                                "@ MX 10 mail\n"                             /* 6 */
+                                "ns1 A 192.0.2.1\n"                          /* 7 */
+                                "ns1 AAAA 2001:db8::1\n"                     /* 8 */
+                                "mail A 192.0.2.25\n"                        /* 9 */
+                                "a.b.c A 192.0.2.3\n"                        /* 10 */
+                                "sub NS ns.sub\n"                            /* 11 */
+                                "sub NS ns.other.net.\n"                     /* 12 */
+                                "ns.sub A 192.0.2.53\n"                      /* 13 */
+                                "deep.x.sub A 192.0.2.54\n"                  /* 14 */
+                                "*.wild A 192.0.2.99\n"                      /* 15 */
+                                "_sip._tcp SRV 10 5 5060 mail\n"             /* 16 */
+                                "WWW A 192.0.2.10\n"                         /* 17 */
+                                "www A 192.0.2.10 ; the same record again\n" /* 18 */
+                                "www 600 A 192.0.2.11\n"                     /* 19 */
+                                "txt TXT \"hello\"\n"                        /* 20 */
+                                "mx2 MX 20 ns.sub\n";                        /* 21 */
+
+static zone_t *load_ok(const char *origin, const char *text)
+{
+    zone_t *z = NULL;
+    char err[512];
+    int rc = zone_load_text(origin, text, strlen(text), "test.zone", &z, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("zone_load_text: %d %s", rc, err);
+    assert_non_null(z);
+    return z;
+}
+
+static const zone_node_t *find(const zone_t *z, const char *text)
+{
+    uint8_t w[WIRE_NAME_MAX];
+    int l = wire_name_from_text(text, w);
+    assert_true(l > 0);
+    wire_name_lower(w);
+    return zone_node_find(z, w, (size_t)l);
+}
+
+static const zone_node_t *must_find(const zone_t *z, const char *text)
+{
+    const zone_node_t *n = find(z, text);
+    if (!n)
+        fail_msg("no node %s", text);
+    return n;
+}
+
+static void test_load_basic(void **state)
+{
+    (void)state;
+    zone_t *z = load_ok("Example.COM.", zone_text);
+    assert_string_equal(zone_name(z), "example.com");
+    assert_memory_equal(zone_apex_wire(z),
+                        "\x07"
+                        "example\x03"
+                        "com",
+                        13);
+    assert_int_equal(zone_serial(z), 2024010101u);
+    /* 21 lines, 19 records, one duplicate: 18. */
+    assert_int_equal(zone_record_count(z), 18);
+
+    const zone_node_t *apex = zone_apex(z);
+    assert_non_null(apex);
+    assert_ptr_equal(apex, must_find(z, "example.com"));
+    assert_true(apex->flags & ZONE_NODE_APEX);
+    assert_false(apex->flags & ZONE_NODE_DELEG);
+    assert_null(apex->parent);
+    assert_null(apex->cut);
+    assert_int_equal(apex->labels, 2);
+    /* RRsets sorted by type: NS(2) SOA(6) MX(15). */
+    assert_int_equal(apex->rrset_count, 3);
+    assert_int_equal(apex->rrsets[0].type, WIRE_TYPE_NS);
+    assert_int_equal(apex->rrsets[1].type, WIRE_TYPE_SOA);
+    assert_int_equal(apex->rrsets[2].type, WIRE_TYPE_MX);
+    assert_int_equal(zone_node_rrset(apex, WIRE_TYPE_NS)->count, 2);
+    assert_int_equal(zone_node_rrset(apex, WIRE_TYPE_SOA)->compress, ZONE_COMPRESS_TWONAME);
+    assert_null(zone_node_rrset(apex, WIRE_TYPE_A));
+
+    /* Names are stored lower case; the duplicate A record is merged; the smallest TTL of the
+     * RRset wins. */
+    const zone_node_t *www = must_find(z, "www.example.com");
+    assert_memory_equal(www->name,
+                        "\x03www\x07"
+                        "example\x03"
+                        "com",
+                        17);
+    const zone_rrset_t *a = zone_node_rrset(www, WIRE_TYPE_A);
+    assert_non_null(a);
+    assert_int_equal(a->count, 2);
+    assert_int_equal(a->len, 2 * (2 + 4));
+    assert_int_equal(a->ttl, 600);
+    assert_memory_equal(a->data, "\x00\x04\xc0\x00\x02\x0a\x00\x04\xc0\x00\x02\x0b", 12);
+    assert_null(find(z, "nope.example.com"));
+    assert_null(find(z, "example.org"));
+    assert_null(find(z, "com"));
+
+    const zone_node_t *txt = must_find(z, "txt.example.com");
+    const zone_rrset_t *t = zone_node_rrset(txt, WIRE_TYPE_TXT);
+    assert_non_null(t);
+    assert_int_equal(t->compress, ZONE_COMPRESS_NONE);
+    assert_memory_equal(t->data, "\x00\x06\x05hello", 8);
+    zone_unref(z);
+}
+
+/* RFC 2181 5.2: one TTL per RRset, and node/zone.c picks the smallest. A record given twice
+ * with a smaller TTL the second time is still one of the RRset's records. */
+static void test_duplicate_ttl(void **state)
+{
+    (void)state;
+    zone_t *z = load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+                                       "www 3600 A 192.0.2.10\n"
+                                       "www 600 A 192.0.2.11\n"
+                                       "www 300 A 192.0.2.10\n");
+    const zone_rrset_t *a = zone_node_rrset(must_find(z, "www.example.com"), WIRE_TYPE_A);
+    assert_int_equal(a->count, 2);
+    assert_int_equal(zone_record_count(z), 5);
+    if (a->ttl != 300)
+        fail_msg("RRset TTL %u: the smallest TTL given (300, on a duplicate) should win", a->ttl);
+    zone_unref(z);
+}
+
+static void test_empty_non_terminals(void **state)
+{
+    (void)state;
+    zone_t *z = load_ok("example.com", zone_text);
+    const zone_node_t *abc = must_find(z, "a.b.c.example.com");
+    const zone_node_t *bc = must_find(z, "b.c.example.com");
+    const zone_node_t *c = must_find(z, "c.example.com");
+    assert_int_equal(abc->rrset_count, 1);
+    assert_int_equal(bc->rrset_count, 0);
+    assert_int_equal(c->rrset_count, 0);
+    assert_ptr_equal(abc->parent, bc);
+    assert_ptr_equal(bc->parent, c);
+    assert_ptr_equal(c->parent, zone_apex(z));
+    assert_int_equal(abc->labels, 5);
+    assert_int_equal(bc->labels, 4);
+    assert_null(bc->cut);
+    /* _tcp is an ENT above the SRV owner. */
+    assert_int_equal(must_find(z, "_tcp.example.com")->rrset_count, 0);
+    assert_null(find(z, "a.example.com"));
+    zone_unref(z);
+}
+
+static void test_delegation(void **state)
+{
+    (void)state;
+    zone_t *z = load_ok("example.com", zone_text);
+    const zone_node_t *sub = must_find(z, "sub.example.com");
+    const zone_node_t *ns = must_find(z, "ns.sub.example.com");
+    const zone_node_t *x = must_find(z, "x.sub.example.com");
+    const zone_node_t *deep = must_find(z, "deep.x.sub.example.com");
+    assert_true(sub->flags & ZONE_NODE_DELEG);
+    assert_false(ns->flags & ZONE_NODE_DELEG);
+    assert_ptr_equal(sub->cut, sub);
+    assert_ptr_equal(ns->cut, sub);
+    assert_ptr_equal(x->cut, sub);
+    assert_int_equal(x->rrset_count, 0);
+    assert_ptr_equal(deep->cut, sub);
+    /* Not above the cut, nor beside it. */
+    assert_null(zone_apex(z)->cut);
+    assert_null(must_find(z, "www.example.com")->cut);
+    assert_null(must_find(z, "ns1.example.com")->cut);
+    /* The apex NS is not a cut. */
+    assert_false(zone_apex(z)->flags & ZONE_NODE_DELEG);
+
+    /* A delegation below a delegation: the topmost one is the cut. */
+    zone_t *z2 = load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+                                        "a NS ns.a\nb.a NS ns.b.a\nc.b.a TXT x\n");
+    const zone_node_t *a = must_find(z2, "a.example.com");
+    assert_ptr_equal(must_find(z2, "b.a.example.com")->cut, a);
+    assert_ptr_equal(must_find(z2, "c.b.a.example.com")->cut, a);
+    zone_unref(z2);
+    zone_unref(z);
+}
+
+static void test_wildcard(void **state)
+{
+    (void)state;
+    zone_t *z = load_ok("example.com", zone_text);
+    const zone_node_t *wild = must_find(z, "wild.example.com");
+    const zone_node_t *star = must_find(z, "*.wild.example.com");
+    assert_int_equal(wild->rrset_count, 0); /* an ENT */
+    assert_ptr_equal(wild->wildcard, star);
+    assert_true(star->flags & ZONE_NODE_WILDCARD);
+    assert_false(wild->flags & ZONE_NODE_WILDCARD);
+    assert_ptr_equal(star->parent, wild);
+    assert_null(zone_apex(z)->wildcard);
+    assert_null(must_find(z, "www.example.com")->wildcard);
+    zone_unref(z);
+
+    /* A wildcard at the apex, and a wildcard that only exists as an ENT. */
+    z = load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+                               "* A 192.0.2.7\na.*.e TXT x\n");
+    assert_ptr_equal(zone_apex(z)->wildcard, must_find(z, "*.example.com"));
+    const zone_node_t *e = must_find(z, "e.example.com");
+    assert_non_null(e->wildcard);
+    assert_ptr_equal(e->wildcard, must_find(z, "*.e.example.com"));
+    assert_int_equal(e->wildcard->rrset_count, 0);
+    zone_unref(z);
+}
+
+static bool rdata_has_name(const zone_rrset_t *rs, unsigned i, size_t off, const char *text)
+{
+    uint8_t w[WIRE_NAME_MAX];
+    const uint8_t *p = rs->data;
+    for (unsigned k = 0; k < i; k++)
+        p += 2 + wire_get_u16(p);
+    int l = wire_name_from_text(text, w);
+    return l > 0 && wire_name_equal(p + 2 + off, w);
+}
+
+static void test_additional_targets(void **state)
+{
+    (void)state;
+    zone_t *z = load_ok("example.com", zone_text);
+    const zone_node_t *apex = zone_apex(z);
+    const zone_node_t *ns1 = must_find(z, "ns1.example.com");
+    const zone_node_t *mail = must_find(z, "mail.example.com");
+    const zone_node_t *nssub = must_find(z, "ns.sub.example.com");
+
+    /* Apex NS: ns1 is in the zone with addresses, ns2.example.net is not. */
+    const zone_rrset_t *ns = zone_node_rrset(apex, WIRE_TYPE_NS);
+    assert_int_equal(ns->addl, ZONE_ADDL_NAME0);
+    assert_int_equal(ns->compress, ZONE_COMPRESS_NAME0);
+    assert_non_null(ns->addl_nodes);
+    for (unsigned i = 0; i < ns->count; i++) {
+        if (rdata_has_name(ns, i, 0, "ns1.example.com"))
+            assert_ptr_equal(ns->addl_nodes[i], ns1);
+        else
+            assert_null(ns->addl_nodes[i]);
+    }
+
+    /* MX: the name after the preference. */
+    const zone_rrset_t *mx = zone_node_rrset(apex, WIRE_TYPE_MX);
+    assert_int_equal(mx->addl, ZONE_ADDL_NAME2);
+    assert_int_equal(mx->compress, ZONE_COMPRESS_NAME2);
+    assert_non_null(mx->addl_nodes);
+    assert_ptr_equal(mx->addl_nodes[0], mail);
+
+    /* SRV: the name after priority, weight and port; never compressed. */
+    const zone_rrset_t *srv = zone_node_rrset(must_find(z, "_sip._tcp.example.com"), 33);
+    assert_non_null(srv);
+    assert_int_equal(srv->addl, ZONE_ADDL_NAME6);
+    assert_int_equal(srv->compress, ZONE_COMPRESS_NONE);
+    assert_non_null(srv->addl_nodes);
+    assert_ptr_equal(srv->addl_nodes[0], mail);
+
+    /* Delegation NS: the glue below the cut. */
+    const zone_rrset_t *dns = zone_node_rrset(must_find(z, "sub.example.com"), WIRE_TYPE_NS);
+    assert_non_null(dns->addl_nodes);
+    for (unsigned i = 0; i < dns->count; i++) {
+        if (rdata_has_name(dns, i, 0, "ns.sub.example.com"))
+            assert_ptr_equal(dns->addl_nodes[i], nssub);
+        else
+            assert_null(dns->addl_nodes[i]);
+    }
+    /* A target without addresses gives no additional node at all. */
+    zone_t *z2 =
+        load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 TXT x\n@ MX 1 nowhere\n");
+    assert_null(zone_node_rrset(zone_apex(z2), WIRE_TYPE_NS)->addl_nodes);
+    assert_null(zone_node_rrset(zone_apex(z2), WIRE_TYPE_MX)->addl_nodes);
+    /* Record types with no names to follow. */
+    assert_null(zone_node_rrset(must_find(z, "txt.example.com"), WIRE_TYPE_TXT)->addl_nodes);
+    zone_unref(z2);
+    zone_unref(z);
+}
+
+/* Loads TEXT expecting failure; returns the message. */
+static const char *load_err(const char *text)
+{
+    static char err[1024];
+    zone_t *z = (zone_t *)1;
+    memset(err, 0, sizeof(err));
+    int rc = zone_load_text("example.com", text, strlen(text), "test.zone", &z, err, sizeof(err));
+    if (rc == 0)
+        fail_msg("zone loaded but should not have:\n%s", text);
+    assert_true(rc < 0);
+    assert_ptr_equal(z, (zone_t *)1); /* *out untouched */
+    assert_true(err[0] != 0);
+    return err;
+}
+
+static void expect_msg(const char *err, const char *prefix, const char *word)
+{
+    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, word))
+        fail_msg("message \"%s\" should start with \"%s\" and mention \"%s\"", err, prefix, word);
+}
+
+#define HEAD   "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n" /* lines 1-4 */
+#define HEAD_N 4
+
+static void test_errors(void **state)
+{
+    (void)state;
+    const char *err;
+
+    err = load_err("$TTL 300\n@ NS ns1\nns1 A 192.0.2.1\n");
+    expect_msg(err, "test.zone:", "SOA");
+    err = load_err("$TTL 300\n@ SOA ns1 h 1 2 3 4 5\nns1 A 192.0.2.1\n");
+    expect_msg(err, "test.zone:", "NS");
+    err = load_err("");
+    expect_msg(err, "test.zone:", "SOA");
+    err = load_err(HEAD "x SOA ns1 h 2 2 3 4 5\n@ SOA ns1 h 2 2 3 4 5\n");
+    expect_msg(err, "test.zone:", "SOA");
+
+    /* CNAME beside other data: either of the two lines is a good answer. */
+    err = load_err(HEAD "www CNAME ns1\nfoo TXT bar\nwww A 192.0.2.9\n");
+    if (strncmp(err, "test.zone:5:", 12) != 0 && strncmp(err, "test.zone:7:", 12) != 0)
+        fail_msg("CNAME and other data: \"%s\"", err);
+    assert_non_null(strstr(err, "CNAME"));
+    assert_non_null(strstr(err, "www.example.com"));
+
+    err = load_err(HEAD "www CNAME ns1\nfoo TXT bar\nwww CNAME foo\n");
+    if (strncmp(err, "test.zone:5:", 12) != 0 && strncmp(err, "test.zone:7:", 12) != 0)
+        fail_msg("two CNAMEs: \"%s\"", err);
+    assert_non_null(strstr(err, "CNAME"));
+
+    /* A CNAME at the apex. */
+    err = load_err(HEAD "@ CNAME www\n");
+    expect_msg(err, "test.zone", "CNAME");
+
+    /* Outside the zone, absolute and through $ORIGIN. */
+    err = load_err(HEAD "www.example.org. A 192.0.2.1\n");
+    expect_msg(err, "test.zone:5:", "outside");
+    err = load_err(HEAD "foo A 192.0.2.1\n$ORIGIN com.\nbar A 192.0.2.1\n");
+    expect_msg(err, "test.zone:7:", "outside");
+    err = load_err(HEAD "badexample.com. A 192.0.2.1\n");
+    expect_msg(err, "test.zone:5:", "outside");
+
+    /* Syntax errors: the line number is the one of the bad line. */
+    err = load_err(HEAD "www A 192.0.2.1\nbad A 999.0.2.1\n");
+    expect_msg(err, "test.zone:6:", "");
+    err = load_err(HEAD "\n\n\nwww BOGUSTYPE x\n");
+    expect_msg(err, "test.zone:8:", "");
+    err = load_err(HEAD "www MX mail\n");
+    expect_msg(err, "test.zone:5:", "");
+
+    /* Class other than IN. */
+    err = load_err(HEAD "www CH TXT x\n");
+    expect_msg(err, "test.zone:5:", "");
+
+    /* $INCLUDE of a file that is not there. */
+    err = load_err(HEAD "$INCLUDE /nonexistent/fennec-test/missing.zone\n");
+    expect_msg(err, "test.zone:5:", "");
+    (void)HEAD_N;
+}
+
+static char g_dir[256];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Sets the file's mtime explicitly, so that changes are seen even within one clock tick. */
+static void set_mtime(const char *path, time_t sec)
+{
+    struct timespec ts[2] = {{sec, 0}, {sec, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/fennec-test-zone-XXXXXX");
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_include(void **state)
+{
+    (void)state;
+    char inc[300], main_text[600], err[1024];
+    zone_t *z = NULL;
+    snprintf(inc, sizeof(inc), "%s/inc.zone", g_dir);
+
+    /* A good include. */
+    write_file(inc, "www A 192.0.2.10\n");
+    snprintf(main_text, sizeof(main_text), HEAD "$INCLUDE %s\n", inc);
+    z = load_ok("example.com", main_text);
+    assert_non_null(find(z, "www.example.com"));
+    zone_unref(z);
+
+    /* A syntax error inside the included file names that file and its line. */
+    write_file(inc, "www A 192.0.2.10\nbad A 300.0.0.1\n");
+    assert_true(zone_load_text("example.com", main_text, strlen(main_text), "test.zone", &z, err,
+                               sizeof(err)) < 0);
+    char want[400];
+    snprintf(want, sizeof(want), "%s:2:", inc);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("syntax error in an included file: \"%s\", expected \"%s...\"", err, want);
+
+    /* So does a content error found after parsing (CNAME and other data). */
+    write_file(inc, "www A 192.0.2.10\nwww CNAME ns1\n");
+    assert_true(zone_load_text("example.com", main_text, strlen(main_text), "test.zone", &z, err,
+                               sizeof(err)) < 0);
+    if (strncmp(err, inc, strlen(inc)) != 0)
+        fail_msg("CNAME conflict in an included file reported as \"%s\", expected it to name %s",
+                 err, inc);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[300], err[1024];
+    zone_t *z = NULL;
+    snprintf(path, sizeof(path), "%s/file.zone", g_dir);
+    write_file(path, HEAD "www A 192.0.2.10\n");
+    assert_int_equal(zone_load_file("example.com", path, &z, err, sizeof(err)), 0);
+    assert_int_equal(zone_record_count(z), 4);
+    zone_unref(z);
+
+    write_file(path, HEAD "\nwww A 192.0.2\n");
+    assert_int_equal(zone_load_file("example.com", path, &z, err, sizeof(err)), FENNEC_EZONE);
+    char want[400];
+    snprintf(want, sizeof(want), "%s:6:", path);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("\"%s\", expected \"%s...\"", err, want);
+
+    snprintf(path, sizeof(path), "%s/missing.zone", g_dir);
+    assert_true(zone_load_file("example.com", path, &z, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "missing.zone"));
+}
+
+static zone_t *zone_for(const char *origin)
+{
+    char text[512];
+    snprintf(text, sizeof(text),
+             "$ORIGIN %s.\n@ 300 SOA ns1 h 7 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n", origin);
+    return load_ok(origin, text);
+}
+
+static void test_set_find(void **state)
+{
+    (void)state;
+    zone_t *zs[4] = {zone_for("example.com"), zone_for("sub.example.com"), zone_for("example.org"),
+                     zone_for("a.b.sub.example.com")};
+    zone_set_t *set = NULL;
+    assert_int_equal(zone_set_new(zs, 4, &set), 0);
+    for (int i = 0; i < 4; i++)
+        zone_unref(zs[i]); /* the set holds its own references */
+    assert_int_equal(zone_set_count(set), 4);
+
+    struct {
+        const char *q;
+        int want; /* index into zs, or -1 */
+    } cases[] = {
+        {"example.com", 0},
+        {"www.example.com", 0},
+        {"sub.example.com", 1},
+        {"www.sub.example.com", 1},
+        {"b.sub.example.com", 1},
+        {"a.b.sub.example.com", 3},
+        {"x.a.b.sub.example.com", 3},
+        {"xsub.example.com", 0},
+        {"example.org", 2},
+        {"example.net", -1},
+        {"com", -1},
+        {".", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t w[WIRE_NAME_MAX];
+        int l = wire_name_from_text(cases[i].q, w);
+        const zone_t *got = zone_set_find(set, w, (size_t)l);
+        const zone_t *want = cases[i].want < 0 ? NULL : zs[cases[i].want];
+        if (got != want)
+            fail_msg("%s: got %s", cases[i].q, got ? zone_name(got) : "(none)");
+    }
+    assert_null(zone_set_find(NULL, (const uint8_t *)"", 1));
+    assert_null(zone_set_at(set, 4));
+    zone_set_free(set);
+    zone_set_free(NULL);
+
+    /* A root zone holds everything. */
+    zone_t *root = load_ok(".", ". SOA a. b. 1 2 3 4 5\n. NS a.\n");
+    assert_int_equal(wire_name_labels(zone_apex_wire(root)), 0);
+    assert_int_equal(zone_set_new(&root, 1, &set), 0);
+    zone_unref(root);
+    assert_ptr_equal(zone_set_find(set,
+                                   (const uint8_t *)"\x03"
+                                                    "com",
+                                   5),
+                     root);
+    zone_set_free(set);
+}
+
+static const zone_t *set_zone(const zone_set_t *set, const char *name)
+{
+    for (size_t i = 0; i < zone_set_count(set); i++)
+        if (strcmp(zone_name(zone_set_at(set, i)), name) == 0)
+            return zone_set_at(set, i);
+    return NULL;
+}
+
+static void test_set_build(void **state)
+{
+    (void)state;
+    char p1[300], p2[300], p3[300];
+    snprintf(p1, sizeof(p1), "%s/a.zone", g_dir);
+    snprintf(p2, sizeof(p2), "%s/b.zone", g_dir);
+    snprintf(p3, sizeof(p3), "%s/c.zone", g_dir);
+    write_file(p1, "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
+    write_file(p2, "@ 300 SOA ns1 h 10 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
+    set_mtime(p1, 1700000000);
+    set_mtime(p2, 1700000000);
+
+    cfg_zone_t zones[2] = {
+        {.name = "example.com", .file = p1},
+        {.name = "Example.NET.", .file = p2},
+    };
+    cfg_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.zones = zones;
+    cfg.zone_count = 2;
+
+    zone_set_t *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL, *s5 = NULL;
+    size_t failed = 99;
+    assert_int_equal(zone_set_build(&cfg, NULL, &s1, &failed), 0);
+    assert_int_equal(failed, 0);
+    assert_int_equal(zone_set_count(s1), 2);
+    const zone_t *a1 = set_zone(s1, "example.com"), *b1 = set_zone(s1, "example.net");
+    assert_non_null(a1);
+    assert_non_null(b1);
+    assert_int_equal(zone_serial(a1), 1);
+    assert_int_equal(zone_serial(b1), 10);
+
+    /* Nothing changed: the very same zones. */
+    assert_int_equal(zone_set_build(&cfg, s1, &s2, &failed), 0);
+    assert_int_equal(failed, 0);
+    assert_ptr_equal(set_zone(s2, "example.com"), a1);
+    assert_ptr_equal(set_zone(s2, "example.net"), b1);
+    /* The old set can go first: the new one keeps the shared zones alive. */
+    zone_set_free(s1);
+    assert_int_equal(zone_serial(set_zone(s2, "example.com")), 1);
+
+    /* a.zone changed (same size, new mtime): reloaded; b.zone reused. */
+    write_file(p1, "@ 300 SOA ns1 h 2 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
+    set_mtime(p1, 1700000100);
+    assert_int_equal(zone_set_build(&cfg, s2, &s3, &failed), 0);
+    assert_int_equal(failed, 0);
+    const zone_t *a3 = set_zone(s3, "example.com");
+    assert_ptr_not_equal(a3, a1);
+    assert_int_equal(zone_serial(a3), 2);
+    assert_ptr_equal(set_zone(s3, "example.net"), b1);
+
+    /* A broken a.zone: the old version stays, the failure is counted. */
+    write_file(p1, "@ 300 SOA ns1 h 3 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.300\n");
+    set_mtime(p1, 1700000200);
+    assert_int_equal(zone_set_build(&cfg, s3, &s4, &failed), 0);
+    assert_int_equal(failed, 1);
+    assert_int_equal(zone_set_count(s4), 2);
+    assert_ptr_equal(set_zone(s4, "example.com"), a3);
+    assert_int_equal(zone_serial(set_zone(s4, "example.com")), 2);
+    assert_ptr_equal(set_zone(s4, "example.net"), b1);
+
+    /* A new zone whose file is missing is left out; a built-in text zone loads. */
+    cfg_zone_t zones2[2] = {
+        {.name = "example.net", .file = p3},
+        {.name = "example.com", .file = NULL, .text = (char *)zone_builtin_example},
+    };
+    cfg.zones = zones2;
+    cfg.zone_count = 2;
+    zone_set_t *s0 = NULL;
+    assert_int_equal(zone_set_build(&cfg, NULL, &s0, &failed), 0);
+    assert_int_equal(failed, 1);
+    assert_int_equal(zone_set_count(s0), 1);
+    assert_non_null(set_zone(s0, "example.com"));
+    assert_int_equal(zone_serial(set_zone(s0, "example.com")), 2026112201u);
+    zone_set_free(s0);
+
+    /* Fixed again: reloaded. */
+    cfg.zones = zones;
+    cfg.zone_count = 2;
+    write_file(p1, "@ 300 SOA ns1 h 4 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
+    set_mtime(p1, 1700000300);
+    assert_int_equal(zone_set_build(&cfg, s4, &s5, &failed), 0);
+    assert_int_equal(failed, 0);
+    assert_int_equal(zone_serial(set_zone(s5, "example.com")), 4);
+
+    zone_set_free(s2);
+    zone_set_free(s3);
+    zone_set_free(s4);
+    zone_set_free(s5);
+}
+
+static void test_publish(void **state)
+{
+    (void)state;
+    zone_t *z = zone_for("example.com");
+    zone_set_t *s1 = NULL, *s2 = NULL;
+    assert_int_equal(zone_set_new(&z, 1, &s1), 0);
+    assert_int_equal(zone_set_new(&z, 1, &s2), 0);
+    zone_unref(z);
+
+    zone_reader_register();
+    zone_read_lock();
+    assert_null(zone_set_current());
+    zone_read_unlock();
+
+    zone_set_publish(s1);
+    zone_read_lock();
+    assert_ptr_equal(zone_set_current(), s1);
+    assert_int_equal(zone_set_count(zone_set_current()), 1);
+    zone_read_unlock();
+
+    /* Publishing s2 frees s1 (ASan would see a leak or a double free otherwise); the zone
+     * they share stays alive through s2. */
+    zone_set_publish(s2);
+    zone_read_lock();
+    const zone_set_t *cur = zone_set_current();
+    assert_ptr_equal(cur, s2);
+    assert_string_equal(zone_name(zone_set_at(cur, 0)), "example.com");
+    zone_read_unlock();
+
+    zone_set_publish(NULL);
+    zone_read_lock();
+    assert_null(zone_set_current());
+    zone_read_unlock();
+    zone_reader_unregister();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_basic),
+        cmocka_unit_test(test_duplicate_ttl),
+        cmocka_unit_test(test_empty_non_terminals),
+        cmocka_unit_test(test_delegation),
+        cmocka_unit_test(test_wildcard),
+        cmocka_unit_test(test_additional_targets),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_include),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_set_find),
+        cmocka_unit_test(test_set_build),
+        cmocka_unit_test(test_publish),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
