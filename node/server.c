@@ -70,6 +70,33 @@ static void server_close_fds(server_t *srv)
     }
 }
 
+/*
+ * Whether ADDR is free: our own sockets share ports through SO_REUSEPORT, which would also
+ * let a second fennecd bind the same address and silently take half the queries. A probe
+ * bound without SO_REUSEPORT fails while anyone else holds the address.
+ */
+static int server_addr_exclusive(const cfg_addr_t *addr)
+{
+    static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+    int family = addr->ss.ss_family;
+    for (size_t i = 0; i < 2; i++) {
+        int fd = socket(family, types[i] | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        int one = 1, v6only = server_addr_is_wildcard(addr) ? 0 : 1;
+        /* TCP: SO_REUSEADDR only passes over TIME_WAIT leftovers, never a listener. */
+        if (types[i] == SOCK_STREAM)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+        int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0 ? 0 : -errno;
+        close(fd);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int server_new(const cfg_t *cfg, server_t **out)
 {
     int rc = 0;
@@ -104,6 +131,15 @@ int server_new(const cfg_t *cfg, server_t **out)
         for (size_t j = 0; j < w->nsock; j++) {
             w->udp[j].fd = -1;
             w->tcp[j].fd = -1;
+        }
+    }
+    for (size_t j = 0; j < cfg->dns_count; j++) {
+        rc = server_addr_exclusive(&cfg->dns[j]);
+        if (rc < 0) {
+            log_error("server", "%s: %s%s", cfg->dns[j].text, fennec_strerror(rc),
+                      rc == -EADDRINUSE ? " (another process, perhaps another fennecd, has it)"
+                                        : "");
+            goto cleanup;
         }
     }
     /* Worker by worker so that a conflict shows on the first socket of each address. */
