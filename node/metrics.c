@@ -144,6 +144,18 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
            "UDP answers the kernel refused for another reason.");
     sample_u64(f, "fennec_udp_send_errors_total", NULL, NULL, s->udp_send_errors);
 
+    family(f, "fennec_udp_batches_total", "counter",
+           "recvmmsg calls that returned datagrams (received / batches = mean batch size).");
+    sample_u64(f, "fennec_udp_batches_total", NULL, NULL, s->udp_batches);
+
+    /* Both reasons are always exported, at 0 when the mechanism is off or idle, so that an
+     * alert on the rate works from the first scrape. */
+    family(f, "fennec_overload_shed_total", "counter",
+           "UDP queries read and neither parsed nor answered by overload control, by reason: "
+           "cubic (over the admitted rate), codel (queue delay too long).");
+    sample_u64(f, "fennec_overload_shed_total", "reason", "cubic", s->udp_shed_cubic);
+    sample_u64(f, "fennec_overload_shed_total", "reason", "codel", s->udp_shed_codel);
+
     family(f, "fennec_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
     sample_u64(f, "fennec_tcp_connections_accepted_total", NULL, NULL, s->tcp_accepted);
     family(f, "fennec_tcp_connections_refused_total", "counter",
@@ -155,6 +167,11 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
            "TCP connections closed by the server, by reason.");
     sample_u64(f, "fennec_tcp_connections_closed_total", "reason", "idle", s->tcp_closed_idle);
     sample_u64(f, "fennec_tcp_connections_closed_total", "reason", "error", s->tcp_closed_bad);
+
+    family(f, "fennec_tcp_messages_received_total", "counter", "DNS messages read over TCP.");
+    sample_u64(f, "fennec_tcp_messages_received_total", NULL, NULL, s->tcp_queries);
+    family(f, "fennec_tcp_answers_total", "counter", "DNS answers written (or queued) over TCP.");
+    sample_u64(f, "fennec_tcp_answers_total", NULL, NULL, s->tcp_answered);
 
     family(f, "fennec_zones", "gauge", "Zones served.");
     fprintf(f, "fennec_zones %zu\n", snap->zone_count);

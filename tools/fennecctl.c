@@ -550,19 +550,23 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
     curl_free(zone);
     json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "action", action, "name", args[1], "ttl",
                              (json_int_t)ttl, "type", args[3], "rdata", rdata);
-    free(rdata);
     if (!body) {
+        free(rdata);
         fprintf(stderr, "fennecctl: %s: arguments must be valid UTF-8\n", v->name);
         return EXIT_USAGE;
     }
     answer_t a;
     int ex = request(o, v, "POST", path, body, &a);
     if (ex == EXIT_OK) {
+        /* The server's canonical owner, TTL and type; the RDATA as the operator wrote it
+         * (the server keeps it in wire format and does not echo it). */
         if (!o->json)
-            printf("record %s: %s\n", strcmp(action, "add") == 0 ? "added" : "deleted",
-                   jstr(a.json, "record"));
+            printf("%s %s %lld %s %s; serial %lld\n", jstr(a.json, "result"), jstr(a.json, "name"),
+                   (long long)jint(a.json, "ttl"), jstr(a.json, "type"), rdata,
+                   (long long)jint(a.json, "serial"));
         answer_free(&a);
     }
+    free(rdata);
     return ex;
 }
 
@@ -646,11 +650,16 @@ static const verb_t g_verbs[] = {
     {"record add", 5, -1, "record add ZONE NAME TTL TYPE RDATA...",
      "Adds a record to ZONE. NAME is relative to the zone (\"@\" for the apex) unless it ends "
      "in a dot; RDATA is in master-file format and may span several arguments "
-     "(record add example.com mail 300 MX 10 mx1). Needs the cluster key.",
+     "(record add example.com mail 300 MX 10 mx1). The change is served at once and the SOA "
+     "serial moves on by one. Edits are kept in memory only: a restart, zone reload, or a "
+     "SIGHUP after the zone file changed drops them (see docs/cli.md). Exits 1 when the record "
+     "exists already "
+     "(409) or the result breaks a zone rule such as a CNAME beside other data (422). Needs the "
+     "cluster key.",
      do_record_add},
     {"record delete", 5, -1, "record delete ZONE NAME TTL TYPE RDATA...",
-     "Deletes the record NAME TYPE RDATA from ZONE (arguments as for record add). Needs the "
-     "cluster key.",
+     "Deletes the record NAME TYPE RDATA from ZONE (arguments as for record add; the TTL is not "
+     "compared). Exits 1 when there is no such record (404). Needs the cluster key.",
      do_record_delete},
     {"health", 0, 0, "health", "Shows every health check's state and override.", do_health},
     {"health override", 2, 2, "health override CHECK up|down|clear",

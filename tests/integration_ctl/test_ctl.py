@@ -6,7 +6,10 @@ the fennecctl next to fennecd)
 
 Needs curl, dig (bind9-dnsutils), promtool (package prometheus) and the python3 module
 prometheus_client (package python3-prometheus-client); a missing one fails the test, naming
-the package. Listens on 127.0.0.1 ports 15710-15713 only.
+the package. Listens on 127.0.0.1 ports 15710-15717 only.
+
+Record edits are in memory only in this version (no journal yet); the test pins down what a
+reload does to them (see docs/cli.md, "Record edits and reloads").
 """
 import json
 import os
@@ -23,6 +26,10 @@ CONTROL_PORT = 15710
 DNS_PORT = 15711
 CONTROL_PORT_NOKEY = 15712
 DNS_PORT_NOKEY = 15713
+CONTROL_PORT_CODEL = 15714
+DNS_PORT_CODEL = 15715
+CONTROL_PORT_CUBIC = 15716
+DNS_PORT_CUBIC = 15717
 URL = "http://127.0.0.1:%d" % CONTROL_PORT
 ZONE = "example.com"
 SERIAL = 2024010101
@@ -49,7 +56,8 @@ def zone_text(serial, extra=""):
     return (
         "$ORIGIN example.com.\n$TTL 300\n"
         "@ IN SOA ns1 hostmaster %d 7200 3600 1209600 300\n"
-        "@ IN NS ns1\nns1 IN A 127.0.0.1\nwww IN A 192.0.2.10\n%s" % (serial, extra)
+        "@ IN NS ns1\nns1 IN A 127.0.0.1\nwww IN A 192.0.2.10\nalias IN CNAME www\n%s"
+        % (serial, extra)
     )
 
 
@@ -58,15 +66,17 @@ def write(path, text):
         f.write(text)
 
 
-def config(node, control_port, dns_port, key_file):
+def config(node, control_port, dns_port, key_file, workers=2, overload=None):
     text = (
         "node:\n  id: %s\n  role: primary\n  data_dir: ./data-%s\n"
         "listen:\n  dns: [\"127.0.0.1:%d\"]\n  control: \"127.0.0.1:%d\"\n"
-        "workers: 2\nzones:\n  - name: example.com\n    file: zones/example.com.zone\n"
-        % (node, node, dns_port, control_port)
+        "workers: %d\nzones:\n  - name: example.com\n    file: zones/example.com.zone\n"
+        % (node, node, dns_port, control_port, workers)
     )
     if key_file:
         text += "cluster:\n  key_file: %s\n" % key_file
+    if overload:
+        text += "overload:\n" + overload
     return text
 
 
@@ -104,13 +114,38 @@ def dig(name, qtype="A", tcp=False, port=DNS_PORT):
     return p.stdout
 
 
-def served_serial():
-    out = dig(ZONE, "SOA")
+def dig_full(name, qtype="A", tcp=False, port=DNS_PORT):
+    """Asks with dig; returns (status, answer, authority) where the sections are lists of
+    (owner, ttl, type, rdata text) as dig prints them, or (None, [], []) without an answer."""
+    out = dig(name, qtype, tcp, port)
+    status, section, sections = None, None, {"ANSWER": [], "AUTHORITY": []}
+    for line in out.splitlines():
+        if line.startswith(";; ->>HEADER<<-"):
+            status = line.split("status: ")[1].split(",")[0]
+        elif line.startswith(";; ") and line.endswith(" SECTION:"):
+            section = line[3:].split()[0]
+        elif not line.strip():
+            section = None
+        elif section in sections and not line.startswith(";"):
+            parts = line.split(None, 4)
+            sections[section].append((parts[0], int(parts[1]), parts[3],
+                                      parts[4] if len(parts) > 4 else ""))
+    return status, sections["ANSWER"], sections["AUTHORITY"]
+
+
+def served_serial(tcp=False):
+    out = dig(ZONE, "SOA", tcp=tcp)
     for line in out.splitlines():
         parts = line.split()
         if len(parts) >= 7 and not line.startswith(";") and parts[3] == "SOA":
             return int(parts[6])
     return None
+
+
+def rdatas(name, qtype, tcp=False):
+    """The sorted rdata texts of NAME/QTYPE in the answer section, with the status."""
+    status, ans, _ = dig_full(name, qtype, tcp)
+    return status, sorted(r[3] for r in ans if r[2] == qtype and r[0] == name + ".")
 
 
 class Ctl:
@@ -223,12 +258,34 @@ def main():
     write(os.path.join(work, "nokey.yaml"),
           config("ctl2", CONTROL_PORT_NOKEY, DNS_PORT_NOKEY, None))
 
+    write(os.path.join(work, "codel.yaml"),
+          config("ctl3", CONTROL_PORT_CODEL, DNS_PORT_CODEL, None, workers=1,
+                 overload="  codel: { target: 1us, interval: 2us }\n"
+                          "  cubic: { enabled: false }\n"))
+    write(os.path.join(work, "cubic.yaml"),
+          config("ctl4", CONTROL_PORT_CUBIC, DNS_PORT_CUBIC, None, workers=1,
+                 overload="  codel: { enabled: false }\n"
+                          "  cubic: { utilization_threshold: 0.001, c: 0.001, beta: 0.1, "
+                          "ema_alpha: 0.99, min_rate: 1 }\n"))
+
     ctl = Ctl(fennecctl)
     proc = start_daemon(fennecd, work, "fennec.yaml", "fennecd.log", CONTROL_PORT)
     try:
-        run_tests(ctl, work, zone_file, key_path, token)
+        run_tests(ctl, work, zone_file, key_path, token, proc)
     finally:
         stop_daemon(proc, work, "fennecd.log", "fennecd")
+
+    # Overload shedding is counted by reason: one daemon per mechanism, tuned to shed at once.
+    for reason, cfg_name, cport, dport in (("codel", "codel.yaml", CONTROL_PORT_CODEL,
+                                            DNS_PORT_CODEL),
+                                           ("cubic", "cubic.yaml", CONTROL_PORT_CUBIC,
+                                            DNS_PORT_CUBIC)):
+        log_name = reason + ".log"
+        proc = start_daemon(fennecd, work, cfg_name, log_name, cport)
+        try:
+            overload_test(reason, cport, dport)
+        finally:
+            stop_daemon(proc, work, log_name, "fennecd with aggressive %s" % reason)
 
     # A node without cluster.key_file refuses every write with 403, whatever the token.
     proc = start_daemon(fennecd, work, "nokey.yaml", "nokey.log", CONTROL_PORT_NOKEY)
@@ -252,7 +309,282 @@ def main():
     return 0
 
 
-def run_tests(ctl, work, zone_file, key, token):
+def udp_burst(port, count):
+    """Sends COUNT queries for www.example.com as fast as the socket takes them (reading the
+    answers that have arrived every 50 queries), then reads answers until none arrives for
+    0.5 s (at most 10 s); returns the number of answers."""
+    import socket
+    import dns.message
+    q = dns.message.make_query("www.example.com", "A").to_wire()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    answers = 0
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.setblocking(False)
+        for i in range(count):
+            s.sendto(q, ("127.0.0.1", port))
+            # Drain now and then so that answers are never lost to a full client buffer
+            # (fennec_udp_answered_total is compared with what arrived).
+            while i % 50 == 49:
+                try:
+                    s.recv(4096)
+                    answers += 1
+                except BlockingIOError:
+                    break
+        s.settimeout(0.5)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                s.recv(4096)
+                answers += 1
+            except socket.timeout:
+                break
+        return answers
+    finally:
+        s.close()
+
+
+def overload_test(reason, cport, dport):
+    other = "cubic" if reason == "codel" else "codel"
+    base = "http://127.0.0.1:%d" % cport
+    answers = 0
+    for _ in range(5):  # bounded: 5 bursts of 3000 queries
+        answers += udp_burst(dport, 3000)
+        code, text = curl([base + "/metrics"])
+        m = metrics_families(text)
+        if (metric(m, "fennec_overload_shed_total", reason=reason) or 0) > 0:
+            break
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode == 0, "%s daemon: promtool check metrics" % reason, p.stdout + p.stderr)
+    shed = metric(m, "fennec_overload_shed_total", reason=reason)
+    check(shed is not None and shed > 0, "fennec_overload_shed_total{reason=%s} moves under "
+          "overload" % reason, shed)
+    check(metric(m, "fennec_overload_shed_total", reason=other) == 0,
+          "fennec_overload_shed_total{reason=%s} stays 0 when %s is off" % (other, other),
+          metric(m, "fennec_overload_shed_total", reason=other))
+    received = metric(m, "fennec_udp_received_total")
+    parts = {k: metric(m, k) for k in ("fennec_udp_answered_total", "fennec_udp_ignored_total",
+                                       "fennec_udp_send_dropped_total",
+                                       "fennec_udp_send_errors_total")}
+    parts["shed"] = sum(metric(m, "fennec_overload_shed_total", reason=r) for r in
+                        ("cubic", "codel"))
+    check(received is not None and received == sum(parts.values()),
+          "%s daemon: every UDP datagram received is answered, shed, ignored or lost" % reason,
+          (received, parts))
+    check(metric(m, "fennec_udp_answered_total") == answers,
+          "%s daemon: fennec_udp_answered_total is what the client received" % reason,
+          (metric(m, "fennec_udp_answered_total"), answers))
+    check(metric(m, "fennec_dns_queries_total", transport="udp") == received - parts["shed"],
+          "%s daemon: shed queries are not parsed (not in fennec_dns_queries_total)" % reason,
+          (metric(m, "fennec_dns_queries_total", transport="udp"), received, parts["shed"]))
+    check((metric(m, "fennec_udp_batches_total") or 0) > 0, "%s daemon: "
+          "fennec_udp_batches_total moves" % reason)
+    out = dig("www.example.com", port=dport, tcp=True)
+    check("192.0.2.10" in out, "%s daemon: TCP still answered (overload control is UDP only)"
+          % reason, out)
+
+
+def wait_log(work, log_name, needle, count, timeout=10):
+    """Waits until NEEDLE occurs COUNT times in the log; returns True if it did."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(os.path.join(work, log_name)) as f:
+            if f.read().count(needle) >= count:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def sighup_reload(proc, work):
+    """Sends SIGHUP and waits until fennecd logs that the reload finished."""
+    with open(os.path.join(work, "fennecd.log")) as f:
+        done = f.read().count("reload: serving")
+    proc.send_signal(signal.SIGHUP)
+    return wait_log(work, "fennecd.log", "reload: serving", done + 1)
+
+
+def record_tests(ctl, work, zone_file, key, token, proc):
+    """Record edits through fennecctl, checked with dig over UDP and TCP."""
+    s0 = served_serial()
+    check(s0 == SERIAL + 3, "record edits start from the file's serial", s0)
+    new = "new." + ZONE
+
+    # ---- add: JSON for scripts, served at once (no sleep: the edit is published before the
+    # API answers)
+    rc, out, err = ctl.run("--json", "record", "add", ZONE, "new", "300", "A", "192.0.2.77",
+                           key=key)
+    if check(rc == 0, "record add --json exits 0", (rc, out, err)):
+        j = json.loads(out)
+        check(j == {"zone": ZONE, "result": "added", "name": new, "type": "A", "ttl": 300,
+                    "serial": s0 + 1}, "record add --json: zone, result, name, type, ttl, "
+              "serial + 1", j)
+    for tcp in (False, True):
+        st, ans, _ = dig_full(new, "A", tcp=tcp)
+        check(st == "NOERROR" and ans == [(new + ".", 300, "A", "192.0.2.77")],
+              "added record answered at once over %s" % ("TCP" if tcp else "UDP"), (st, ans))
+        check(served_serial(tcp=tcp) == s0 + 1, "SOA serial + 1 over %s" %
+              ("TCP" if tcp else "UDP"), served_serial(tcp=tcp))
+
+    # ---- add a second record to the RRset: the human line
+    rc, out, err = ctl.run("record", "add", ZONE, "NEW", "300", "A", "192.0.2.78", key=key)
+    check(rc == 0 and out == "added %s 300 A 192.0.2.78; serial %d\n" % (new, s0 + 2),
+          "record add prints one human line with the new serial", (rc, out, err))
+    check(rdatas(new, "A") == ("NOERROR", ["192.0.2.77", "192.0.2.78"]),
+          "both records of the RRset answered", rdatas(new, "A"))
+
+    # ---- the same record again: 409, nothing changed
+    rc, out, err = ctl.run("record", "add", ZONE, "new", "3600", "A", "192.0.2.77", key=key)
+    check(rc == 1 and "exists already" in err and "HTTP 409" in err and out == "",
+          "adding an existing record: exit 1, 409", (rc, out, err))
+    rc, out, err = ctl.run("--json", "record", "add", ZONE, "new", "300", "A", "192.0.2.77",
+                           key=key)
+    check(rc == 1 and json.loads(out).get("http_status") == 409,
+          "adding an existing record --json: 409 as JSON", (rc, out))
+    check(served_serial() == s0 + 2, "a refused add leaves the serial alone", served_serial())
+
+    # ---- delete one record of two, then the last one (absolute name; the TTL is not compared)
+    rc, out, err = ctl.run("record", "delete", ZONE, "new", "300", "A", "192.0.2.78", key=key)
+    check(rc == 0 and out == "deleted %s 300 A 192.0.2.78; serial %d\n" % (new, s0 + 3),
+          "record delete prints one human line", (rc, out, err))
+    check(rdatas(new, "A") == ("NOERROR", ["192.0.2.77"]), "the other record stays",
+          rdatas(new, "A"))
+    rc, out, err = ctl.run("--json", "record", "delete", ZONE, new + ".", "0", "A", "192.0.2.77",
+                           key=key)
+    if check(rc == 0, "record delete --json of the last record exits 0", (rc, out, err)):
+        j = json.loads(out)
+        check(j.get("result") == "deleted" and j.get("serial") == s0 + 4 and j.get("name") == new,
+              "record delete --json: result deleted, serial + 1", j)
+    for tcp in (False, True):
+        st, ans, auth = dig_full(new, "A", tcp=tcp)
+        soa = [a for a in auth if a[2] == "SOA"]
+        check(st == "NXDOMAIN" and not ans and len(soa) == 1 and
+              int(soa[0][3].split()[2]) == s0 + 4,
+              "deleted name is NXDOMAIN with the new SOA over %s" % ("TCP" if tcp else "UDP"),
+              (st, ans, auth))
+
+    # ---- deleting a record that is not there: 404, nothing changed
+    rc, out, err = ctl.run("record", "delete", ZONE, "new", "300", "A", "192.0.2.77", key=key)
+    check(rc == 1 and "no such record" in err and "HTTP 404" in err,
+          "deleting a missing record: exit 1, 404", (rc, err))
+    rc, out, err = ctl.run("record", "delete", ZONE, "www", "300", "A", "192.0.2.11", key=key)
+    check(rc == 1 and "HTTP 404" in err, "deleting a record with other rdata: 404", (rc, err))
+    check(served_serial() == s0 + 4, "refused deletes leave the serial alone", served_serial())
+
+    # ---- zone rules: a CNAME cannot have company (RFC 1034 3.6.2)
+    rc, out, err = ctl.run("record", "add", ZONE, "alias", "300", "A", "192.0.2.5", key=key)
+    check(rc == 1 and "HTTP 422" in err and "CNAME" in err,
+          "A beside an existing CNAME: exit 1, 422", (rc, err))
+    rc, out, err = ctl.run("record", "add", ZONE, "www", "300", "CNAME", "alias", key=key)
+    check(rc == 1 and "HTTP 422" in err and "CNAME" in err,
+          "CNAME beside an existing A: exit 1, 422", (rc, err))
+    st, ans, _ = dig_full("alias." + ZONE, "A")
+    check(st == "NOERROR" and [(a[2], a[3]) for a in ans] ==
+          [("CNAME", "www.%s." % ZONE), ("A", "192.0.2.10")],
+          "after the refused edits alias is still only a CNAME to www", (st, ans))
+    check(rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]), "www unchanged")
+    check(served_serial() == s0 + 4, "refused edits leave the serial alone", served_serial())
+
+    # ---- MX and TXT: RDATA with several arguments, spaces and quotes
+    serial = s0 + 4
+    rc, out, err = ctl.run("record", "add", ZONE, "@", "3600", "MX", "10", "mail", key=key)
+    serial += 1
+    check(rc == 0 and out == "added %s 3600 MX 10 mail; serial %d\n" % (ZONE, serial),
+          "MX from several arguments", (rc, out, err))
+    rc, out, err = ctl.run("record", "add", ZONE, "@", "3600", "MX", "20 mx2.example.net.",
+                           key=key)
+    serial += 1
+    check(rc == 0, "MX from one argument", (rc, err))
+    check(rdatas(ZONE, "MX", tcp=True) == ("NOERROR", ["10 mail.example.com.",
+                                                       "20 mx2.example.net."]),
+          "MX answered, relative target completed", rdatas(ZONE, "MX", tcp=True))
+    quoted = '"v=spf1 -all" "say \\"hi\\" now"'
+    rc, out, err = ctl.run("record", "add", ZONE, "txt", "300", "TXT", quoted, key=key)
+    serial += 1
+    check(rc == 0 and out == "added txt.%s 300 TXT %s; serial %d\n" % (ZONE, quoted, serial),
+          "TXT with quotes, spaces and an escaped quote", (rc, out, err))
+    rc, out, err = ctl.run("record", "add", ZONE, "txt", "300", "TXT", "two", "words", key=key)
+    serial += 1
+    check(rc == 0, "TXT from several unquoted arguments", (rc, err))
+    for tcp in (False, True):
+        check(rdatas("txt." + ZONE, "TXT", tcp=tcp) == ("NOERROR", ['"two" "words"', quoted]),
+              "TXT answered as given over %s" % ("TCP" if tcp else "UDP"),
+              rdatas("txt." + ZONE, "TXT", tcp=tcp))
+    rc, out, err = ctl.run("record", "delete", ZONE, "txt", "300", "TXT", quoted, key=key)
+    serial += 1
+    check(rc == 0, "TXT with quotes deleted by the same RDATA", (rc, err))
+    check(rdatas("txt." + ZONE, "TXT") == ("NOERROR", ['"two" "words"']),
+          "only the other TXT is left", rdatas("txt." + ZONE, "TXT"))
+    rc, out, err = ctl.run("record", "delete", ZONE, "@", "3600", "MX", "10 mail.example.com.",
+                           key=key)
+    serial += 1
+    check(rc == 0, "MX deleted with the target written absolute", (rc, err))
+    rc, out, err = ctl.run("record", "add", ZONE, "www", "300", "TXT", '"web"', key=key)
+    serial += 1
+    rc2, out, err2 = ctl.run("record", "delete", ZONE, "www", "300", "TXT", '"web"', key=key)
+    serial += 1
+    st, ans, auth = dig_full("www." + ZONE, "TXT")
+    check(rc == 0 and rc2 == 0 and st == "NOERROR" and not ans and
+          any(a[2] == "SOA" for a in auth),
+          "a deleted type beside other data is NODATA (NOERROR, SOA)", (rc, rc2, st, ans, auth))
+    check(rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]), "www A still there")
+    check(served_serial() == serial, "one serial step per edit", (served_serial(), serial))
+
+    # ---- writes without the token or with a wrong one: 401, nothing changed
+    rc, out, err = ctl.run("record", "add", ZONE, "sneaky", "300", "A", "192.0.2.66")
+    check(rc == 1 and "not authorized" in err and "--key-file" in err,
+          "record add without key: exit 1, says how to authorize", (rc, err))
+    wrong_key = os.path.join(work, "wrong.key")
+    rc, out, err = ctl.run("record", "add", ZONE, "sneaky", "300", "A", "192.0.2.66",
+                           key=wrong_key)
+    check(rc == 1 and "not authorized" in err, "record add with the wrong key: exit 1", (rc, err))
+    body = '{"action":"add","name":"sneaky","ttl":300,"type":"A","rdata":"192.0.2.66"}'
+    code, resp = curl(["-X", "POST", "--data-binary", body, URL + "/v1/zones/example.com/records"])
+    check(code == 401, "curl record add without token: 401", (code, resp))
+    code, resp = curl(["-X", "POST", "-H", "Authorization: Bearer " + token[::-1],
+                       "--data-binary", body, URL + "/v1/zones/example.com/records"])
+    check(code == 401, "curl record add with a wrong token: 401", (code, resp))
+    body = '{"action":"delete","name":"www","ttl":300,"type":"A","rdata":"192.0.2.10"}'
+    code, resp = curl(["-X", "POST", "-H", "Authorization: Bearer " + "f" * 64,
+                       "--data-binary", body, URL + "/v1/zones/example.com/records"])
+    check(code == 401, "curl record delete with a wrong token: 401", (code, resp))
+    st, ans, _ = dig_full("sneaky." + ZONE, "A")
+    check(st == "NXDOMAIN", "unauthorized add not served", (st, ans))
+    check(rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]),
+          "unauthorized delete not applied")
+    check(served_serial() == serial, "unauthorized writes leave the serial alone")
+
+    # ---- edits and reloads (edits live in memory only in this version)
+    rc, out, err = ctl.run("record", "add", ZONE, "kept", "300", "A", "192.0.2.99", key=key)
+    serial += 1
+    check(rc == 0 and rdatas("kept." + ZONE, "A") == ("NOERROR", ["192.0.2.99"]),
+          "edit before the reloads", (rc, err))
+    # SIGHUP with the file unchanged (same path, size, mtime): the edited zone is kept.
+    check(sighup_reload(proc, work), "SIGHUP reload finished (log)")
+    check(rdatas("kept." + ZONE, "A") == ("NOERROR", ["192.0.2.99"]) and
+          served_serial() == serial, "SIGHUP with an unchanged file keeps the edits",
+          (rdatas("kept." + ZONE, "A"), served_serial(), serial))
+    # SIGHUP after the file was touched: the file is loaded, the edits are gone and the
+    # serial is the file's again (lower than the edited one).
+    st_ = os.stat(zone_file)
+    os.utime(zone_file, (st_.st_atime, st_.st_mtime + 5))
+    check(sighup_reload(proc, work), "SIGHUP reload after touch finished (log)")
+    check(dig_full("kept." + ZONE, "A")[0] == "NXDOMAIN" and
+          dig_full("txt." + ZONE, "TXT")[0] == "NXDOMAIN" and served_serial() == s0,
+          "SIGHUP after touching the file drops the edits, serial back to the file's",
+          (dig_full("kept." + ZONE, "A")[0], served_serial(), s0))
+    # zone reload through the API always reads the file, changed or not: it drops the edits too.
+    rc, out, err = ctl.run("record", "add", ZONE, "kept", "300", "A", "192.0.2.99", key=key)
+    check(rc == 0 and served_serial() == s0 + 1, "edit before the API reload", (rc, err))
+    rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
+    check(rc == 0 and "serial %d" % s0 in out, "zone reload with an unchanged file: exit 0, "
+          "the file's serial", (rc, out, err))
+    check(dig_full("kept." + ZONE, "A")[0] == "NXDOMAIN" and served_serial() == s0,
+          "zone reload through the API drops the edits even with an unchanged file",
+          (dig_full("kept." + ZONE, "A"), served_serial()))
+
+
+def run_tests(ctl, work, zone_file, key, token, proc):
     # ---- CLI basics
     rc, out, err = ctl.run("--version")
     check(rc == 0 and out.startswith("fennecctl "), "--version", (rc, out, err))
@@ -282,7 +614,7 @@ def run_tests(ctl, work, zone_file, key, token):
         check(st["workers"] == 2, "status: workers", st.get("workers"))
         check(st["version"] and isinstance(st["uptime_seconds"], int), "status: version, uptime")
         zones = {z["name"]: z for z in st["zones"]}
-        check(ZONE in zones and zones[ZONE]["serial"] == SERIAL and zones[ZONE]["records"] == 4,
+        check(ZONE in zones and zones[ZONE]["serial"] == SERIAL and zones[ZONE]["records"] == 5,
               "status: zone with serial and record count", st["zones"])
         check({"total", "udp", "tcp", "responses"} <= set(st["queries"]), "status: queries")
     rc, out, err = ctl.run("status")
@@ -306,13 +638,7 @@ def run_tests(ctl, work, zone_file, key, token):
     check(rc == 1 and json.loads(out).get("http_status") == 501, "nodes --json: 501 as JSON",
           out)
 
-    # ---- record edits: validated fully, then 501 (no zone edit engine yet)
-    rc, out, err = ctl.run("record", "add", ZONE, "mail", "300", "MX", "10", "mx1", key=key)
-    check(rc == 1 and "not available in this version" in err and "request is valid" in err,
-          "record add: valid request, not available", (rc, err))
-    rc, out, err = ctl.run("record", "delete", ZONE, "www", "300", "A", "192.0.2.10", key=key)
-    check(rc == 1 and "not available in this version" in err, "record delete: not available",
-          (rc, err))
+    # ---- record edits that are refused before they reach the zone
     rc, out, err = ctl.run("record", "add", ZONE, "www", "300", "A", "192.0.2.300", key=key)
     check(rc == 1 and "does not parse" in err and "HTTP 400" in err,
           "record add: bad rdata is a 400", (rc, err))
@@ -322,7 +648,11 @@ def run_tests(ctl, work, zone_file, key, token):
     rc, out, err = ctl.run("record", "add", "example.net", "www", "300", "A", "192.0.2.3",
                            key=key)
     check(rc == 1 and "HTTP 404" in err, "record add: unknown zone is a 404", (rc, err))
-    check(served_serial() == SERIAL, "record requests changed nothing")
+    rc, out, err = ctl.run("record", "add", ZONE, "@", "300", "SOA",
+                           "ns1 hostmaster 1 7200 3600 1209600 300", key=key)
+    check(rc == 1 and "HTTP 400" in err and "SOA" in err, "record add: SOA refused (400)",
+          (rc, err))
+    check(served_serial() == SERIAL, "invalid record requests changed nothing")
 
     # ---- authorization: writes without or with a wrong token change nothing
     write(zone_file, zone_text(SERIAL + 1))
@@ -361,7 +691,7 @@ def run_tests(ctl, work, zone_file, key, token):
     write(zone_file, zone_text(SERIAL + 2, "bad IN A 999.0.0.1\n"))
     rc, out, err = ctl.run("zone", "reload", ZONE, key=key,
                            env_extra={"FENNEC_KEY_FILE": key})
-    check(rc == 1 and "example.com.zone:7" in err and "previous version" in err,
+    check(rc == 1 and "example.com.zone:8" in err and "previous version" in err,
           "zone reload of a broken file: exit 1 with file:line", (rc, err))
     check(served_serial() == SERIAL + 1, "broken reload keeps serving the previous version")
     write(zone_file, zone_text(SERIAL + 3))
@@ -370,6 +700,8 @@ def run_tests(ctl, work, zone_file, key, token):
     check(served_serial() == SERIAL + 3, "fixed file reloads")
     rc, out, err = ctl.run("zone", "reload", "example.net", key=key)
     check(rc == 1 and "HTTP 404" in err, "reload of an unknown zone: 404", (rc, err))
+
+    record_tests(ctl, work, zone_file, key, token, proc)
 
     # ---- hostile bodies: refused, and the daemon keeps serving DNS
     big = os.path.join(work, "big.json")
@@ -431,7 +763,21 @@ def run_tests(ctl, work, zone_file, key, token):
         ("fennec_dns_queries_by_qtype_total", (("qtype", "A"),)): 6,
         ("fennec_dns_queries_by_qtype_total", (("qtype", "AAAA"),)): 1,
         ("fennec_dns_queries_by_qtype_total", (("qtype", "MX"),)): 1,
+        ("fennec_udp_received_total", ()): 6,
+        ("fennec_udp_answered_total", ()): 6,
+        ("fennec_udp_ignored_total", ()): 0,
+        ("fennec_udp_send_dropped_total", ()): 0,
+        ("fennec_udp_send_errors_total", ()): 0,
+        ("fennec_tcp_connections_accepted_total", ()): 2,
+        ("fennec_tcp_connections_refused_total", ()): 0,
+        ("fennec_tcp_connections_open", ()): 0,
+        ("fennec_tcp_messages_received_total", ()): 2,
+        ("fennec_tcp_answers_total", ()): 2,
+        ("fennec_overload_shed_total", (("reason", "cubic"),)): 0,
+        ("fennec_overload_shed_total", (("reason", "codel"),)): 0,
     }
+    missing = [k for k in expect if k not in before]
+    check(not missing, "/metrics has the UDP, TCP and overload families", missing)
     deltas = {}
     deadline = time.time() + 3
     while True:
