@@ -634,6 +634,26 @@ int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, ch
         rc = FENNEC_ENOTFOUND;
         goto cleanup;
     }
+    if (cz->file) {
+        /* An unchanged file is not read again, as on SIGHUP: edits made through the API
+         * stay until the file itself changes. */
+        bool same = false;
+        zone_read_lock();
+        const zone_set_t *cur = zone_set_current();
+        for (size_t i = 0; cur && i < zone_set_count(cur) && !same; i++) {
+            const zone_t *z = zone_set_at(cur, i);
+            if (name_eq(zone_name(z), cz->name) && zone_file_unchanged(z, cz->file)) {
+                same = true;
+                if (serial)
+                    *serial = zone_serial(z);
+            }
+        }
+        zone_read_unlock();
+        if (same) {
+            log_info(MOD, "%s: file unchanged, nothing to reload", cz->name);
+            goto cleanup;
+        }
+    }
     char lerr[1024] = "";
     rc = cz->file ? zone_load_file(cz->name, cz->file, &fresh, lerr, sizeof(lerr))
                   : zone_load_text(cz->name, cz->text, strlen(cz->text), "<builtin>", &fresh, lerr,
@@ -1201,7 +1221,9 @@ static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *con
                        "%s", rc == -ENOMEM ? "out of memory" : err);
     else {
         uint32_t serial = 0;
+        zone_reader_register();
         rc = control_zone_edit(rr, cz->name, &serial, err, sizeof(err));
+        zone_reader_unregister();
         if (rc == 0)
             ret = send_json(conn, MHD_HTTP_OK,
                             json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "zone", cz->name, "result",

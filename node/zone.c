@@ -9,6 +9,7 @@
 #include "fennec/wire.h"
 
 #include <errno.h>
+#include <libknot/descriptor.h>
 #include <libzscanner/scanner.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -705,6 +706,17 @@ int zone_load_text(const char *origin, const char *text, size_t len, const char 
 
 /* ---- edits ---- */
 
+/* "A", "MX", ... or "TYPEnnn" (RFC 3597). */
+static const char *type_text(uint16_t type)
+{
+    static __thread char buf[16];
+    const knot_rdata_descriptor_t *d = knot_get_rdata_descriptor(type);
+    if (d && d->type_name)
+        return d->type_name;
+    snprintf(buf, sizeof(buf), "TYPE%u", type);
+    return buf;
+}
+
 static bool rec_same(const rec_t *r, const uint8_t *owner, size_t olen, const zone_change_t *c)
 {
     return r->type == c->type && r->owner_len == olen && memcmp(r->owner, owner, olen) == 0 &&
@@ -796,12 +808,12 @@ int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zon
             if (rec_same(&ld.recs[i], owner, (size_t)olen, ch))
                 found = i;
         if (ch->add && found != ld.count) {
-            snprintf(err, errlen, "%s type %u: the record exists already", text, ch->type);
+            snprintf(err, errlen, "%s %s: the record exists already", text, type_text(ch->type));
             rc = FENNEC_EEXISTS;
             goto cleanup;
         }
         if (!ch->add && found == ld.count) {
-            snprintf(err, errlen, "%s type %u: no such record", text, ch->type);
+            snprintf(err, errlen, "%s %s: no such record", text, type_text(ch->type));
             rc = FENNEC_ENOTFOUND;
             goto cleanup;
         }
@@ -849,6 +861,10 @@ cleanup:
     arena_free(&ld.tmp);
     free(ld.recs);
     if (rc) {
+        /* Messages from the shared checks name the source "<edit>": not useful here. */
+        size_t pl = strlen("<edit>: ");
+        if (err && strncmp(err, "<edit>: ", pl) == 0)
+            memmove(err, err + pl, strlen(err + pl) + 1);
         zone_destroy(z);
         return rc;
     }
@@ -915,6 +931,14 @@ const zone_t *zone_set_find(const zone_set_t *set, const uint8_t *lname, size_t 
     return best;
 }
 
+bool zone_file_unchanged(const zone_t *zone, const char *path)
+{
+    struct stat st;
+    return zone->path && strcmp(zone->path, path) == 0 && stat(path, &st) == 0 &&
+           st.st_size == zone->st_size && st.st_mtim.tv_sec == zone->st_mtim.tv_sec &&
+           st.st_mtim.tv_nsec == zone->st_mtim.tv_nsec;
+}
+
 static zone_t *set_lookup_name(const zone_set_t *set, const char *name)
 {
     for (size_t i = 0; set && i < set->count; i++)
@@ -945,15 +969,10 @@ int zone_set_build(const cfg_t *cfg, const zone_set_t *old, zone_set_t **out, si
         wire_name_lower(wire);
         wire_name_to_text(wire, canon);
         zone_t *prev = set_lookup_name(old, canon);
-        if (prev && cz->file && prev->path && strcmp(prev->path, cz->file) == 0) {
-            struct stat st;
-            if (stat(cz->file, &st) == 0 && st.st_size == prev->st_size &&
-                st.st_mtim.tv_sec == prev->st_mtim.tv_sec &&
-                st.st_mtim.tv_nsec == prev->st_mtim.tv_nsec) {
-                zone_ref(prev);
-                zones[n++] = prev;
-                continue;
-            }
+        if (prev && cz->file && zone_file_unchanged(prev, cz->file)) {
+            zone_ref(prev);
+            zones[n++] = prev;
+            continue;
         }
         if (prev && !cz->file) {
             zone_ref(prev); /* built-in text never changes */

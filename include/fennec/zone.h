@@ -93,6 +93,9 @@ typedef struct zone_change {
 int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zone_t **out,
               char *err, size_t errlen);
 
+/* Whether ZONE was loaded from PATH and the file still has the same size and mtime. */
+bool zone_file_unchanged(const zone_t *zone, const char *path);
+
 /* Reference counting: a new zone has one reference. zone_unref(NULL) is a no-op. */
 void zone_ref(zone_t *zone);
 void zone_unref(zone_t *zone);
