@@ -857,8 +857,9 @@ static int parse_cubic(pctx_t *p, yaml_node_t *n, cfg_overload_t *o)
 
 static int parse_overload(pctx_t *p, yaml_node_t *n, cfg_overload_t *o)
 {
-    static const char *const keys[] = {"codel", "cubic", "udp_rcvbuf", NULL};
-    yaml_node_t *v[3];
+    static const char *const keys[] = {
+        "codel", "cubic", "udp_rcvbuf", "udp_rcvbuf_congested", "udp_coalesce", NULL};
+    yaml_node_t *v[5];
     int rc = map_fields(p, n, "overload", keys, v);
     if (rc)
         return rc;
@@ -872,6 +873,15 @@ static int parse_overload(pctx_t *p, yaml_node_t *n, cfg_overload_t *o)
             return rc;
         o->udp_rcvbuf = (uint32_t)x;
     }
+    if (v[3]) {
+        uint64_t x = 0;
+        if ((rc = get_size(p, v[3], "overload.udp_rcvbuf_congested", 0, 1024ull * 1024 * 1024, &x)))
+            return rc;
+        o->udp_rcvbuf_congested = (uint32_t)x;
+    }
+    if (v[4] &&
+        (rc = get_duration(p, v[4], "overload.udp_coalesce", 0, 10000000ull, &o->udp_coalesce_ns)))
+        return rc;
     return 0;
 }
 
@@ -936,6 +946,8 @@ static void set_defaults(cfg_t *cfg)
     cfg->overload.cubic_ema_alpha = 0.3;
     cfg->overload.cubic_min_rate = 1;
     cfg->overload.udp_rcvbuf = 4u * 1024 * 1024;
+    cfg->overload.udp_rcvbuf_congested = 32u * 1024;
+    cfg->overload.udp_coalesce_ns = 200000;
     cfg->tcp.idle_timeout_ms = 10000;
     cfg->tcp.max_connections = 1024;
     cfg->tcp.max_inflight = 64;

@@ -747,8 +747,13 @@ static int snapshot_take(control_t *ctl, control_snapshot_t *snap, control_zone_
     snap->version = FENNEC_VERSION;
     snap->start_time = ctl->start_time;
     snap->now = wall_now();
-    if (ctl->srv)
+    if (ctl->srv) {
         server_stats_get(ctl->srv, &snap->stats);
+        unsigned n = server_workers(ctl->srv);
+        for (unsigned i = 0; i < n && i < CONTROL_MAX_WORKERS; i++)
+            if (server_overload_get(ctl->srv, i, &snap->overload[i]) == 0)
+                snap->overload_count = i + 1;
+    }
     *zones = NULL;
 
     zone_reader_register();

@@ -195,6 +195,34 @@ bool cubic_admit(cubic_t *c, uint64_t now_ns)
     return false;
 }
 
+uint32_t cubic_available(cubic_t *c, uint64_t now_ns)
+{
+    if (!c->limited)
+        return UINT32_MAX;
+    refill(c, now_ns);
+    return c->tokens >= 1.0 ? (uint32_t)c->tokens : 0;
+}
+
+void cubic_consume(cubic_t *c, uint32_t n)
+{
+    if (c->limited)
+        c->tokens -= n;
+    atomic_fetch_add_explicit(&c->admitted, n, memory_order_relaxed);
+}
+
+uint64_t cubic_wait_ns(cubic_t *c, uint32_t n, uint64_t now_ns)
+{
+    if (!c->limited)
+        return 0;
+    refill(c, now_ns);
+    double want = n < 1 ? 1.0 : (double)n;
+    if (want > c->burst)
+        want = c->burst;
+    if (c->tokens >= want || c->rate_per_ns <= 0)
+        return 0;
+    return (uint64_t)((want - c->tokens) / c->rate_per_ns) + 1;
+}
+
 uint64_t cubic_admitted(const cubic_t *c)
 {
     return atomic_load_explicit(&c->admitted, memory_order_relaxed);

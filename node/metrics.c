@@ -148,13 +148,43 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
            "recvmmsg calls that returned datagrams (received / batches = mean batch size).");
     sample_u64(f, "fennec_udp_batches_total", NULL, NULL, s->udp_batches);
 
-    /* Both reasons are always exported, at 0 when the mechanism is off or idle, so that an
-     * alert on the rate works from the first scrape. */
     family(f, "fennec_overload_shed_total", "counter",
-           "UDP queries read and neither parsed nor answered by overload control, by reason: "
-           "cubic (over the admitted rate), codel (queue delay too long).");
-    sample_u64(f, "fennec_overload_shed_total", "reason", "cubic", s->udp_shed_cubic);
+           "UDP queries read and dropped unanswered by overload control, by reason: codel "
+           "(waited too long in the queue).");
     sample_u64(f, "fennec_overload_shed_total", "reason", "codel", s->udp_shed_codel);
+    family(f, "fennec_overload_paced_total", "counter",
+           "Times a worker stopped reading UDP at CUBIC's admitted rate; the excess stays in "
+           "the kernel queue and is dropped there (fennec_udp_kernel_drops_total).");
+    sample_u64(f, "fennec_overload_paced_total", NULL, NULL, s->udp_paced);
+    family(f, "fennec_overload_admitted_rate", "gauge",
+           "CUBIC's admitted UDP query rate per worker, queries per second (its maximum while "
+           "it does not limit).");
+    for (unsigned i = 0; i < snap->overload_count; i++)
+        fprintf(f, "fennec_overload_admitted_rate{worker=\"%u\"} %.0f\n", i,
+                snap->overload[i].admitted_rate);
+    family(f, "fennec_overload_load", "gauge",
+           "Smoothed load on each worker thread (running or waiting to run, a CPU quota "
+           "included), 0..1.");
+    for (unsigned i = 0; i < snap->overload_count; i++)
+        fprintf(f, "fennec_overload_load{worker=\"%u\"} %.3f\n", i, snap->overload[i].load);
+    family(f, "fennec_overload_congestion_events_total", "counter",
+           "CUBIC congestion events (load above the threshold) per worker.");
+    for (unsigned i = 0; i < snap->overload_count; i++)
+        fprintf(f, "fennec_overload_congestion_events_total{worker=\"%u\"} %llu\n", i,
+                (unsigned long long)snap->overload[i].congestion_events);
+    family(f, "fennec_overload_codel_dropping", "gauge",
+           "1 while a worker's CoDel is in its dropping state.");
+    for (unsigned i = 0; i < snap->overload_count; i++)
+        fprintf(f, "fennec_overload_codel_dropping{worker=\"%u\"} %d\n", i,
+                snap->overload[i].codel_dropping ? 1 : 0);
+    family(f, "fennec_overload_small_rcvbuf", "gauge",
+           "1 while a worker's UDP sockets use overload.udp_rcvbuf_congested.");
+    for (unsigned i = 0; i < snap->overload_count; i++)
+        fprintf(f, "fennec_overload_small_rcvbuf{worker=\"%u\"} %d\n", i,
+                snap->overload[i].small_rcvbuf ? 1 : 0);
+    family(f, "fennec_udp_kernel_drops_total", "counter",
+           "UDP queries the kernel dropped because the socket receive queue was full.");
+    sample_u64(f, "fennec_udp_kernel_drops_total", NULL, NULL, s->udp_kernel_drops);
 
     family(f, "fennec_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
     sample_u64(f, "fennec_tcp_connections_accepted_total", NULL, NULL, s->tcp_accepted);

@@ -5,6 +5,7 @@
 #include "fennec/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -122,6 +123,7 @@ int server_new(const cfg_t *cfg, server_t **out)
         w->index = i;
         w->cpu = cfg->cpu_affinity_count ? cfg->cpu_affinity[i % cfg->cpu_affinity_count] : -1;
         w->nsock = cfg->dns_count;
+        w->pace_fd = -1;
         w->udp = calloc(w->nsock, sizeof(*w->udp));
         w->tcp = calloc(w->nsock, sizeof(*w->tcp));
         if (!w->udp || !w->tcp) {
@@ -183,6 +185,7 @@ static void worker_stop_cb(uv_async_t *handle)
         tcp_listener_close(&w->tcp[j]);
     }
     tcp_worker_close_all(w);
+    udp_worker_close(w);
     uv_close((uv_handle_t *)&w->stop_async, NULL);
 }
 
@@ -213,13 +216,16 @@ static void worker_main(void *arg)
     snprintf(name, sizeof(name), "fennec-dns-%u", w->index);
     pthread_setname_np(pthread_self(), name);
     worker_pin(w);
+    /* This thread's CPU time and run-queue wait (which includes time throttled by a CPU
+     * quota): the load signal CUBIC works from (udp_load_sample()). */
+    w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     zone_reader_register();
     uv_run(&w->loop, UV_RUN_DEFAULT);
     zone_reader_unregister();
+    if (w->schedstat_fd >= 0)
+        close(w->schedstat_fd);
 }
 
-/* Puts the worker's handles on its loop; everything that can fail happens here, before the
- * thread exists. */
 /* CoDel and CUBIC state from the config (docs/overload.md). */
 static int worker_overload_init(worker_t *w)
 {
@@ -246,7 +252,8 @@ static int worker_overload_init(worker_t *w)
     if (rc < 0)
         return rc;
     w->util_last_ns = now;
-    w->util_last_idle = 0;
+    w->util_last_busy = 0;
+    w->schedstat_fd = -1;
     return 0;
 }
 
@@ -275,6 +282,9 @@ static int worker_prepare(worker_t *w)
     w->async_init = true;
     w->stop_async.data = w;
     rc = tcp_worker_init(w);
+    if (rc < 0)
+        return rc;
+    rc = udp_worker_init(w);
     if (rc < 0)
         return rc;
     for (size_t j = 0; j < w->nsock; j++) {
@@ -401,6 +411,22 @@ static void query_stats_add(query_stats_t *sum, const query_stats_t *s)
     for (size_t i = 0; i < 256; i++)
         sum->qtype[i] += s->qtype[i];
     sum->qtype_other += s->qtype_other;
+}
+
+int server_overload_get(const server_t *srv, unsigned i, server_overload_t *out)
+{
+    if (!srv || i >= srv->nworkers)
+        return -EINVAL;
+    const worker_t *w = &srv->workers[i];
+    memset(out, 0, sizeof(*out));
+    out->admitted_rate = cubic_rate(&w->cubic);
+    out->load = cubic_utilization(&w->cubic);
+    out->congestion_events = cubic_events(&w->cubic);
+    /* Plain reads of the worker's CoDel state: a moment old at worst. */
+    out->codel_dropping = w->codel.dropping;
+    out->codel_entries = codel_entries(&w->codel);
+    out->small_rcvbuf = w->small_rcvbuf;
+    return 0;
 }
 
 void server_stats_get(const server_t *srv, server_stats_t *out)

@@ -22,7 +22,7 @@
 #define UDP_RECV_SIZE   4096 /* bytes per receive slot; larger datagrams are ignored */
 #define UDP_ANSWER_SIZE 4096 /* bytes per answer slot; the engine truncates to fit */
 #define UDP_MAX_BATCHES 16   /* batches per wakeup, then back to the loop (fairness) */
-#define UDP_CTRL_SIZE   128  /* control bytes per message (timestamp + pktinfo) */
+#define UDP_CTRL_SIZE   160  /* control bytes per message (timestamp, pktinfo, drops) */
 
 #define TCP_MSG_MAX   65535                   /* largest DNS message over TCP */
 #define TCP_READ_SIZE 65536                   /* the worker's shared read buffer */
@@ -38,7 +38,8 @@
     X(udp_dropped)                                                                                 \
     X(udp_send_errors)                                                                             \
     X(udp_ignored)                                                                                 \
-    X(udp_shed_cubic)                                                                              \
+    X(udp_kernel_drops)                                                                            \
+    X(udp_paced)                                                                                   \
     X(udp_shed_codel)                                                                              \
     X(udp_batches)                                                                                 \
     X(tcp_accepted)                                                                                \
@@ -92,6 +93,7 @@ typedef struct udp_sock {
     bool wildcard; /* bound to the any address: answers carry a pktinfo source */
     bool poll_init;
     uv_poll_t poll;
+    uint32_t ovfl_seen; /* the kernel's drop count for this socket last seen */
 } udp_sock_t;
 
 /* One TCP listener of one worker for one listen address. */
@@ -151,7 +153,19 @@ struct worker {
     bool codel_on;
     bool cubic_on;
     uint64_t util_last_ns;
-    uint64_t util_last_idle;
+    uint64_t util_last_busy; /* CPU time + run-queue wait at util_last_ns */
+    int schedstat_fd;        /* /proc/thread-self/schedstat of the worker thread, or -1 */
+    uint64_t starve_last_ns; /* run-queue wait sampled every 10 ms */
+    uint64_t starve_last_wait;
+    bool starved; /* waited for a CPU more than a fifth of the last sample */
+    /* Read pacing: past the admitted rate the worker stops reading its UDP sockets until
+     * the budget refills, so the excess stays in (and is dropped by) the kernel queue. */
+    int pace_fd; /* timerfd */
+    uv_poll_t pace_poll;
+    bool pace_init;
+    bool paused;
+    uint64_t last_short_ns; /* last sign of overload: budget ran out or CoDel dropping */
+    bool small_rcvbuf;      /* sockets on overload.udp_rcvbuf_congested */
 
     worker_stats_t stats;
 };
@@ -170,6 +184,10 @@ int udp_sock_start(udp_sock_t *s);
 
 /* Stops polling and closes the handle (the fd is closed by server_free()). */
 void udp_sock_close(udp_sock_t *s);
+
+/* The worker's UDP pacing timer: init once per worker, close when stopping. */
+int udp_worker_init(worker_t *w);
+void udp_worker_close(worker_t *w);
 
 /* node/tcp.c */
 

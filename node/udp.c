@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +72,9 @@ int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf)
         goto cleanup;
     if ((rc = udp_setopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1)) < 0)
         goto cleanup;
+    /* The kernel's count of datagrams dropped at a full queue rides on every datagram. */
+    if ((rc = udp_setopt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1)) < 0)
+        goto cleanup;
     if (family == AF_INET6) {
         /* "::" serves IPv4 too (v4-mapped); a specific IPv6 address only IPv6. */
         if ((rc = udp_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, wildcard ? 0 : 1)) < 0)
@@ -126,7 +131,7 @@ static uint64_t udp_realtime_ns(void)
 }
 
 /* Reads the arrival time and the destination address from the control messages. */
-static uint64_t udp_parse_cmsgs(struct msghdr *mh, uint64_t now_rt, udp_dst_t *dst)
+static uint64_t udp_parse_cmsgs(struct msghdr *mh, uint64_t now_rt, udp_dst_t *dst, uint32_t *drops)
 {
     uint64_t arrival = now_rt;
 
@@ -146,6 +151,9 @@ static uint64_t udp_parse_cmsgs(struct msghdr *mh, uint64_t now_rt, udp_dst_t *d
                    cm->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
             memcpy(&dst->pi6, CMSG_DATA(cm), sizeof(dst->pi6));
             dst->has6 = true;
+        } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL &&
+                   cm->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+            memcpy(drops, CMSG_DATA(cm), sizeof(*drops));
         }
     }
     /* A clock step can put the arrival in the future; no negative sojourn. */
@@ -183,40 +191,125 @@ static size_t udp_build_src(udp_ctrl_t *ctl, const udp_dst_t *dst)
 /* Verdict of the overload admission step for one datagram. */
 typedef enum {
     UDP_ADMIT = 0,
-    UDP_SHED_CUBIC = 1, /* over the admitted rate */
     UDP_SHED_CODEL = 2, /* queue delay too long */
 } udp_verdict_t;
 
-/* ==== ADMISSION HOOK: per batch ====
- * Runs once per recvmmsg that returned COUNT datagrams (COUNT < UDP_BATCH means the socket
- * queue is now empty: codel_queue_empty() belongs here). CUBIC refreshes its admitted rate
- * from the loop's utilization here. NOW_NS is CLOCK_MONOTONIC. */
-static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, unsigned count)
+/*
+ * The time this worker thread has been running or waiting to run (on the run queue, or
+ * throttled by a CPU quota) in nanoseconds: /proc/thread-self/schedstat's first two fields.
+ * Time blocked in epoll is neither, so the share of wall time is the load on the thread, a
+ * CPU quota included (libuv's idle time counts a throttled epoll_wait as idle). Without the
+ * file it falls back to the loop's non-idle time.
+ */
+static void udp_load_sample(worker_t *w, uint64_t *run_ns, uint64_t *wait_ns)
+{
+    char buf[96];
+    if (w->schedstat_fd >= 0) {
+        ssize_t n = pread(w->schedstat_fd, buf, sizeof(buf) - 1, 0);
+        if (n > 0) {
+            buf[n] = 0;
+            unsigned long long run = 0, wait = 0;
+            if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+                *run_ns = run;
+                *wait_ns = wait;
+                return;
+            }
+        }
+    }
+    *run_ns = fennec_now_ns() - uv_metrics_idle_time(&w->loop);
+    *wait_ns = 0;
+}
+
+/* Once per recvmmsg; EMPTIED when it returned fewer datagrams than asked (the socket queue
+ * is empty: CoDel leaves its dropping state). NOW_NS is CLOCK_MONOTONIC. Every 10 ms the
+ * thread's run-queue wait is sampled: a thread that waits for a CPU a fifth of the time is
+ * starved (a CPU quota, a busy machine), which is what tells a sustained overload from a
+ * burst on an idle server. Every 100 ms CUBIC gets the load (running + waiting share). */
+static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
 {
     /* Sampled here rather than from a timer so that a flood cannot starve the update. */
-    if (w->cubic_on && now_ns - w->util_last_ns >= 100000000ull) {
-        uint64_t idle = uv_metrics_idle_time(&w->loop);
-        double busy = 1.0 - (double)(idle - w->util_last_idle) / (double)(now_ns - w->util_last_ns);
-        cubic_update(&w->cubic, busy < 0 ? 0 : busy, now_ns);
-        w->util_last_idle = idle;
-        w->util_last_ns = now_ns;
+    if (now_ns - w->starve_last_ns >= 10000000ull) {
+        uint64_t run, wait;
+        udp_load_sample(w, &run, &wait);
+        if (w->starve_last_ns)
+            w->starved =
+                (double)(wait - w->starve_last_wait) > 0.2 * (double)(now_ns - w->starve_last_ns);
+        w->starve_last_wait = wait;
+        w->starve_last_ns = now_ns;
+        if (w->cubic_on && now_ns - w->util_last_ns >= 100000000ull) {
+            double load =
+                (double)(run + wait - w->util_last_busy) / (double)(now_ns - w->util_last_ns);
+            if (cubic_update(&w->cubic, load > 1 ? 1 : load, now_ns))
+                log_debug("udp", "worker %u: load %.2f, admitted rate now %.0f qps", w->index, load,
+                          cubic_rate(&w->cubic));
+            w->util_last_busy = run + wait;
+            w->util_last_ns = now_ns;
+        }
     }
-    if (w->codel_on && count < UDP_BATCH)
+    if (w->codel_on && emptied)
         codel_queue_empty(&w->codel);
 }
 
-/* ==== ADMISSION HOOK: per datagram ====
- * Runs for every datagram before it is parsed, in arrival order. SOJOURN_NS is the time
- * since the kernel received it (SO_TIMESTAMPNS); NOW_NS is CLOCK_MONOTONIC. CUBIC decides
- * first (cheapest shed), then CoDel (codel_should_drop(&w->codel, sojourn_ns, now_ns)).
- * A shed datagram is read and neither parsed nor answered. */
+/* Per datagram, before it is parsed, in arrival order. SOJOURN_NS is the time since the
+ * kernel received it (SO_TIMESTAMPNS); NOW_NS is CLOCK_MONOTONIC. CUBIC does not appear
+ * here: it limits how much udp_poll_cb() reads, so its excess never costs a read.
+ * CoDel drops by the RFC 8289 control law, and while it is in its dropping state it also
+ * drops every datagram that waited longer than the target: unlike a TCP flow, a DNS client
+ * does not slow down when one of its packets is dropped, and an answer that late is worth
+ * less than a fresh one (docs/overload.md). */
 static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t now_ns)
 {
-    if (w->cubic_on && !cubic_admit(&w->cubic, now_ns))
-        return UDP_SHED_CUBIC;
-    if (w->codel_on && codel_should_drop(&w->codel, sojourn_ns, now_ns))
+    /* A queue twice the target deep while the thread is starved of CPU is the first sign of
+     * overload: the small receive buffer stops the queue from growing at once, long before
+     * CoDel's interval has passed. A burst on an idle server is not starved: it stays in
+     * the large buffer and is answered. Once overloaded, a datagram older than twice the
+     * target is the backlog of the surge: dropped. */
+    if (sojourn_ns > 2 * w->codel.target_ns && w->starved)
+        w->last_short_ns = now_ns;
+    if (w->codel_on && w->small_rcvbuf && sojourn_ns > 2 * w->codel.target_ns)
+        return UDP_SHED_CODEL;
+    if (w->codel_on && (codel_should_drop(&w->codel, sojourn_ns, now_ns) ||
+                        (codel_dropping(&w->codel) && sojourn_ns > w->codel.target_ns)))
         return UDP_SHED_CODEL;
     return UDP_ADMIT;
+}
+
+/* While overloaded the sockets get the small receive buffer, so that the kernel drops the
+ * excess before anyone pays for reading it; back to the large one (bursts) a second after
+ * the last sign of overload. */
+static void udp_rcvbuf_adjust(worker_t *w, uint64_t now_ns)
+{
+    uint32_t small = w->cfg->overload.udp_rcvbuf_congested;
+    if (small == 0 || small >= w->cfg->overload.udp_rcvbuf)
+        return;
+    if (w->codel_on && codel_dropping(&w->codel))
+        w->last_short_ns = now_ns;
+    bool overloaded = w->last_short_ns && now_ns - w->last_short_ns < 1000000000ull;
+    if (overloaded == w->small_rcvbuf)
+        return;
+    w->small_rcvbuf = overloaded;
+    for (size_t j = 0; j < w->nsock; j++)
+        udp_set_rcvbuf(w->udp[j].fd, w->udp[j].addr,
+                       overloaded ? small : w->cfg->overload.udp_rcvbuf, false);
+    log_debug("udp", "worker %u: %s receive buffer", w->index, overloaded ? "small" : "large");
+}
+
+static void udp_poll_cb(uv_poll_t *handle, int status, int events);
+
+/* Stops reading the worker's UDP sockets for WAIT_NS (a timerfd: libuv's timers count in
+ * milliseconds, too coarse for this). */
+static void udp_pause(worker_t *w, uint64_t wait_ns)
+{
+    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(wait_ns / 1000000000ull),
+                                          .tv_nsec = (long)(wait_ns % 1000000000ull)}};
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec < 1000)
+        its.it_value.tv_nsec = 1000;
+    if (timerfd_settime(w->pace_fd, 0, &its, NULL) < 0)
+        return; /* no pause rather than a stall */
+    w->paused = true;
+    for (size_t j = 0; j < w->nsock; j++)
+        if (w->udp[j].poll_init)
+            uv_poll_stop(&w->udp[j].poll);
 }
 
 /* Sends answers [0, count) with as few sendmmsg calls as the kernel allows. */
@@ -246,8 +339,8 @@ static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
     }
 }
 
-/* One recvmmsg + answers + sendmmsg. Returns the number of datagrams read. */
-static int udp_batch_run(worker_t *w, udp_sock_t *s)
+/* One recvmmsg of at most MAX datagrams + answers + sendmmsg. Returns the number read. */
+static int udp_batch_run(worker_t *w, udp_sock_t *s, unsigned max)
 {
     udp_batch_t *b = w->batch;
     int n;
@@ -258,27 +351,30 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s)
         b->rmsg[i].msg_hdr.msg_flags = 0;
     }
     do {
-        n = recvmmsg(s->fd, b->rmsg, UDP_BATCH, 0, NULL);
+        n = recvmmsg(s->fd, b->rmsg, max, 0, NULL);
     } while (n < 0 && errno == EINTR);
     if (n <= 0) {
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             log_debug("udp", "%s: recvmmsg: %s", s->addr->text, strerror(errno));
-        udp_batch_begin(w, fennec_now_ns(), 0);
+        udp_batch_begin(w, fennec_now_ns(), true);
         return 0;
     }
 
     uint64_t now_rt = udp_realtime_ns();
     uint64_t now = fennec_now_ns();
-    uint64_t ignored = 0, shed_cubic = 0, shed_codel = 0;
+    uint64_t ignored = 0, shed_codel = 0;
+    uint32_t drops = s->ovfl_seen;
     unsigned k = 0;
 
-    udp_batch_begin(w, now, (unsigned)n);
+    udp_batch_begin(w, now, (unsigned)n < max);
+    if (w->cubic_on)
+        cubic_consume(&w->cubic, (uint32_t)n);
     for (int i = 0; i < n; i++) {
         struct msghdr *mh = &b->rmsg[i].msg_hdr;
         size_t len = b->rmsg[i].msg_len;
         udp_dst_t dst;
 
-        uint64_t arrival = udp_parse_cmsgs(mh, now_rt, &dst);
+        uint64_t arrival = udp_parse_cmsgs(mh, now_rt, &dst, &drops);
         if (mh->msg_flags & MSG_TRUNC) {
             ignored++; /* larger than any query fennec answers */
             continue;
@@ -286,9 +382,6 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s)
         switch (udp_admit(w, now_rt - arrival, now)) {
         case UDP_ADMIT:
             break;
-        case UDP_SHED_CUBIC:
-            shed_cubic++;
-            continue;
         case UDP_SHED_CODEL:
             shed_codel++;
             continue;
@@ -314,8 +407,13 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s)
     STAT_ADD(w, udp_batches, 1);
     if (ignored)
         STAT_ADD(w, udp_ignored, ignored);
-    if (shed_cubic)
-        STAT_ADD(w, udp_shed_cubic, shed_cubic);
+    if (drops != s->ovfl_seen) {
+        STAT_ADD(w, udp_kernel_drops, (uint32_t)(drops - s->ovfl_seen));
+        s->ovfl_seen = drops;
+        /* The small buffer overflowing means the overload goes on. */
+        if (w->small_rcvbuf)
+            w->last_short_ns = now;
+    }
     if (shed_codel)
         STAT_ADD(w, udp_shed_codel, shed_codel);
     if (k > 0)
@@ -326,6 +424,7 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s)
 static void udp_poll_cb(uv_poll_t *handle, int status, int events)
 {
     udp_sock_t *s = handle->data;
+    worker_t *w = s->w;
 
     (void)events;
     if (status < 0) {
@@ -333,9 +432,79 @@ static void udp_poll_cb(uv_poll_t *handle, int status, int events)
         return;
     }
     /* Level-triggered: what is left after the bound wakes the loop again. */
+    int total = 0;
     for (int i = 0; i < UDP_MAX_BATCHES; i++) {
-        if (udp_batch_run(s->w, s) < UDP_BATCH)
+        uint32_t max = UDP_BATCH;
+        if (w->cubic_on) {
+            uint64_t now = fennec_now_ns();
+            uint32_t avail = cubic_available(&w->cubic, now);
+            if (avail == 0) {
+                w->last_short_ns = now;
+                STAT_ADD(w, udp_paced, 1);
+                udp_rcvbuf_adjust(w, now);
+                /* Wait for half a batch: reading a few at a time costs more per query. */
+                udp_pause(w, cubic_wait_ns(&w->cubic, UDP_BATCH / 2, now));
+                return;
+            }
+            if (avail < max)
+                max = avail;
+        }
+        int n = udp_batch_run(w, s, max);
+        total += n;
+        if (n < (int)max)
             break;
+    }
+    udp_rcvbuf_adjust(w, fennec_now_ns());
+    /* A few datagrams per wakeup at a steady rate: wait a little so that the next wakeup
+     * finds a fuller batch (fewer syscalls and wakeups per query, for us and the client). */
+    uint64_t co = w->cfg->overload.udp_coalesce_ns;
+    if (co && total > 0 && total < UDP_BATCH && !w->paused)
+        udp_pause(w, co);
+}
+
+static void udp_resume_cb(uv_poll_t *handle, int status, int events)
+{
+    worker_t *w = handle->data;
+    uint64_t expirations;
+    (void)status;
+    (void)events;
+    if (read(w->pace_fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
+        return; /* woken without an expiry */
+    w->paused = false;
+    if (w->stopping)
+        return;
+    for (size_t j = 0; j < w->nsock; j++)
+        if (w->udp[j].poll_init && !uv_is_closing((uv_handle_t *)&w->udp[j].poll))
+            uv_poll_start(&w->udp[j].poll, UV_READABLE, udp_poll_cb);
+}
+
+int udp_worker_init(worker_t *w)
+{
+    w->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->pace_fd < 0)
+        return -errno;
+    int rc = uv_poll_init(&w->loop, &w->pace_poll, w->pace_fd);
+    if (rc < 0)
+        return rc;
+    w->pace_init = true;
+    w->pace_poll.data = w;
+    return uv_poll_start(&w->pace_poll, UV_READABLE, udp_resume_cb);
+}
+
+static void udp_pace_closed(uv_handle_t *handle)
+{
+    worker_t *w = handle->data;
+    close(w->pace_fd);
+    w->pace_fd = -1;
+}
+
+void udp_worker_close(worker_t *w)
+{
+    if (w->pace_init && !uv_is_closing((uv_handle_t *)&w->pace_poll))
+        uv_close((uv_handle_t *)&w->pace_poll, udp_pace_closed);
+    else if (!w->pace_init && w->pace_fd >= 0) {
+        close(w->pace_fd);
+        w->pace_fd = -1;
     }
 }
 

@@ -34,17 +34,22 @@ typedef struct cfg_zone {
 } cfg_zone_t;
 
 typedef struct cfg_overload {
-    bool codel_enabled;         /* overload.codel: {enabled: true} by default */
-    uint64_t codel_target_ns;   /* default 5 ms */
-    uint64_t codel_interval_ns; /* default 100 ms */
-    uint32_t codel_backlog;     /* hard bound on queued packets per batch pass; default 4096 */
-    bool cubic_enabled;         /* default true */
-    double cubic_threshold;     /* utilization_threshold, default 0.90 */
-    double cubic_c;             /* default 0.4 */
-    double cubic_beta;          /* default 0.8 */
-    double cubic_ema_alpha;     /* default 0.3 */
-    double cubic_min_rate;      /* queries per second, default 1 */
-    uint32_t udp_rcvbuf;        /* socket receive buffer bytes, default 4 MiB */
+    bool codel_enabled;            /* overload.codel: {enabled: true} by default */
+    uint64_t codel_target_ns;      /* default 5 ms */
+    uint64_t codel_interval_ns;    /* default 100 ms */
+    uint32_t codel_backlog;        /* hard bound on queued packets per batch pass; default 4096 */
+    bool cubic_enabled;            /* default true */
+    double cubic_threshold;        /* utilization_threshold, default 0.90 */
+    double cubic_c;                /* default 0.4 */
+    double cubic_beta;             /* default 0.8 */
+    double cubic_ema_alpha;        /* default 0.3 */
+    double cubic_min_rate;         /* queries per second, default 1 */
+    uint32_t udp_rcvbuf;           /* socket receive buffer bytes, default 4 MiB */
+    uint64_t udp_coalesce_ns;      /* after a wakeup that read a small batch, wait this long
+                                      before reading again (fewer wakeups per query);
+                                      default 200 us; 0 = off */
+    uint32_t udp_rcvbuf_congested; /* receive buffer while overloaded (the kernel then sheds
+                                      the excess for free), default 32 KiB; 0 = keep */
 } cfg_overload_t;
 
 typedef struct cfg_tcp {

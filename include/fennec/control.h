@@ -153,6 +153,8 @@ typedef struct control_zone_info {
     size_t records;
 } control_zone_info_t;
 
+#define CONTROL_MAX_WORKERS 64 /* the config's limit on workers */
+
 typedef struct control_snapshot {
     const char *node_id;
     const char *role; /* "primary" | "secondary" */
@@ -160,6 +162,8 @@ typedef struct control_snapshot {
     double start_time;    /* process start, seconds since the epoch */
     double now;           /* seconds since the epoch */
     server_stats_t stats; /* summed over the workers (stats.workers included) */
+    server_overload_t overload[CONTROL_MAX_WORKERS]; /* per worker, first overload_count */
+    unsigned overload_count;
     const control_zone_info_t *zones;
     size_t zone_count;
 } control_snapshot_t;

@@ -94,6 +94,17 @@ bool cubic_update(cubic_t *c, double utilization_sample, uint64_t now_ns);
 /* Per query: true to admit, false to shed. Counts either way. */
 bool cubic_admit(cubic_t *c, uint64_t now_ns);
 
+/*
+ * Batch form for a reader that leaves excess queries in the kernel queue instead of reading
+ * and shedding them: cubic_available() is how many queries may be taken now (UINT32_MAX
+ * while the rate is not limited), cubic_consume() takes N of them (counted as admitted).
+ * cubic_wait_ns() is how long until N may be taken (0: now; N is capped at the bucket depth).
+ * Owning thread only.
+ */
+uint32_t cubic_available(cubic_t *c, uint64_t now_ns);
+void cubic_consume(cubic_t *c, uint32_t n);
+uint64_t cubic_wait_ns(cubic_t *c, uint32_t n, uint64_t now_ns);
+
 /* K in seconds for W_MAX (qps), constant C_PARAM (per CUBIC_RATE_UNIT qps) and BETA. */
 double cubic_k_seconds(double w_max, double c_param, double beta);
 

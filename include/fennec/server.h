@@ -30,22 +30,24 @@ unsigned server_workers(const server_t *srv);
 /* Counters summed over the workers (see docs/transport.md). */
 typedef struct server_stats {
     unsigned workers;
-    uint64_t udp_received;    /* datagrams read */
-    uint64_t udp_answered;    /* answers the kernel accepted */
-    uint64_t udp_dropped;     /* answers dropped because the socket send buffer was full */
-    uint64_t udp_send_errors; /* answers the kernel refused for another reason */
-    uint64_t udp_ignored;     /* read, not answered: oversized datagrams, responses, runts */
-    uint64_t udp_shed_cubic;  /* read, not parsed: over the admitted rate (CUBIC) */
-    uint64_t udp_shed_codel;  /* read, not parsed: queue delay too long (CoDel) */
-    uint64_t udp_batches;     /* recvmmsg calls that returned datagrams */
-    uint64_t tcp_accepted;    /* connections accepted */
-    uint64_t tcp_refused;     /* connections closed at once: max_connections reached */
-    uint64_t tcp_open;        /* connections open now */
-    uint64_t tcp_queries;     /* DNS messages read over TCP */
-    uint64_t tcp_answered;    /* answers written (or queued) over TCP */
-    uint64_t tcp_closed_idle; /* connections closed by the idle timeout */
-    uint64_t tcp_closed_bad;  /* connections closed for a bad length or a socket error */
-    query_stats_t query;      /* the query engine's counters of every worker, summed */
+    uint64_t udp_received;     /* datagrams read */
+    uint64_t udp_answered;     /* answers the kernel accepted */
+    uint64_t udp_dropped;      /* answers dropped because the socket send buffer was full */
+    uint64_t udp_send_errors;  /* answers the kernel refused for another reason */
+    uint64_t udp_ignored;      /* read, not answered: oversized datagrams, responses, runts */
+    uint64_t udp_kernel_drops; /* dropped by the kernel at a full receive queue (SO_RXQ_OVFL):
+                                  where CUBIC's excess goes, never read */
+    uint64_t udp_paced;        /* times reading stopped at the admitted rate (CUBIC) */
+    uint64_t udp_shed_codel;   /* read, not parsed: queue delay too long (CoDel) */
+    uint64_t udp_batches;      /* recvmmsg calls that returned datagrams */
+    uint64_t tcp_accepted;     /* connections accepted */
+    uint64_t tcp_refused;      /* connections closed at once: max_connections reached */
+    uint64_t tcp_open;         /* connections open now */
+    uint64_t tcp_queries;      /* DNS messages read over TCP */
+    uint64_t tcp_answered;     /* answers written (or queued) over TCP */
+    uint64_t tcp_closed_idle;  /* connections closed by the idle timeout */
+    uint64_t tcp_closed_bad;   /* connections closed for a bad length or a socket error */
+    query_stats_t query;       /* the query engine's counters of every worker, summed */
 } server_stats_t;
 
 /*
@@ -55,5 +57,19 @@ typedef struct server_stats {
  * a few queries ahead of another). Counters are monotonic except tcp_open.
  */
 void server_stats_get(const server_t *srv, server_stats_t *out);
+
+/* Overload control state of one worker (docs/overload.md). Any thread; values may be a
+ * moment old. */
+typedef struct server_overload {
+    double admitted_rate; /* CUBIC's admitted rate, qps (its maximum when not limiting) */
+    double load;          /* smoothed load on the worker thread, 0..1 */
+    uint64_t congestion_events;
+    bool codel_dropping;    /* CoDel in its dropping state */
+    uint64_t codel_entries; /* times CoDel entered the dropping state */
+    bool small_rcvbuf;      /* on overload.udp_rcvbuf_congested */
+} server_overload_t;
+
+/* Fills OUT for worker I (< server_workers()); returns -EINVAL for another I. */
+int server_overload_get(const server_t *srv, unsigned i, server_overload_t *out);
 
 #endif
