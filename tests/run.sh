@@ -144,8 +144,17 @@ else
     skip "asan ctest (unit + integration)" "build failed"
 fi
 
+# How many inputs each harness ran (libFuzzer's -print_final_stats, kept in ctest's log).
+fuzz_stats() {
+    local log="$ROOT/build/fuzz/Testing/Temporary/LastTest.log"
+    [ -f "$log" ] || return 0
+    awk '/^[0-9]+\/[0-9]+ Testing: fuzz\// { name = $3 }
+         /stat::number_of_executed_units/ { printf "  %-22s %s executions\n", name, $2 }' "$log"
+}
+
 if step "fuzz build (clang, libFuzzer)" build_fuzz; then
     step "fuzz ctest -L fuzz (${FUZZ_SECONDS}s each)" ctest_run "$ROOT/build/fuzz" -L fuzz
+    fuzz_stats
 else
     skip "fuzz ctest -L fuzz" "build failed"
 fi
