@@ -542,6 +542,10 @@ static void tcp_connection_cb(uv_stream_t *server, int status)
         log_debug("tcp", "%s: accept: %s", l->addr->text, uv_strerror(status));
         return;
     }
+    /* While the worker is overloaded (docs/overload.md) only a quarter of the connections
+     * are allowed: new ones are refused at once rather than queued behind the flood. */
+    if (max > 0 && w->small_rcvbuf)
+        max = max / 4 ? max / 4 : 1;
     if (w->stopping || (max > 0 && STAT_GET(w, tcp_open) >= max)) {
         tcp_refuse(w, server);
         return;
