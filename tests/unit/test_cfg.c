@@ -43,6 +43,8 @@ static const char full_yaml[] = "node:\n"
                                 "  cubic: { enabled: true, utilization_threshold: 0.85, c: 0.5, "
                                 "beta: 0.7, ema_alpha: 0.25, min_rate: 10 }\n"
                                 "  udp_rcvbuf: 8MiB\n"
+                                "  udp_rcvbuf_congested: 64KiB\n"
+                                "  udp_coalesce: 500us\n"
                                 "tcp:\n"
                                 "  idle_timeout: 5s\n"
                                 "  max_connections: 200\n"
@@ -110,6 +112,8 @@ static void test_full(void **state)
     assert_float_equal(cfg->overload.cubic_ema_alpha, 0.25, 1e-9);
     assert_float_equal(cfg->overload.cubic_min_rate, 10, 1e-9);
     assert_int_equal(cfg->overload.udp_rcvbuf, 8u * 1024 * 1024);
+    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 64u * 1024);
+    assert_int_equal(cfg->overload.udp_coalesce_ns, 500000ull);
     assert_int_equal(cfg->tcp.idle_timeout_ms, 5000);
     assert_int_equal(cfg->tcp.max_connections, 200);
     assert_int_equal(cfg->tcp.max_inflight, 16);
@@ -146,6 +150,8 @@ static void test_minimal_defaults(void **state)
     assert_float_equal(cfg->overload.cubic_ema_alpha, 0.3, 1e-9);
     assert_float_equal(cfg->overload.cubic_min_rate, 1, 1e-9);
     assert_int_equal(cfg->overload.udp_rcvbuf, 4u * 1024 * 1024);
+    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 32u * 1024);
+    assert_int_equal(cfg->overload.udp_coalesce_ns, 200000ull);
     assert_int_equal(cfg->tcp.idle_timeout_ms, 10000);
     assert_int_equal(cfg->tcp.max_connections, 1024);
     assert_int_equal(cfg->tcp.max_inflight, 64);
@@ -192,6 +198,9 @@ static void test_default(void **state)
     assert_string_equal(cfg->zones[0].text, zone_builtin_example);
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(cfg->overload.codel_backlog, 4096);
+    assert_int_equal(cfg->overload.udp_rcvbuf, 4u * 1024 * 1024);
+    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 32u * 1024);
+    assert_int_equal(cfg->overload.udp_coalesce_ns, 200000ull);
     cfg_free(cfg);
     cfg_free(NULL);
 }
@@ -419,6 +428,102 @@ static void test_errors_values(void **state)
     expect_error(BASE "overload:\n  red: {}\n", 6, "overload", "unknown key \"red\"", NULL);
 }
 
+/* Parses BASE + "overload:\n" + BODY and returns the overload section (fails the test on
+ * an error). */
+static cfg_overload_t parse_overload_ok(const char *body)
+{
+    char y[512];
+    snprintf(y, sizeof(y), BASE "overload:\n%s", body);
+    cfg_t *cfg = NULL;
+    char err[512];
+    if (cfg_parse(y, strlen(y), "o.yaml", &cfg, err, sizeof(err)) != 0)
+        fail_msg("rejected:\n%s\n%s", y, err);
+    cfg_overload_t o = cfg->overload;
+    cfg_free(cfg);
+    return o;
+}
+
+/* overload.udp_coalesce (duration, 0 .. 10 ms) and overload.udp_rcvbuf_congested (size, 0
+ * allowed: keep the large buffer). */
+static void test_overload_udp_keys(void **state)
+{
+    (void)state;
+    cfg_overload_t o = parse_overload_ok("  udp_coalesce: 0us\n");
+    assert_int_equal(o.udp_coalesce_ns, 0);
+    assert_int_equal(o.udp_rcvbuf_congested, 32u * 1024); /* the other keeps its default */
+    o = parse_overload_ok("  udp_coalesce: 0ns\n");
+    assert_int_equal(o.udp_coalesce_ns, 0);
+    o = parse_overload_ok("  udp_coalesce: 1ns\n");
+    assert_int_equal(o.udp_coalesce_ns, 1);
+    o = parse_overload_ok("  udp_coalesce: 50us\n");
+    assert_int_equal(o.udp_coalesce_ns, 50000ull);
+    o = parse_overload_ok("  udp_coalesce: 1500us\n");
+    assert_int_equal(o.udp_coalesce_ns, 1500000ull);
+    o = parse_overload_ok("  udp_coalesce: 10ms\n");
+    assert_int_equal(o.udp_coalesce_ns, 10000000ull);
+    o = parse_overload_ok("  udp_coalesce: 10000000ns\n");
+    assert_int_equal(o.udp_coalesce_ns, 10000000ull);
+    assert_int_equal(o.udp_rcvbuf, 4u * 1024 * 1024);
+
+    o = parse_overload_ok("  udp_rcvbuf_congested: 0\n");
+    assert_int_equal(o.udp_rcvbuf_congested, 0);
+    assert_int_equal(o.udp_coalesce_ns, 200000ull);
+    o = parse_overload_ok("  udp_rcvbuf_congested: 4096\n");
+    assert_int_equal(o.udp_rcvbuf_congested, 4096);
+    o = parse_overload_ok("  udp_rcvbuf_congested: 256KiB\n");
+    assert_int_equal(o.udp_rcvbuf_congested, 256u * 1024);
+    o = parse_overload_ok("  udp_rcvbuf_congested: 1MiB\n");
+    assert_int_equal(o.udp_rcvbuf_congested, 1024u * 1024);
+    o = parse_overload_ok("  udp_rcvbuf_congested: 1GiB\n");
+    assert_int_equal(o.udp_rcvbuf_congested, 1024u * 1024 * 1024);
+    /* Both at once, in flow style, next to the large buffer. */
+    o = parse_overload_ok("  {udp_rcvbuf: 16MiB, udp_rcvbuf_congested: 128KiB, udp_coalesce: "
+                          "2ms}\n");
+    assert_int_equal(o.udp_rcvbuf, 16u * 1024 * 1024);
+    assert_int_equal(o.udp_rcvbuf_congested, 128u * 1024);
+    assert_int_equal(o.udp_coalesce_ns, 2000000ull);
+
+    /* Errors name the line and the key. */
+    expect_error(BASE "overload:\n  udp_coalesce: 11ms\n", 6, "overload.udp_coalesce", "\"11ms\"",
+                 "out of range", NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: 10000001ns\n", 6, "overload.udp_coalesce",
+                 "out of range", NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: 1s\n", 6, "overload.udp_coalesce", "out of range",
+                 NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: 200\n", 6, "overload.udp_coalesce", "duration",
+                 NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: -1us\n", 6, "overload.udp_coalesce", "duration",
+                 NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: 0.2ms\n", 6, "overload.udp_coalesce", "duration",
+                 NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: 99999999999999999999h\n", 6,
+                 "overload.udp_coalesce", NULL);
+    expect_error(BASE "overload:\n  udp_coalesce:\n", 6, "overload.udp_coalesce", "missing value",
+                 NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: [1ms]\n", 6, "overload.udp_coalesce",
+                 "expected a value", NULL);
+    expect_error(BASE "overload:\n  udp_rcvbuf_congested: 2GiB\n", 6,
+                 "overload.udp_rcvbuf_congested", "\"2GiB\"", "out of range", NULL);
+    expect_error(BASE "overload:\n  udp_rcvbuf_congested: 1073741825\n", 6,
+                 "overload.udp_rcvbuf_congested", "out of range", NULL);
+    expect_error(BASE "overload:\n  udp_rcvbuf_congested: 32KB\n", 6,
+                 "overload.udp_rcvbuf_congested", "size", NULL);
+    expect_error(BASE "overload:\n  udp_rcvbuf_congested: -1\n", 6, "overload.udp_rcvbuf_congested",
+                 "size", NULL);
+    expect_error(BASE "overload:\n  udp_rcvbuf_congested: 99999999999999999GiB\n", 6,
+                 "overload.udp_rcvbuf_congested", NULL);
+    expect_error(BASE "overload:\n  udp_rcvbuf_congested: {a: 1}\n", 6,
+                 "overload.udp_rcvbuf_congested", "expected a value", NULL);
+    /* Later lines report their own line. */
+    expect_error(BASE "overload:\n  udp_rcvbuf: 8MiB\n  udp_coalesce: 100us\n"
+                      "  udp_rcvbuf_congested: 3GiB\n",
+                 8, "overload.udp_rcvbuf_congested", "out of range", NULL);
+    expect_error(BASE "overload:\n  udp_coalesce: 1ms\n  udp_coalesce: 2ms\n", 7,
+                 "overload.udp_coalesce", "duplicate", NULL);
+    expect_error(BASE "overload:\n  udp_coalesce_ns: 1ms\n", 6, "overload",
+                 "unknown key \"udp_coalesce_ns\"", NULL);
+}
+
 static void test_units(void **state)
 {
     (void)state;
@@ -557,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_errors_node),
         cmocka_unit_test(test_errors_zones),
         cmocka_unit_test(test_errors_values),
+        cmocka_unit_test(test_overload_udp_keys),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_load_relative),
         cmocka_unit_test(test_example_config),

@@ -360,6 +360,201 @@ static void test_initial_rate(void **state)
     assert_near(cubic_rate(&c), 1000.0 + 400.0 * 8, 1e-9);
 }
 
+/* Limited at 8000 qps with a full bucket of max(8000 * 10 ms, 64) = 80 tokens at *NOW. */
+static void limit_at_8000(cubic_t *c, uint64_t *now)
+{
+    cubic_params_t p;
+    cubic_params_default(&p);
+    assert_int_equal(cubic_init(c, &p, *now), 0);
+    congest(c, now, 10000);
+    assert_true(cubic_limited(c));
+    assert_near(cubic_rate(c), 8000.0, 1e-9);
+}
+
+static void test_available_unlimited(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    assert_int_equal(cubic_init(&c, &p, 0), 0);
+    /* Not limited: the reader may take everything, whatever it took before. */
+    assert_int_equal(cubic_available(&c, 0), UINT32_MAX);
+    cubic_consume(&c, 1000000);
+    assert_int_equal(cubic_available(&c, 1), UINT32_MAX);
+    cubic_consume(&c, 5);
+    assert_int_equal(cubic_available(&c, 2), UINT32_MAX);
+    assert_int_equal(cubic_admitted(&c), 1000005);
+    assert_int_equal(cubic_shed(&c), 0);
+    assert_int_equal(cubic_wait_ns(&c, 64, 3), 0);
+    assert_int_equal(cubic_wait_ns(&c, UINT32_MAX, 3), 0);
+}
+
+static void test_available_limited(void **state)
+{
+    (void)state;
+    cubic_t c;
+    uint64_t now = 0;
+    limit_at_8000(&c, &now);
+    /* The bucket starts full when the limit starts. */
+    assert_int_equal(cubic_available(&c, now), 80);
+    /* floor(tokens): 8000 qps is 0.8 tokens per 100 us. */
+    cubic_consume(&c, 30);
+    assert_int_equal(cubic_available(&c, now), 50);
+    assert_int_equal(cubic_available(&c, now + 100000), 50);  /* 50.8 */
+    assert_int_equal(cubic_available(&c, now + 200000), 51);  /* 51.6 */
+    assert_int_equal(cubic_available(&c, now + 1050000), 58); /* 50 + 8.4 */
+    /* A stale time takes nothing away and adds nothing. */
+    assert_int_equal(cubic_available(&c, now), 58);
+    /* Refilled no further than the bucket depth, however long the pause. */
+    now += 10 * SEC;
+    assert_int_equal(cubic_available(&c, now), 80);
+    /* Taking everything leaves nothing until a whole token has accrued (125 us). */
+    cubic_consume(&c, 80);
+    assert_int_equal(cubic_available(&c, now), 0);
+    assert_int_equal(cubic_available(&c, now + 124000), 0);
+    assert_int_equal(cubic_available(&c, now + 126000), 1);
+}
+
+static void test_consume_counts(void **state)
+{
+    (void)state;
+    cubic_t c;
+    uint64_t now = 0;
+    limit_at_8000(&c, &now);
+    uint64_t admitted0 = cubic_admitted(&c);
+    uint64_t shed0 = cubic_shed(&c);
+    cubic_consume(&c, 7);
+    assert_int_equal(cubic_admitted(&c), admitted0 + 7);
+    assert_int_equal(cubic_available(&c, now), 73);
+    cubic_consume(&c, 73);
+    assert_int_equal(cubic_admitted(&c), admitted0 + 80);
+    assert_int_equal(cubic_available(&c, now), 0);
+    /* Taking more than there is (a reader that raced the budget) is a debt, paid back
+     * before anything is available again: 20 over at 8000 qps is 2.5 ms, + 1 token. */
+    cubic_consume(&c, 20);
+    assert_int_equal(cubic_admitted(&c), admitted0 + 100);
+    assert_int_equal(cubic_available(&c, now + 2500000), 0);
+    assert_int_equal(cubic_available(&c, now + 2500000 + 126000), 1);
+    /* Consuming never sheds: the excess stays in the kernel queue. */
+    assert_int_equal(cubic_shed(&c), shed0);
+}
+
+/* What cubic_consume() counts is the admitted rate a congestion event starts from. */
+static void test_consume_feeds_update(void **state)
+{
+    (void)state;
+    cubic_t c;
+    uint64_t now = 0;
+    limit_at_8000(&c, &now);
+    /* 600 read in 300 ms (2000 qps, far below the limit) while the thread stays loaded:
+     * past the cooldown, an event from W_max = 2000, not from the limit. */
+    for (int i = 0; i < 30; i++) {
+        cubic_consume(&c, 20);
+        now += 10 * MS;
+    }
+    assert_true(cubic_update(&c, 1.0, now));
+    assert_near(cubic_w_max(&c), 2000.0, 1e-6);
+    assert_near(cubic_rate(&c), 1600.0, 1e-6);
+}
+
+static void test_wait_ns(void **state)
+{
+    (void)state;
+    cubic_t c;
+    uint64_t now = 0;
+    limit_at_8000(&c, &now);
+    /* Enough tokens: no wait. */
+    assert_int_equal(cubic_wait_ns(&c, 32, now), 0);
+    assert_int_equal(cubic_wait_ns(&c, 80, now), 0);
+    /* Empty bucket: (n − tokens) / rate, 32 tokens at 8000 qps = 4 ms. */
+    cubic_consume(&c, 80);
+    uint64_t w = cubic_wait_ns(&c, 32, now);
+    assert_true(w >= 4 * MS && w <= 4 * MS + 1000);
+    /* After that wait the n tokens are there. */
+    assert_true(cubic_available(&c, now + w) >= 32);
+    assert_int_equal(cubic_wait_ns(&c, 32, now + w), 0);
+    cubic_consume(&c, 22);
+    /* 10 tokens left (plus a fraction of one): 22 more take 2.75 ms. */
+    w = cubic_wait_ns(&c, 32, now + 4 * MS);
+    assert_true(w >= 2750000 - 1000 && w <= 2750000 + 1000);
+    /* Fractional: 0.8 of a token accrued; one token needs 0.2 / 8000 s = 25 us. N = 0 asks
+     * for one. */
+    now += 10 * SEC;
+    cubic_available(&c, now);
+    cubic_consume(&c, 80);
+    w = cubic_wait_ns(&c, 1, now + 100000);
+    assert_true(w >= 25000 - 100 && w <= 25000 + 100);
+    assert_int_equal(cubic_wait_ns(&c, 0, now + 100000), w);
+    /* N beyond the bucket depth is capped at the depth (80): a full bucket is (80 − 0.8) /
+     * 8000 s = 9.9 ms away, not forever. */
+    now += 100000;
+    w = cubic_wait_ns(&c, 1000, now);
+    assert_true(w >= 9900000 - 1000 && w <= 9900000 + 1000);
+    assert_int_equal(cubic_wait_ns(&c, UINT32_MAX, now), w);
+    assert_int_equal(cubic_available(&c, now + w), 80);
+    assert_int_equal(cubic_wait_ns(&c, 1000, now + w), 0);
+}
+
+static void test_wait_ns_burst_floor(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    /* W_max 1250 qps: the rate is 1000 qps and 10 ms of it (10) is below the bucket floor of
+     * 64 (a receive batch), so the depth is 64. */
+    congest(&c, &now, 1250);
+    assert_near(cubic_rate(&c), 1000.0, 1e-9);
+    assert_int_equal(cubic_available(&c, now), 64);
+    cubic_consume(&c, 64);
+    /* Half a batch at 1000 qps: 32 ms. Beyond the depth: 64 ms. */
+    uint64_t w = cubic_wait_ns(&c, 32, now);
+    assert_true(w >= 32 * MS && w <= 32 * MS + 1000);
+    w = cubic_wait_ns(&c, 1024, now);
+    assert_true(w >= 64 * MS && w <= 64 * MS + 1000);
+    assert_int_equal(cubic_available(&c, now + w), 64);
+}
+
+/* The worker's reading loop with an endless queue at 8000 qps: read what is available (at
+ * most a batch of 64), and when nothing is, pause until half a batch is. Admits the rate
+ * plus the bucket, in batches of at least half a batch after the first ones. */
+static void test_paced_reader(void **state)
+{
+    (void)state;
+    cubic_t c;
+    uint64_t now = 0;
+    limit_at_8000(&c, &now);
+    uint64_t start = now, admitted0 = cubic_admitted(&c);
+    unsigned reads = 0, pauses = 0, small_reads = 0;
+    while (now - start < 2 * SEC) {
+        uint32_t avail = cubic_available(&c, now);
+        if (avail == 0) {
+            uint64_t w = cubic_wait_ns(&c, 32, now);
+            assert_true(w > 0 && w <= 4 * MS + 1000);
+            now += w;
+            pauses++;
+            continue;
+        }
+        uint32_t n = avail < 64 ? avail : 64;
+        if (n < 32)
+            small_reads++;
+        cubic_consume(&c, n);
+        reads++;
+        now += 20000; /* 20 us to answer a batch */
+    }
+    uint64_t admitted = cubic_admitted(&c) - admitted0;
+    /* 2 s at 8000 qps = 16000, plus the 80 in the full bucket at the start. */
+    assert_true(admitted >= 16000 + 80 - 64 && admitted <= 16000 + 80 + 64);
+    /* Every pause is followed by a read of at least half a batch. */
+    assert_true(small_reads <= 1);
+    assert_true(pauses <= 16000 / 32 + 2);
+    assert_true(reads <= pauses + 3);
+    assert_int_equal(cubic_shed(&c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +570,13 @@ int main(void)
         cmocka_unit_test(test_never_below_min_rate),
         cmocka_unit_test(test_recovers_to_unlimited),
         cmocka_unit_test(test_initial_rate),
+        cmocka_unit_test(test_available_unlimited),
+        cmocka_unit_test(test_available_limited),
+        cmocka_unit_test(test_consume_counts),
+        cmocka_unit_test(test_consume_feeds_update),
+        cmocka_unit_test(test_wait_ns),
+        cmocka_unit_test(test_wait_ns_burst_floor),
+        cmocka_unit_test(test_paced_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
