@@ -945,7 +945,7 @@ static void set_defaults(cfg_t *cfg)
     cfg->overload.cubic_beta = 0.8;
     cfg->overload.cubic_ema_alpha = 0.3;
     cfg->overload.cubic_min_rate = 1;
-    cfg->overload.udp_rcvbuf = 4u * 1024 * 1024;
+    cfg->overload.udp_rcvbuf = 8u * 1024 * 1024;
     cfg->overload.udp_rcvbuf_congested = 32u * 1024;
     cfg->overload.udp_coalesce_ns = 200000;
     cfg->tcp.idle_timeout_ms = 10000;

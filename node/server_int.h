@@ -157,7 +157,8 @@ struct worker {
     int schedstat_fd;        /* /proc/thread-self/schedstat of the worker thread, or -1 */
     uint64_t starve_last_ns; /* run-queue wait sampled every 10 ms */
     uint64_t starve_last_wait;
-    bool starved; /* waited for a CPU more than a fifth of the last sample */
+    bool starved;         /* waited for a CPU more than a fifth of the last sample */
+    uint64_t last_cpu_ns; /* last time the thread was short of CPU (starved, or paced) */
     /* Read pacing: past the admitted rate the worker stops reading its UDP sockets until
      * the budget refills, so the excess stays in (and is dropped by) the kernel queue. */
     int pace_fd; /* timerfd */

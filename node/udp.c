@@ -236,6 +236,8 @@ static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
                 (double)(wait - w->starve_last_wait) > 0.2 * (double)(now_ns - w->starve_last_ns);
         w->starve_last_wait = wait;
         w->starve_last_ns = now_ns;
+        if (w->starved)
+            w->last_cpu_ns = now_ns;
         if (w->cubic_on && now_ns - w->util_last_ns >= 100000000ull) {
             double load =
                 (double)(run + wait - w->util_last_busy) / (double)(now_ns - w->util_last_ns);
@@ -268,22 +270,28 @@ static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t
         w->last_short_ns = now_ns;
     if (w->codel_on && w->small_rcvbuf && sojourn_ns > 2 * w->codel.target_ns)
         return UDP_SHED_CODEL;
-    if (w->codel_on && (codel_should_drop(&w->codel, sojourn_ns, now_ns) ||
-                        (codel_dropping(&w->codel) && sojourn_ns > w->codel.target_ns)))
+    /* CoDel follows every datagram (RFC 8289 state), but its drops apply only while the
+     * thread is short of CPU (starved, or reading at CUBIC's limit) in the last second, and
+     * then its dropping state drops every datagram above the target. A burst on an idle
+     * server that takes longer than an interval to drain is answered in full. */
+    bool cpu_bound = w->last_cpu_ns && now_ns - w->last_cpu_ns < 1000000000ull;
+    if (w->codel_on && codel_should_drop(&w->codel, sojourn_ns, now_ns) && cpu_bound)
+        return UDP_SHED_CODEL;
+    if (w->codel_on && cpu_bound && codel_dropping(&w->codel) && sojourn_ns > w->codel.target_ns)
         return UDP_SHED_CODEL;
     return UDP_ADMIT;
 }
 
 /* While overloaded the sockets get the small receive buffer, so that the kernel drops the
  * excess before anyone pays for reading it; back to the large one (bursts) a second after
- * the last sign of overload. */
+ * the last sign of overload: the read budget ran out, a deep queue while the thread was
+ * starved, or the small buffer overflowing. A standing queue alone (CoDel dropping) is not
+ * a sign: a long burst on an idle server drains it and must not lose its tail. */
 static void udp_rcvbuf_adjust(worker_t *w, uint64_t now_ns)
 {
     uint32_t small = w->cfg->overload.udp_rcvbuf_congested;
     if (small == 0 || small >= w->cfg->overload.udp_rcvbuf)
         return;
-    if (w->codel_on && codel_dropping(&w->codel))
-        w->last_short_ns = now_ns;
     bool overloaded = w->last_short_ns && now_ns - w->last_short_ns < 1000000000ull;
     if (overloaded == w->small_rcvbuf)
         return;
@@ -440,6 +448,7 @@ static void udp_poll_cb(uv_poll_t *handle, int status, int events)
             uint32_t avail = cubic_available(&w->cubic, now);
             if (avail == 0) {
                 w->last_short_ns = now;
+                w->last_cpu_ns = now;
                 STAT_ADD(w, udp_paced, 1);
                 udp_rcvbuf_adjust(w, now);
                 /* Wait for half a batch: reading a few at a time costs more per query. */

@@ -44,7 +44,7 @@ typedef struct cfg_overload {
     double cubic_beta;             /* default 0.8 */
     double cubic_ema_alpha;        /* default 0.3 */
     double cubic_min_rate;         /* queries per second, default 1 */
-    uint32_t udp_rcvbuf;           /* socket receive buffer bytes, default 4 MiB */
+    uint32_t udp_rcvbuf;           /* socket receive buffer bytes, default 8 MiB */
     uint64_t udp_coalesce_ns;      /* after a wakeup that read a small batch, wait this long
                                       before reading again (fewer wakeups per query);
                                       default 200 us; 0 = off */

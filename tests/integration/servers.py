@@ -240,7 +240,8 @@ def fennecd_path(argv_value=None):
     return os.path.abspath(path)
 
 
-def fennec_config(zonedir, port, data_dir, workers=2, control_port=None, with_v6=True):
+def fennec_config(zonedir, port, data_dir, workers=2, control_port=None, with_v6=True,
+                  extra=""):
     """The YAML text of a fennecd config serving every zone of ZONEDIR (see docs/config.md)."""
     zonedir = os.path.abspath(zonedir)
     dns = [f'"127.0.0.1:{port}"'] + ([f'"[::1]:{port}"'] if with_v6 else [])
@@ -254,14 +255,17 @@ def fennec_config(zonedir, port, data_dir, workers=2, control_port=None, with_v6
     ]
     if control_port:
         lines.append(f'  control: "127.0.0.1:{control_port}"')
-    lines += [f"workers: {workers}", "log_level: info", "zones:"]
+    lines += [f"workers: {workers}", "log_level: info"]
+    if extra:
+        lines += extra.rstrip("\n").split("\n")
+    lines += ["zones:"]
     for z in zones_in(zonedir):
         lines += [f"  - name: {z}", f"    file: {os.path.join(zonedir, z + '.zone')}"]
     return "\n".join(lines) + "\n"
 
 
 def start_fennecd(binary, zonedir, port=FENNEC_PORT, workers=2, control_port=None,
-                  with_v6=True, env=None):
+                  with_v6=True, env=None, extra=""):
     binary = fennecd_path(binary)
     tmp = make_tmp("fennecd")
     data_dir = os.path.join(tmp, "data")
@@ -270,7 +274,7 @@ def start_fennecd(binary, zonedir, port=FENNEC_PORT, workers=2, control_port=Non
     if control_port is None:
         control_port = port + 50
     with open(conf, "w") as f:
-        f.write(fennec_config(zonedir, port, data_dir, workers, control_port, with_v6))
+        f.write(fennec_config(zonedir, port, data_dir, workers, control_port, with_v6, extra))
     hosts = ("127.0.0.1", "::1") if with_v6 else ("127.0.0.1",)
     if env:
         os.environ.update(env)

@@ -149,7 +149,7 @@ static void test_minimal_defaults(void **state)
     assert_float_equal(cfg->overload.cubic_beta, 0.8, 1e-9);
     assert_float_equal(cfg->overload.cubic_ema_alpha, 0.3, 1e-9);
     assert_float_equal(cfg->overload.cubic_min_rate, 1, 1e-9);
-    assert_int_equal(cfg->overload.udp_rcvbuf, 4u * 1024 * 1024);
+    assert_int_equal(cfg->overload.udp_rcvbuf, 8u * 1024 * 1024);
     assert_int_equal(cfg->overload.udp_rcvbuf_congested, 32u * 1024);
     assert_int_equal(cfg->overload.udp_coalesce_ns, 200000ull);
     assert_int_equal(cfg->tcp.idle_timeout_ms, 10000);
