@@ -198,7 +198,7 @@ static void test_default(void **state)
     assert_string_equal(cfg->zones[0].text, zone_builtin_example);
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(cfg->overload.codel_backlog, 4096);
-    assert_int_equal(cfg->overload.udp_rcvbuf, 4u * 1024 * 1024);
+    assert_int_equal(cfg->overload.udp_rcvbuf, 8u * 1024 * 1024);
     assert_int_equal(cfg->overload.udp_rcvbuf_congested, 32u * 1024);
     assert_int_equal(cfg->overload.udp_coalesce_ns, 200000ull);
     cfg_free(cfg);
