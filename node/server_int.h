@@ -155,7 +155,7 @@ struct worker {
     uint64_t util_last_ns;
     uint64_t util_last_busy; /* CPU time + run-queue wait at util_last_ns */
     int schedstat_fd;        /* /proc/thread-self/schedstat of the worker thread, or -1 */
-    uint64_t starve_last_ns; /* run-queue wait sampled every 10 ms */
+    uint64_t starve_last_ns; /* run-queue wait sampled every 20 ms */
     uint64_t starve_last_wait;
     bool starved;         /* waited for a CPU more than a fifth of the last sample */
     uint64_t last_cpu_ns; /* last time the thread was short of CPU (starved, or paced) */

@@ -221,19 +221,21 @@ static void udp_load_sample(worker_t *w, uint64_t *run_ns, uint64_t *wait_ns)
 }
 
 /* Once per recvmmsg; EMPTIED when it returned fewer datagrams than asked (the socket queue
- * is empty: CoDel leaves its dropping state). NOW_NS is CLOCK_MONOTONIC. Every 10 ms the
- * thread's run-queue wait is sampled: a thread that waits for a CPU a fifth of the time is
- * starved (a CPU quota, a busy machine), which is what tells a sustained overload from a
- * burst on an idle server. Every 100 ms CUBIC gets the load (running + waiting share). */
+ * is empty: CoDel leaves its dropping state). NOW_NS is CLOCK_MONOTONIC. Every 20 ms the
+ * thread's run-queue wait is sampled: a thread that waited for a CPU 40% of the time is
+ * starved (a CPU quota, a machine busy with other work), which is what tells a sustained
+ * overload from a burst on an idle server (the wake-up latency of a thread that sleeps and
+ * wakes often adds some run-queue wait too, hence the high threshold). Every 100 ms CUBIC
+ * gets the load (running + waiting share of wall time). */
 static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
 {
     /* Sampled here rather than from a timer so that a flood cannot starve the update. */
-    if (now_ns - w->starve_last_ns >= 10000000ull) {
+    if (now_ns - w->starve_last_ns >= 20000000ull) {
         uint64_t run, wait;
         udp_load_sample(w, &run, &wait);
         if (w->starve_last_ns)
             w->starved =
-                (double)(wait - w->starve_last_wait) > 0.2 * (double)(now_ns - w->starve_last_ns);
+                (double)(wait - w->starve_last_wait) > 0.4 * (double)(now_ns - w->starve_last_ns);
         w->starve_last_wait = wait;
         w->starve_last_ns = now_ns;
         if (w->starved)
@@ -274,7 +276,8 @@ static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t
      * thread is short of CPU (starved, or reading at CUBIC's limit) in the last second, and
      * then its dropping state drops every datagram above the target. A burst on an idle
      * server that takes longer than an interval to drain is answered in full. */
-    bool cpu_bound = w->last_cpu_ns && now_ns - w->last_cpu_ns < 1000000000ull;
+    bool cpu_bound = (w->last_cpu_ns && now_ns - w->last_cpu_ns < 1000000000ull) ||
+                     !w->cubic_on; /* without CUBIC, plain CoDel on every standing queue */
     if (w->codel_on && codel_should_drop(&w->codel, sojourn_ns, now_ns) && cpu_bound)
         return UDP_SHED_CODEL;
     if (w->codel_on && cpu_bound && codel_dropping(&w->codel) && sojourn_ns > w->codel.target_ns)

@@ -463,7 +463,7 @@ static void test_overload_udp_keys(void **state)
     assert_int_equal(o.udp_coalesce_ns, 10000000ull);
     o = parse_overload_ok("  udp_coalesce: 10000000ns\n");
     assert_int_equal(o.udp_coalesce_ns, 10000000ull);
-    assert_int_equal(o.udp_rcvbuf, 4u * 1024 * 1024);
+    assert_int_equal(o.udp_rcvbuf, 8u * 1024 * 1024);
 
     o = parse_overload_ok("  udp_rcvbuf_congested: 0\n");
     assert_int_equal(o.udp_rcvbuf_congested, 0);
