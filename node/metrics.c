@@ -148,6 +148,23 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
            "recvmmsg calls that returned datagrams (received / batches = mean batch size).");
     sample_u64(f, "fennec_udp_batches_total", NULL, NULL, s->udp_batches);
 
+    family(f, "fennec_dns_answer_latency_seconds", "histogram",
+           "UDP answer latency: from the query's arrival in the kernel (SO_TIMESTAMPNS) to the "
+           "answer handed to the kernel, queueing included.");
+    {
+        uint64_t cum = 0;
+        for (unsigned b = 0; b < SERVER_LATENCY_BUCKETS; b++) {
+            cum += s->udp_latency[b];
+            fprintf(f, "fennec_dns_answer_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                    server_latency_bounds_us[b] / 1e6, (unsigned long long)cum);
+        }
+        cum += s->udp_latency[SERVER_LATENCY_BUCKETS];
+        fprintf(f, "fennec_dns_answer_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)cum);
+        fprintf(f, "fennec_dns_answer_latency_seconds_sum %.9f\n", s->udp_latency_sum_ns / 1e9);
+        fprintf(f, "fennec_dns_answer_latency_seconds_count %llu\n", (unsigned long long)cum);
+    }
+
     family(f, "fennec_overload_shed_total", "counter",
            "UDP queries read and dropped unanswered by overload control, by reason: codel "
            "(waited too long in the queue).");

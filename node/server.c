@@ -440,6 +440,9 @@ void server_stats_get(const server_t *srv, server_stats_t *out)
 #define WORKER_STATS_SUM(name) out->name += STAT_GET(w, name);
         WORKER_STATS_FIELDS(WORKER_STATS_SUM)
 #undef WORKER_STATS_SUM
+        for (unsigned b = 0; b <= SERVER_LATENCY_BUCKETS; b++)
+            out->udp_latency[b] += __atomic_load_n(&w->latency[b], __ATOMIC_RELAXED);
+        out->udp_latency_sum_ns += __atomic_load_n(&w->latency_sum_ns, __ATOMIC_RELAXED);
         /* Plain loads of another thread's counters: may tear, see server.h. */
         if (w->qctx)
             query_stats_add(&out->query, query_ctx_stats(w->qctx));

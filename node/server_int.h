@@ -83,6 +83,7 @@ typedef struct udp_batch {
     udp_ctrl_t sctl[UDP_BATCH];
     uint8_t rbuf[UDP_BATCH][UDP_RECV_SIZE];
     uint8_t abuf[UDP_BATCH][UDP_ANSWER_SIZE];
+    uint64_t arrival[UDP_BATCH]; /* kernel arrival time (CLOCK_REALTIME) of answer k */
 } udp_batch_t;
 
 /* One UDP socket of one worker for one listen address. */
@@ -169,6 +170,8 @@ struct worker {
     bool small_rcvbuf;      /* sockets on overload.udp_rcvbuf_congested */
 
     worker_stats_t stats;
+    uint64_t latency[SERVER_LATENCY_BUCKETS + 1]; /* written by the worker (relaxed) */
+    uint64_t latency_sum_ns;
 };
 
 /* node/udp.c */

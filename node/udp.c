@@ -323,6 +323,27 @@ static void udp_pause(worker_t *w, uint64_t wait_ns)
             uv_poll_stop(&w->udp[j].poll);
 }
 
+const uint32_t server_latency_bounds_us[SERVER_LATENCY_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+
+/* Answer latency of the COUNT answers just sent: one clock read per batch. */
+static void udp_latency_record(worker_t *w, unsigned count)
+{
+    uint64_t now = udp_realtime_ns(), sum = 0;
+    for (unsigned k = 0; k < count; k++) {
+        uint64_t d = now > w->batch->arrival[k] ? now - w->batch->arrival[k] : 0;
+        uint64_t us = d / 1000;
+        unsigned i = 0;
+        while (i < SERVER_LATENCY_BUCKETS && us > server_latency_bounds_us[i])
+            i++;
+        __atomic_store_n(&w->latency[i], __atomic_load_n(&w->latency[i], __ATOMIC_RELAXED) + 1,
+                         __ATOMIC_RELAXED);
+        sum += d;
+    }
+    __atomic_store_n(&w->latency_sum_ns,
+                     __atomic_load_n(&w->latency_sum_ns, __ATOMIC_RELAXED) + sum, __ATOMIC_RELAXED);
+}
+
 /* Sends answers [0, count) with as few sendmmsg calls as the kernel allows. */
 static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
 {
@@ -408,6 +429,7 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s, unsigned max)
         sh->msg_namelen = mh->msg_namelen;
         b->siov[k].iov_base = b->abuf[k];
         b->siov[k].iov_len = alen;
+        b->arrival[k] = arrival;
         size_t clen = s->wildcard ? udp_build_src(&b->sctl[k], &dst) : 0;
         sh->msg_control = clen ? b->sctl[k].buf : NULL;
         sh->msg_controllen = clen;
@@ -427,8 +449,10 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s, unsigned max)
     }
     if (shed_codel)
         STAT_ADD(w, udp_shed_codel, shed_codel);
-    if (k > 0)
+    if (k > 0) {
         udp_send_batch(w, s, k);
+        udp_latency_record(w, k);
+    }
     return n;
 }
 

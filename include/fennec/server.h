@@ -28,6 +28,11 @@ void server_free(server_t *srv);
 unsigned server_workers(const server_t *srv);
 
 /* Counters summed over the workers (see docs/transport.md). */
+/* Upper bounds of the UDP answer-latency histogram buckets, in microseconds; the last bucket
+ * (+Inf) is implied. */
+#define SERVER_LATENCY_BUCKETS 13
+extern const uint32_t server_latency_bounds_us[SERVER_LATENCY_BUCKETS];
+
 typedef struct server_stats {
     unsigned workers;
     uint64_t udp_received;     /* datagrams read */
@@ -48,6 +53,11 @@ typedef struct server_stats {
     uint64_t tcp_closed_idle;  /* connections closed by the idle timeout */
     uint64_t tcp_closed_bad;   /* connections closed for a bad length or a socket error */
     query_stats_t query;       /* the query engine's counters of every worker, summed */
+    /* UDP answer latency, kernel arrival (SO_TIMESTAMPNS) to the answer handed to the
+     * kernel: answers per bucket (not cumulative; the last is above every bound), and the
+     * sum in nanoseconds. */
+    uint64_t udp_latency[SERVER_LATENCY_BUCKETS + 1];
+    uint64_t udp_latency_sum_ns;
 } server_stats_t;
 
 /*

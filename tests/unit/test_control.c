@@ -435,6 +435,8 @@ static void test_metrics_render(void **state)
         "fennec_tcp_connections_open 1\n",
         "process_start_time_seconds 1700000000.500\n",
         "fennec_build_info{version=\"9.9.9\",node=\"ns1\",role=\"primary\"} 1\n",
+        "# TYPE fennec_dns_answer_latency_seconds histogram\n",
+        "fennec_dns_answer_latency_seconds_bucket{le=\"+Inf\"} ",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (!strstr(text, want[i]))
@@ -445,11 +447,11 @@ static void test_metrics_render(void **state)
     /* Every sample belongs to a family announced by a TYPE line before it. */
     char *save = NULL;
     char *copy = strdup(text);
-    char families[64][80];
+    char families[96][80];
     size_t nf = 0;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "# TYPE ", 7) == 0) {
-            assert_true(nf < 64);
+            assert_true(nf < 96);
             sscanf(line + 7, "%79s", families[nf++]);
             continue;
         }
@@ -458,9 +460,15 @@ static void test_metrics_render(void **state)
         char name[80];
         assert_int_equal(sscanf(line, "%79[a-z_]", name), 1);
         bool found = false;
-        for (size_t f = 0; f < nf; f++)
-            if (strcmp(families[f], name) == 0)
+        for (size_t f = 0; f < nf; f++) {
+            size_t fl = strlen(families[f]);
+            /* A histogram's samples are its name plus _bucket, _sum or _count. */
+            if (strcmp(families[f], name) == 0 ||
+                (strncmp(families[f], name, fl) == 0 &&
+                 (strcmp(name + fl, "_bucket") == 0 || strcmp(name + fl, "_sum") == 0 ||
+                  strcmp(name + fl, "_count") == 0)))
                 found = true;
+        }
         if (!found)
             fail_msg("sample without TYPE: %s", line);
     }
