@@ -71,6 +71,13 @@ static void server_close_fds(server_t *srv)
     }
 }
 
+int server_setopt(int fd, int level, int name, int value)
+{
+    if (setsockopt(fd, level, name, &value, sizeof(value)) < 0)
+        return -errno;
+    return 0;
+}
+
 /*
  * Whether ADDR is free: our own sockets share ports through SO_REUSEPORT, which would also
  * let a second fennecd bind the same address and silently take half the queries. A probe
@@ -84,12 +91,12 @@ static int server_addr_exclusive(const cfg_addr_t *addr)
         int fd = socket(family, types[i] | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return -errno;
-        int one = 1, v6only = server_addr_is_wildcard(addr) ? 0 : 1;
         /* TCP: SO_REUSEADDR only passes over TIME_WAIT leftovers, never a listener. */
         if (types[i] == SOCK_STREAM)
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            (void)server_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
         if (family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+            (void)server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+                                server_addr_is_wildcard(addr) ? 0 : 1);
         int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0 ? 0 : -errno;
         close(fd);
         if (rc < 0)

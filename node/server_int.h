@@ -158,7 +158,8 @@ struct worker {
     int schedstat_fd;        /* /proc/thread-self/schedstat of the worker thread, or -1 */
     uint64_t starve_last_ns; /* run-queue wait sampled every 20 ms */
     uint64_t starve_last_wait;
-    bool starved;         /* waited for a CPU more than a fifth of the last sample */
+    bool starved;         /* waited for a CPU 40% of the last two samples or more */
+    bool starved_prev;    /* the previous sample alone */
     uint64_t last_cpu_ns; /* last time the thread was short of CPU (starved, or paced) */
     /* Read pacing: past the admitted rate the worker stops reading its UDP sockets until
      * the budget refills, so the excess stays in (and is dropped by) the kernel queue. */
@@ -173,6 +174,11 @@ struct worker {
     uint64_t latency[SERVER_LATENCY_BUCKETS + 1]; /* written by the worker (relaxed) */
     uint64_t latency_sum_ns;
 };
+
+/* node/server.c */
+
+/* setsockopt() of one int; 0 or -errno. */
+int server_setopt(int fd, int level, int name, int value);
 
 /* node/udp.c */
 

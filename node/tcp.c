@@ -46,13 +46,6 @@ typedef struct tcp_wreq {
 static void conn_schedule(tcp_conn_t *c);
 static void tcp_ready_cb(uv_idle_t *idle);
 
-static int tcp_setopt(int fd, int level, int name, int value)
-{
-    if (setsockopt(fd, level, name, &value, sizeof(value)) < 0)
-        return -errno;
-    return 0;
-}
-
 int tcp_socket_open(const cfg_addr_t *addr)
 {
     int rc = 0;
@@ -63,17 +56,17 @@ int tcp_socket_open(const cfg_addr_t *addr)
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if ((rc = tcp_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
+    if ((rc = server_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
         goto cleanup;
-    if ((rc = tcp_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+    if ((rc = server_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
         goto cleanup;
     if (family == AF_INET6) {
-        rc = tcp_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, server_addr_is_wildcard(addr) ? 0 : 1);
+        rc = server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, server_addr_is_wildcard(addr) ? 0 : 1);
         if (rc < 0)
             goto cleanup;
     }
     /* Inherited by accepted sockets: answers go out at once. */
-    (void)tcp_setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    (void)server_setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
         listen(fd, TCP_BACKLOG) < 0) {
         rc = -errno;

@@ -25,22 +25,15 @@ typedef struct udp_dst {
     struct in6_pktinfo pi6;
 } udp_dst_t;
 
-static int udp_setopt(int fd, int level, int name, int value)
-{
-    if (setsockopt(fd, level, name, &value, sizeof(value)) < 0)
-        return -errno;
-    return 0;
-}
-
 static void udp_set_rcvbuf(int fd, const cfg_addr_t *addr, uint32_t rcvbuf, bool log_it)
 {
     if (rcvbuf == 0)
         return;
     /* The kernel doubles the value it is given; SO_RCVBUFFORCE passes rmem_max as root. */
     int want = rcvbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)rcvbuf;
-    bool forced = udp_setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, want) == 0;
+    bool forced = server_setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, want) == 0;
     if (!forced)
-        (void)udp_setopt(fd, SOL_SOCKET, SO_RCVBUF, want);
+        (void)server_setopt(fd, SOL_SOCKET, SO_RCVBUF, want);
     if (!log_it)
         return;
     int got = 0;
@@ -68,25 +61,25 @@ int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf)
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if ((rc = udp_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+    if ((rc = server_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
         goto cleanup;
-    if ((rc = udp_setopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1)) < 0)
+    if ((rc = server_setopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1)) < 0)
         goto cleanup;
     /* The kernel's count of datagrams dropped at a full queue rides on every datagram. */
-    if ((rc = udp_setopt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1)) < 0)
+    if ((rc = server_setopt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1)) < 0)
         goto cleanup;
     if (family == AF_INET6) {
         /* "::" serves IPv4 too (v4-mapped); a specific IPv6 address only IPv6. */
-        if ((rc = udp_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, wildcard ? 0 : 1)) < 0)
+        if ((rc = server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, wildcard ? 0 : 1)) < 0)
             goto cleanup;
     }
     if (wildcard) {
         if (family == AF_INET6) {
-            if ((rc = udp_setopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) < 0)
+            if ((rc = server_setopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) < 0)
                 goto cleanup;
         }
         /* On a dual-stack socket this gives IPv4 datagrams an IP_PKTINFO as well. */
-        rc = udp_setopt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+        rc = server_setopt(fd, IPPROTO_IP, IP_PKTINFO, 1);
         if (rc < 0 && family == AF_INET)
             goto cleanup;
         rc = 0;
@@ -233,9 +226,14 @@ static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
     if (now_ns - w->starve_last_ns >= 20000000ull) {
         uint64_t run, wait;
         udp_load_sample(w, &run, &wait);
-        if (w->starve_last_ns)
-            w->starved =
+        if (w->starve_last_ns) {
+            /* Two samples in a row: a short competitor (the kernel's softirq thread during
+             * a burst) is not a starved worker. */
+            bool now_starved =
                 (double)(wait - w->starve_last_wait) > 0.4 * (double)(now_ns - w->starve_last_ns);
+            w->starved = now_starved && w->starved_prev;
+            w->starved_prev = now_starved;
+        }
         w->starve_last_wait = wait;
         w->starve_last_ns = now_ns;
         if (w->starved)

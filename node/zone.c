@@ -599,19 +599,28 @@ static int zone_build(loader_t *ld)
     return 0;
 }
 
+/* A new, empty zone with one reference, attached to LD (whose error text is cleared). */
+static zone_t *loader_zone_new(loader_t *ld)
+{
+    zone_t *z = calloc(1, sizeof(*z));
+    if (ld->err && ld->errlen)
+        ld->err[0] = 0;
+    if (!z)
+        return NULL;
+    atomic_init(&z->refs, 1);
+    ld->zone = z;
+    return z;
+}
+
 static int zone_load(const char *origin, const char *path, const char *text, size_t textlen,
                      const char *source, zone_t **out, char *err, size_t errlen)
 {
     int rc = 0;
     zs_scanner_t *s = NULL;
     loader_t ld = {.err = err, .errlen = errlen, .source = source};
-    zone_t *z = calloc(1, sizeof(*z));
-    if (err && errlen)
-        err[0] = 0;
+    zone_t *z = loader_zone_new(&ld);
     if (!z)
         return -ENOMEM;
-    atomic_init(&z->refs, 1);
-    ld.zone = z;
     int alen = wire_name_from_text(origin, z->apex_wire);
     if (alen < 0) {
         loader_fail(&ld, source, 0, "invalid zone name \"%s\"", origin);
@@ -742,13 +751,9 @@ int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zon
 {
     int rc = 0;
     loader_t ld = {.err = err, .errlen = errlen, .source = "<edit>", .last_file = "<edit>"};
-    zone_t *z = calloc(1, sizeof(*z));
-    if (err && errlen)
-        err[0] = 0;
+    zone_t *z = loader_zone_new(&ld);
     if (!z)
         return -ENOMEM;
-    atomic_init(&z->refs, 1);
-    ld.zone = z;
     memcpy(z->apex_wire, old->apex_wire, old->apex_len);
     z->apex_len = old->apex_len;
     z->name = strdup(old->name);
