@@ -78,6 +78,25 @@ int server_setopt(int fd, int level, int name, int value)
     return 0;
 }
 
+int server_socket_new(const cfg_addr_t *addr, int type, bool reuseport)
+{
+    int family = addr->ss.ss_family;
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = reuseport ? server_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1) : 0;
+    /* "::" serves IPv4 too (v4-mapped); a specific IPv6 address only IPv6. */
+    if (rc == 0 && family == AF_INET6)
+        rc = server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, server_addr_is_wildcard(addr) ? 0 : 1);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 /*
  * Whether ADDR is free: our own sockets share ports through SO_REUSEPORT, which would also
  * let a second fennecd bind the same address and silently take half the queries. A probe
@@ -86,17 +105,13 @@ int server_setopt(int fd, int level, int name, int value)
 static int server_addr_exclusive(const cfg_addr_t *addr)
 {
     static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
-    int family = addr->ss.ss_family;
     for (size_t i = 0; i < 2; i++) {
-        int fd = socket(family, types[i] | SOCK_CLOEXEC, 0);
+        int fd = server_socket_new(addr, types[i], false);
         if (fd < 0)
-            return -errno;
+            return fd;
         /* TCP: SO_REUSEADDR only passes over TIME_WAIT leftovers, never a listener. */
         if (types[i] == SOCK_STREAM)
             (void)server_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-        if (family == AF_INET6)
-            (void)server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
-                                server_addr_is_wildcard(addr) ? 0 : 1);
         int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0 ? 0 : -errno;
         close(fd);
         if (rc < 0)

@@ -180,6 +180,10 @@ struct worker {
 /* setsockopt() of one int; 0 or -errno. */
 int server_setopt(int fd, int level, int name, int value);
 
+/* A non-blocking socket of TYPE for ADDR's family, SO_REUSEPORT when asked, IPV6_V6ONLY off
+ * for a wildcard address and on otherwise. Returns the fd or -errno. */
+int server_socket_new(const cfg_addr_t *addr, int type, bool reuseport);
+
 /* node/udp.c */
 
 /* Creates, configures and binds one UDP socket for ADDR; logs the effective receive buffer

@@ -49,22 +49,11 @@ static void tcp_ready_cb(uv_idle_t *idle);
 int tcp_socket_open(const cfg_addr_t *addr)
 {
     int rc = 0;
-    int family = addr->ss.ss_family;
-
-    if (family != AF_INET && family != AF_INET6)
-        return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = server_socket_new(addr, SOCK_STREAM, true);
     if (fd < 0)
-        return -errno;
+        return fd;
     if ((rc = server_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
         goto cleanup;
-    if ((rc = server_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
-        goto cleanup;
-    if (family == AF_INET6) {
-        rc = server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, server_addr_is_wildcard(addr) ? 0 : 1);
-        if (rc < 0)
-            goto cleanup;
-    }
     /* Inherited by accepted sockets: answers go out at once. */
     (void)server_setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||

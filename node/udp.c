@@ -55,24 +55,14 @@ int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf)
     int rc = 0;
     int family = addr->ss.ss_family;
     bool wildcard = server_addr_is_wildcard(addr);
-
-    if (family != AF_INET && family != AF_INET6)
-        return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = server_socket_new(addr, SOCK_DGRAM, true);
     if (fd < 0)
-        return -errno;
-    if ((rc = server_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
-        goto cleanup;
+        return fd;
     if ((rc = server_setopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1)) < 0)
         goto cleanup;
     /* The kernel's count of datagrams dropped at a full queue rides on every datagram. */
     if ((rc = server_setopt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1)) < 0)
         goto cleanup;
-    if (family == AF_INET6) {
-        /* "::" serves IPv4 too (v4-mapped); a specific IPv6 address only IPv6. */
-        if ((rc = server_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, wildcard ? 0 : 1)) < 0)
-            goto cleanup;
-    }
     if (wildcard) {
         if (family == AF_INET6) {
             if ((rc = server_setopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) < 0)
