@@ -264,19 +264,26 @@ static int get_double(pctx_t *p, const yaml_node_t *n, const char *path, double 
     return 0;
 }
 
-/* "5ms", "100ms", "1s", "10s", "250us", "2m", "1h": an integer and a unit. */
-static int get_duration(pctx_t *p, const yaml_node_t *n, const char *path, uint64_t min_ns,
-                        uint64_t max_ns, uint64_t *out)
+typedef struct unit {
+    const char *name;
+    uint64_t mult;
+} unit_t;
+
+static const unit_t duration_units[] = {{"ns", 1},
+                                        {"us", 1000},
+                                        {"ms", 1000000},
+                                        {"s", 1000000000ull},
+                                        {"m", 60000000000ull},
+                                        {"h", 3600000000000ull},
+                                        {NULL, 0}};
+static const unit_t size_units[] = {
+    {"", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024 * 1024 * 1024}, {NULL, 0}};
+
+/* A whole number followed by one of UNITS, in [MIN, MAX] once multiplied. EXAMPLE goes into
+ * the message for a value that is not of that form. */
+static int get_number_unit(pctx_t *p, const yaml_node_t *n, const char *path, const unit_t *units,
+                           const char *example, uint64_t min, uint64_t max, uint64_t *out)
 {
-    static const struct {
-        const char *unit;
-        uint64_t ns;
-    } units[] = {{"ns", 1},
-                 {"us", 1000},
-                 {"ms", 1000000},
-                 {"s", 1000000000ull},
-                 {"m", 60000000000ull},
-                 {"h", 3600000000000ull}};
     const char *v = NULL;
     int rc = want_scalar(p, n, path, &v);
     if (rc)
@@ -285,54 +292,45 @@ static int get_duration(pctx_t *p, const yaml_node_t *n, const char *path, uint6
     size_t digits = 0;
     while (v[digits] >= '0' && v[digits] <= '9')
         digits++;
-    uint64_t x = 0;
-    const char *unit = v + digits;
-    uint64_t mult = 0;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(unit, units[i].unit) == 0)
-            mult = units[i].ns;
-    }
+    uint64_t mult = 0, x = 0;
+    for (const unit_t *u = units; u->name; u++)
+        if (strcmp(v + digits, u->name) == 0)
+            mult = u->mult;
     if (mult == 0 || !parse_digits(v, digits, &x))
-        return fail(p, n, path, "%s: expected a duration such as 5ms, 100ms or 1s",
-                    quote(v, q, sizeof(q)));
-    if (x > UINT64_MAX / mult || x * mult < min_ns || x * mult > max_ns)
-        return fail(p, n, path, "%s: out of range (%llu us .. %llu s)", quote(v, q, sizeof(q)),
-                    (unsigned long long)(min_ns / 1000), (unsigned long long)(max_ns / 1000000000));
+        return fail(p, n, path, "%s: expected %s", quote(v, q, sizeof(q)), example);
+    if (x > UINT64_MAX / mult || x * mult < min || x * mult > max) {
+        /* The bounds in the largest unit that states them exactly. */
+        char lo[48], hi[48];
+        const uint64_t bounds[2] = {min, max};
+        char *txt[2] = {lo, hi};
+        for (int b = 0; b < 2; b++) {
+            const unit_t *best = units;
+            for (const unit_t *u = units; u->name && bounds[b]; u++)
+                if (bounds[b] % u->mult == 0)
+                    best = u;
+            snprintf(txt[b], sizeof(lo), "%llu%s", (unsigned long long)(bounds[b] / best->mult),
+                     best->name[0] ? best->name : " bytes");
+        }
+        return fail(p, n, path, "%s: out of range (%s .. %s)", quote(v, q, sizeof(q)), lo, hi);
+    }
     *out = x * mult;
     return 0;
+}
+
+/* "5ms", "100ms", "1s", "10s", "250us", "2m", "1h": an integer and a unit. */
+static int get_duration(pctx_t *p, const yaml_node_t *n, const char *path, uint64_t min_ns,
+                        uint64_t max_ns, uint64_t *out)
+{
+    return get_number_unit(p, n, path, duration_units, "a duration such as 5ms, 100ms or 1s",
+                           min_ns, max_ns, out);
 }
 
 /* "4194304", "4MiB", "512KiB", "1GiB". */
 static int get_size(pctx_t *p, const yaml_node_t *n, const char *path, uint64_t min, uint64_t max,
                     uint64_t *out)
 {
-    const char *v = NULL;
-    int rc = want_scalar(p, n, path, &v);
-    if (rc)
-        return rc;
-    char q[96];
-    size_t digits = 0;
-    while (v[digits] >= '0' && v[digits] <= '9')
-        digits++;
-    const char *unit = v + digits;
-    uint64_t mult = 0;
-    if (*unit == '\0')
-        mult = 1;
-    else if (strcmp(unit, "KiB") == 0)
-        mult = 1024;
-    else if (strcmp(unit, "MiB") == 0)
-        mult = 1024 * 1024;
-    else if (strcmp(unit, "GiB") == 0)
-        mult = 1024 * 1024 * 1024;
-    uint64_t x = 0;
-    if (mult == 0 || !parse_digits(v, digits, &x))
-        return fail(p, n, path, "%s: expected a size such as 4194304, 512KiB or 4MiB",
-                    quote(v, q, sizeof(q)));
-    if (x > UINT64_MAX / mult || x * mult < min || x * mult > max)
-        return fail(p, n, path, "%s: out of range (%llu..%llu bytes)", quote(v, q, sizeof(q)),
-                    (unsigned long long)min, (unsigned long long)max);
-    *out = x * mult;
-    return 0;
+    return get_number_unit(p, n, path, size_units, "a size such as 4194304, 512KiB or 4MiB", min,
+                           max, out);
 }
 
 static int addr_parse(const char *text, cfg_addr_t *out, const char **why)
