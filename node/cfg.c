@@ -856,8 +856,8 @@ static int parse_cubic(pctx_t *p, yaml_node_t *n, cfg_overload_t *o)
 static int parse_overload(pctx_t *p, yaml_node_t *n, cfg_overload_t *o)
 {
     static const char *const keys[] = {
-        "codel", "cubic", "udp_rcvbuf", "udp_rcvbuf_congested", "udp_coalesce", NULL};
-    yaml_node_t *v[5];
+        "codel", "cubic", "udp_rcvbuf", "udp_rcvbuf_congested", "udp_coalesce", "udp_gso", NULL};
+    yaml_node_t *v[6];
     int rc = map_fields(p, n, "overload", keys, v);
     if (rc)
         return rc;
@@ -879,6 +879,8 @@ static int parse_overload(pctx_t *p, yaml_node_t *n, cfg_overload_t *o)
     }
     if (v[4] &&
         (rc = get_duration(p, v[4], "overload.udp_coalesce", 0, 10000000ull, &o->udp_coalesce_ns)))
+        return rc;
+    if (v[5] && (rc = get_bool(p, v[5], "overload.udp_gso", &o->udp_gso)))
         return rc;
     return 0;
 }
@@ -944,8 +946,9 @@ static void set_defaults(cfg_t *cfg)
     cfg->overload.cubic_ema_alpha = 0.3;
     cfg->overload.cubic_min_rate = 1;
     cfg->overload.udp_rcvbuf = 8u * 1024 * 1024;
-    cfg->overload.udp_rcvbuf_congested = 32u * 1024;
-    cfg->overload.udp_coalesce_ns = 200000;
+    cfg->overload.udp_rcvbuf_congested = 48u * 1024;
+    cfg->overload.udp_coalesce_ns = 400000;
+    cfg->overload.udp_gso = true;
     cfg->tcp.idle_timeout_ms = 10000;
     cfg->tcp.max_connections = 1024;
     cfg->tcp.max_inflight = 64;

@@ -147,6 +147,10 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
     family(f, "fennec_udp_batches_total", "counter",
            "recvmmsg calls that returned datagrams (received / batches = mean batch size).");
     sample_u64(f, "fennec_udp_batches_total", NULL, NULL, s->udp_batches);
+    family(f, "fennec_udp_segmented_total", "counter",
+           "UDP answers that left in a segmented send with equal-size answers to the same "
+           "client (UDP_SEGMENT).");
+    sample_u64(f, "fennec_udp_segmented_total", NULL, NULL, s->udp_segmented);
 
     family(f, "fennec_dns_answer_latency_seconds", "histogram",
            "UDP answer latency: from the query's arrival in the kernel (SO_TIMESTAMPNS) to the "

@@ -177,8 +177,11 @@ int server_new(const cfg_t *cfg, server_t **out)
                 log_error("server", "udp %s: %s", addr->text, fennec_strerror(rc));
                 goto cleanup;
             }
-            w->udp[j] = (udp_sock_t){
-                .w = w, .addr = addr, .fd = fd, .wildcard = server_addr_is_wildcard(addr)};
+            w->udp[j] = (udp_sock_t){.w = w,
+                                     .addr = addr,
+                                     .fd = fd,
+                                     .wildcard = server_addr_is_wildcard(addr),
+                                     .gso = cfg->overload.udp_gso && udp_gso_usable(fd)};
             fd = tcp_socket_open(addr);
             if (fd < 0) {
                 rc = fd;

@@ -18,11 +18,17 @@
 #include "fennec/cubic.h"
 #include "fennec/server.h"
 
-#define UDP_BATCH       64   /* datagrams per recvmmsg/sendmmsg */
-#define UDP_RECV_SIZE   4096 /* bytes per receive slot; larger datagrams are ignored */
-#define UDP_ANSWER_SIZE 4096 /* bytes per answer slot; the engine truncates to fit */
-#define UDP_MAX_BATCHES 16   /* batches per wakeup, then back to the loop (fairness) */
-#define UDP_CTRL_SIZE   160  /* control bytes per message (timestamp, pktinfo, drops) */
+#define UDP_BATCH            64   /* datagrams per recvmmsg/sendmmsg */
+#define UDP_RECV_SIZE        4096 /* bytes per receive slot; larger datagrams are ignored */
+#define UDP_ANSWER_SIZE      4096 /* bytes per answer slot; the engine truncates to fit */
+#define UDP_MAX_BATCHES      16   /* batches per wakeup, then back to the loop (fairness) */
+#define UDP_CTRL_SIZE        160  /* control bytes per message (timestamp, pktinfo, drops) */
+#define UDP_OVERLOAD_HOLD_NS 1000000000ull /* overload mode lasts this long after a sign */
+#define UDP_WARY_NS          10000000000ull /* after an overload, a deep queue alone is a sign of one */
+#define UDP_COALESCE_MIN     4     /* datagrams the arrival rate must bring in a coalescing pause */
+#define UDP_GSO_SEGS         64    /* answers per segmented send (the kernel allows 64 or more) */
+#define UDP_GSO_SIZE         1232  /* larger answers go alone: a segment must fit any path's MTU */
+#define UDP_GSO_BYTES        61440 /* bytes per segmented send (one IP packet before segmenting) */
 
 #define TCP_MSG_MAX   65535                   /* largest DNS message over TCP */
 #define TCP_READ_SIZE 65536                   /* the worker's shared read buffer */
@@ -42,6 +48,7 @@
     X(udp_paced)                                                                                   \
     X(udp_shed_codel)                                                                              \
     X(udp_batches)                                                                                 \
+    X(udp_segmented)                                                                               \
     X(tcp_accepted)                                                                                \
     X(tcp_refused)                                                                                 \
     X(tcp_open)                                                                                    \
@@ -84,6 +91,15 @@ typedef struct udp_batch {
     uint8_t rbuf[UDP_BATCH][UDP_RECV_SIZE];
     uint8_t abuf[UDP_BATCH][UDP_ANSWER_SIZE];
     uint64_t arrival[UDP_BATCH]; /* kernel arrival time (CLOCK_REALTIME) of answer k */
+    /* Answers of one size to one peer from one source leave in one segmented send. */
+    struct mmsghdr gmsg[UDP_BATCH];
+    struct iovec giov[UDP_BATCH];
+    udp_ctrl_t gctl[UDP_BATCH];
+    uint8_t group[UDP_BATCH];  /* group of answer k */
+    uint8_t gcount[UDP_BATCH]; /* answers in group g */
+    uint8_t gfirst[UDP_BATCH]; /* first answer of group g */
+    uint8_t gnext[UDP_BATCH];  /* where group g's next answer goes in giov while filling */
+    uint8_t gorder[UDP_BATCH]; /* answers in group order: giov[j] is answer gorder[j] */
 } udp_batch_t;
 
 /* One UDP socket of one worker for one listen address. */
@@ -92,6 +108,7 @@ typedef struct udp_sock {
     const cfg_addr_t *addr;
     int fd;
     bool wildcard; /* bound to the any address: answers carry a pktinfo source */
+    bool gso;      /* the kernel segments a send of equal-size answers (UDP_SEGMENT) */
     bool poll_init;
     uv_poll_t poll;
     uint32_t ovfl_seen; /* the kernel's drop count for this socket last seen */
@@ -168,7 +185,11 @@ struct worker {
     bool pace_init;
     bool paused;
     uint64_t last_short_ns; /* last sign of overload: budget ran out or CoDel dropping */
-    bool small_rcvbuf;      /* sockets on overload.udp_rcvbuf_congested */
+    /* Arrival rate for coalescing: datagrams read in the current window of about 10 ms. */
+    uint64_t rate_since_ns;
+    uint64_t rate_count;
+    uint64_t rate_pps;
+    bool small_rcvbuf; /* sockets on overload.udp_rcvbuf_congested */
 
     worker_stats_t stats;
     uint64_t latency[SERVER_LATENCY_BUCKETS + 1]; /* written by the worker (relaxed) */
@@ -192,6 +213,8 @@ int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf);
 
 /* Wires the batch vectors (once per worker). */
 void udp_batch_wire(udp_batch_t *b);
+/* Whether the kernel segments sends on FD (UDP_SEGMENT, Linux 4.18). */
+bool udp_gso_usable(int fd);
 
 /* Starts polling S on its worker's loop. */
 int udp_sock_start(udp_sock_t *s);

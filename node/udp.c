@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -213,7 +214,7 @@ static void udp_load_sample(worker_t *w, uint64_t *run_ns, uint64_t *wait_ns)
 static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
 {
     /* Sampled here rather than from a timer so that a flood cannot starve the update. */
-    if (now_ns - w->starve_last_ns >= 20000000ull) {
+    if (now_ns - w->starve_last_ns >= 10000000ull) {
         uint64_t run, wait;
         udp_load_sample(w, &run, &wait);
         if (w->starve_last_ns) {
@@ -242,6 +243,12 @@ static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
         codel_queue_empty(&w->codel);
 }
 
+/* Overloaded: a sign of overload (see udp_rcvbuf_adjust()) in the last second. */
+static inline bool udp_overloaded(const worker_t *w, uint64_t now_ns)
+{
+    return w->last_short_ns && now_ns - w->last_short_ns < UDP_OVERLOAD_HOLD_NS;
+}
+
 /* Per datagram, before it is parsed, in arrival order. SOJOURN_NS is the time since the
  * kernel received it (SO_TIMESTAMPNS); NOW_NS is CLOCK_MONOTONIC. CUBIC does not appear
  * here: it limits how much udp_poll_cb() reads, so its excess never costs a read.
@@ -256,9 +263,10 @@ static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t
      * CoDel's interval has passed. A burst on an idle server is not starved: it stays in
      * the large buffer and is answered. Once overloaded, a datagram older than twice the
      * target is the backlog of the surge: dropped. */
-    if (sojourn_ns > 2 * w->codel.target_ns && w->starved)
+    if (sojourn_ns > 2 * w->codel.target_ns &&
+        (w->starved || (w->last_short_ns && now_ns - w->last_short_ns < UDP_WARY_NS)))
         w->last_short_ns = now_ns;
-    if (w->codel_on && w->small_rcvbuf && sojourn_ns > 2 * w->codel.target_ns)
+    if (w->codel_on && sojourn_ns > 2 * w->codel.target_ns && udp_overloaded(w, now_ns))
         return UDP_SHED_CODEL;
     /* CoDel follows every datagram (RFC 8289 state), but its drops apply only while the
      * thread is short of CPU (starved, or reading at CUBIC's limit) in the last second, and
@@ -283,7 +291,7 @@ static void udp_rcvbuf_adjust(worker_t *w, uint64_t now_ns)
     uint32_t small = w->cfg->overload.udp_rcvbuf_congested;
     if (small == 0 || small >= w->cfg->overload.udp_rcvbuf)
         return;
-    bool overloaded = w->last_short_ns && now_ns - w->last_short_ns < 1000000000ull;
+    bool overloaded = udp_overloaded(w, now_ns);
     if (overloaded == w->small_rcvbuf)
         return;
     w->small_rcvbuf = overloaded;
@@ -332,31 +340,170 @@ static void udp_latency_record(worker_t *w, unsigned count)
                      __atomic_load_n(&w->latency_sum_ns, __ATOMIC_RELAXED) + sum, __ATOMIC_RELAXED);
 }
 
-/* Sends answers [0, count) with as few sendmmsg calls as the kernel allows. */
-static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
+/* Sends messages [0, count) of VEC with as few sendmmsg calls as the kernel allows; SEGS
+ * (NULL: one each) gives the answers each message carries. Returns the index of a message
+ * refused with an error that says the segmented send is not usable, or COUNT. */
+static unsigned udp_sendmmsg(worker_t *w, udp_sock_t *s, struct mmsghdr *vec, unsigned count,
+                             const uint8_t *segs)
 {
-    udp_batch_t *b = w->batch;
     unsigned off = 0;
 
     while (off < count) {
-        int n = sendmmsg(s->fd, b->smsg + off, count - off, 0);
+        int n = sendmmsg(s->fd, vec + off, count - off, 0);
         if (n > 0) {
+            uint64_t answers = (uint64_t)n;
+            if (segs) {
+                uint64_t segmented = 0;
+                answers = 0;
+                for (unsigned j = off; j < off + (unsigned)n; j++) {
+                    answers += segs[j];
+                    segmented += segs[j] > 1 ? segs[j] : 0;
+                }
+                if (segmented)
+                    STAT_ADD(w, udp_segmented, segmented);
+            }
             off += (unsigned)n;
-            STAT_ADD(w, udp_answered, n);
+            STAT_ADD(w, udp_answered, answers);
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
             /* Send buffer full: the rest of the batch is lost. */
-            STAT_ADD(w, udp_dropped, count - off);
-            return;
+            uint64_t lost = count - off;
+            if (segs) {
+                lost = 0;
+                for (unsigned j = off; j < count; j++)
+                    lost += segs[j];
+            }
+            STAT_ADD(w, udp_dropped, lost);
+            return count;
         }
-        /* The first remaining answer was refused (unreachable peer, bad address): skip it. */
+        if (n < 0 && segs && segs[off] > 1 &&
+            (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP))
+            return off;
+        /* The first remaining message was refused (unreachable peer, bad address): skip it. */
         log_debug("udp", "%s: sendmmsg: %s", s->addr->text, strerror(n < 0 ? errno : EIO));
-        STAT_ADD(w, udp_send_errors, 1);
+        STAT_ADD(w, udp_send_errors, segs ? segs[off] : 1);
         off++;
     }
+    return count;
+}
+
+/* Same peer, same source: the answers may share one segmented send. */
+static bool udp_same_route(const struct msghdr *a, const struct msghdr *b)
+{
+    return a->msg_namelen == b->msg_namelen && a->msg_controllen == b->msg_controllen &&
+           memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0 &&
+           (a->msg_controllen == 0 ||
+            memcmp(a->msg_control, b->msg_control, a->msg_controllen) == 0);
+}
+
+/*
+ * Groups answers [0, count) by peer, source and size into b->gmsg: a group of several is one
+ * message whose UDP_SEGMENT control tells the kernel to cut it into datagrams of that size,
+ * so that the route lookup, the IP output and, on loopback, the IP input are paid once per
+ * group (docs/transport.md). Answers to one peer may leave in another order than they came,
+ * which UDP never promised. Returns the number of groups, or 0 when no two answers share one.
+ */
+static unsigned udp_group(udp_batch_t *b, unsigned count)
+{
+    unsigned ng = 0;
+
+    for (unsigned k = 0; k < count; k++) {
+        size_t size = b->siov[k].iov_len;
+        unsigned g = ng;
+        if (size <= UDP_GSO_SIZE) {
+            for (unsigned j = 0; j < ng; j++) {
+                unsigned f = b->gfirst[j];
+                if (b->siov[f].iov_len == size && b->gcount[j] < UDP_GSO_SEGS &&
+                    (b->gcount[j] + 1u) * size <= UDP_GSO_BYTES &&
+                    udp_same_route(&b->smsg[k].msg_hdr, &b->smsg[f].msg_hdr)) {
+                    g = j;
+                    break;
+                }
+            }
+        }
+        if (g == ng) {
+            b->gfirst[ng] = (uint8_t)k;
+            b->gcount[ng] = 0;
+            ng++;
+        }
+        b->gcount[g]++;
+        b->group[k] = (uint8_t)g;
+    }
+    if (ng == count)
+        return 0;
+
+    unsigned start = 0;
+    for (unsigned g = 0; g < ng; g++) {
+        b->gnext[g] = (uint8_t)start;
+        start += b->gcount[g];
+    }
+    for (unsigned k = 0; k < count; k++) {
+        unsigned j = b->gnext[b->group[k]]++;
+        b->giov[j] = b->siov[k];
+        b->gorder[j] = (uint8_t)k;
+    }
+    for (unsigned g = 0; g < ng; g++) {
+        const struct msghdr *first = &b->smsg[b->gfirst[g]].msg_hdr;
+        struct msghdr *mh = &b->gmsg[g].msg_hdr;
+        *mh = *first;
+        mh->msg_iov = &b->giov[b->gnext[g] - b->gcount[g]];
+        mh->msg_iovlen = b->gcount[g];
+        if (b->gcount[g] == 1)
+            continue;
+        /* The source pktinfo (if any) and then the segment size. */
+        udp_ctrl_t *ctl = &b->gctl[g];
+        size_t clen = first->msg_controllen;
+        memset(ctl->buf, 0, sizeof(ctl->buf));
+        if (clen)
+            memcpy(ctl->buf, first->msg_control, clen);
+        struct cmsghdr *cm = (struct cmsghdr *)(ctl->buf + clen);
+        uint16_t seg = (uint16_t)b->giov[b->gnext[g] - 1].iov_len;
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(seg));
+        memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+        mh->msg_control = ctl->buf;
+        mh->msg_controllen = clen + CMSG_SPACE(sizeof(seg));
+    }
+    return ng;
+}
+
+/* Sends answers [0, count): grouped into segmented sends where the socket allows it. */
+static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
+{
+    udp_batch_t *b = w->batch;
+    unsigned ng = s->gso && count > 1 ? udp_group(b, count) : 0;
+
+    if (ng == 0) {
+        (void)udp_sendmmsg(w, s, b->smsg, count, NULL);
+        return;
+    }
+    unsigned off = 0;
+    while (off < ng) {
+        off += udp_sendmmsg(w, s, b->gmsg + off, ng - off, b->gcount + off);
+        if (off >= ng)
+            break;
+        /* Group OFF could not be segmented (the kernel or the route refuses it): its answers
+         * go one by one. A device without checksum offload refuses every group: stop trying. */
+        if (errno == EIO || errno == ENOPROTOOPT || errno == EOPNOTSUPP) {
+            log_info("udp", "%s: segmented sends refused (%s), sending one by one", s->addr->text,
+                     strerror(errno));
+            s->gso = false;
+        }
+        unsigned first = b->gnext[off] - b->gcount[off];
+        for (unsigned j = first; j < b->gnext[off]; j++)
+            (void)udp_sendmmsg(w, s, &b->smsg[b->gorder[j]], 1, NULL);
+        off++;
+    }
+}
+
+bool udp_gso_usable(int fd)
+{
+    /* Setting the default segment size to 0 (none) fails where the kernel lacks UDP_SEGMENT. */
+    return server_setopt(fd, SOL_UDP, UDP_SEGMENT, 0) == 0;
 }
 
 /* One recvmmsg of at most MAX datagrams + answers + sendmmsg. Returns the number read. */
@@ -478,11 +625,21 @@ static void udp_poll_cb(uv_poll_t *handle, int status, int events)
         if (n < (int)max)
             break;
     }
-    udp_rcvbuf_adjust(w, fennec_now_ns());
+    uint64_t now = fennec_now_ns();
+    udp_rcvbuf_adjust(w, now);
+    w->rate_count += (uint64_t)total;
+    if (now - w->rate_since_ns >= 10000000ull) {
+        w->rate_pps = w->rate_count * 1000000000ull / (now - w->rate_since_ns);
+        w->rate_count = 0;
+        w->rate_since_ns = now;
+    }
     /* A few datagrams per wakeup at a steady rate: wait a little so that the next wakeup
-     * finds a fuller batch (fewer syscalls and wakeups per query, for us and the client). */
+     * finds a fuller batch (fewer syscalls and wakeups per query, for us and the client,
+     * and larger segmented sends). Only when the rate fills the pause with a few
+     * datagrams: at a low rate the wait would add latency and save nothing. */
     uint64_t co = w->cfg->overload.udp_coalesce_ns;
-    if (co && total > 0 && total < UDP_BATCH && !w->paused)
+    if (co && total > 0 && total < UDP_BATCH && !w->paused &&
+        w->rate_pps * co >= UDP_COALESCE_MIN * 1000000000ull)
         udp_pause(w, co);
 }
 

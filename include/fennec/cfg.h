@@ -46,10 +46,12 @@ typedef struct cfg_overload {
     double cubic_min_rate;         /* queries per second, default 1 */
     uint32_t udp_rcvbuf;           /* socket receive buffer bytes, default 8 MiB */
     uint64_t udp_coalesce_ns;      /* after a wakeup that read a small batch, wait this long
-                                      before reading again (fewer wakeups per query);
-                                      default 200 us; 0 = off */
+                                      before reading again (fewer wakeups per query) when
+                                      the arrival rate fills the wait; default 400 us; 0 = off */
     uint32_t udp_rcvbuf_congested; /* receive buffer while overloaded (the kernel then sheds
-                                      the excess for free), default 32 KiB; 0 = keep */
+                                      the excess for free), default 48 KiB; 0 = keep */
+    bool udp_gso;                  /* equal-size answers to one peer leave as one segmented
+                                      send (UDP_SEGMENT) where the kernel has it; default on */
 } cfg_overload_t;
 
 typedef struct cfg_tcp {

@@ -150,8 +150,8 @@ static void test_minimal_defaults(void **state)
     assert_float_equal(cfg->overload.cubic_ema_alpha, 0.3, 1e-9);
     assert_float_equal(cfg->overload.cubic_min_rate, 1, 1e-9);
     assert_int_equal(cfg->overload.udp_rcvbuf, 8u * 1024 * 1024);
-    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 32u * 1024);
-    assert_int_equal(cfg->overload.udp_coalesce_ns, 200000ull);
+    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 48u * 1024);
+    assert_int_equal(cfg->overload.udp_coalesce_ns, 400000ull);
     assert_int_equal(cfg->tcp.idle_timeout_ms, 10000);
     assert_int_equal(cfg->tcp.max_connections, 1024);
     assert_int_equal(cfg->tcp.max_inflight, 64);
@@ -199,8 +199,8 @@ static void test_default(void **state)
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(cfg->overload.codel_backlog, 4096);
     assert_int_equal(cfg->overload.udp_rcvbuf, 8u * 1024 * 1024);
-    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 32u * 1024);
-    assert_int_equal(cfg->overload.udp_coalesce_ns, 200000ull);
+    assert_int_equal(cfg->overload.udp_rcvbuf_congested, 48u * 1024);
+    assert_int_equal(cfg->overload.udp_coalesce_ns, 400000ull);
     cfg_free(cfg);
     cfg_free(NULL);
 }
@@ -450,7 +450,8 @@ static void test_overload_udp_keys(void **state)
     (void)state;
     cfg_overload_t o = parse_overload_ok("  udp_coalesce: 0us\n");
     assert_int_equal(o.udp_coalesce_ns, 0);
-    assert_int_equal(o.udp_rcvbuf_congested, 32u * 1024); /* the other keeps its default */
+    assert_int_equal(o.udp_rcvbuf_congested, 48u * 1024); /* the other keeps its default */
+    assert_true(o.udp_gso);
     o = parse_overload_ok("  udp_coalesce: 0ns\n");
     assert_int_equal(o.udp_coalesce_ns, 0);
     o = parse_overload_ok("  udp_coalesce: 1ns\n");
@@ -467,7 +468,12 @@ static void test_overload_udp_keys(void **state)
 
     o = parse_overload_ok("  udp_rcvbuf_congested: 0\n");
     assert_int_equal(o.udp_rcvbuf_congested, 0);
-    assert_int_equal(o.udp_coalesce_ns, 200000ull);
+    assert_int_equal(o.udp_coalesce_ns, 400000ull);
+    o = parse_overload_ok("  udp_gso: false\n");
+    assert_false(o.udp_gso);
+    assert_int_equal(o.udp_coalesce_ns, 400000ull);
+    o = parse_overload_ok("  udp_gso: true\n");
+    assert_true(o.udp_gso);
     o = parse_overload_ok("  udp_rcvbuf_congested: 4096\n");
     assert_int_equal(o.udp_rcvbuf_congested, 4096);
     o = parse_overload_ok("  udp_rcvbuf_congested: 256KiB\n");
@@ -484,6 +490,8 @@ static void test_overload_udp_keys(void **state)
     assert_int_equal(o.udp_coalesce_ns, 2000000ull);
 
     /* Errors name the line and the key. */
+    expect_error(BASE "overload:\n  udp_gso: maybe\n", 6, "overload.udp_gso", NULL);
+    expect_error(BASE "overload:\n  udp_gso: [1]\n", 6, "overload.udp_gso", NULL);
     expect_error(BASE "overload:\n  udp_coalesce: 11ms\n", 6, "overload.udp_coalesce", "\"11ms\"",
                  "out of range", NULL);
     expect_error(BASE "overload:\n  udp_coalesce: 10000001ns\n", 6, "overload.udp_coalesce",

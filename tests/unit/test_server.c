@@ -299,6 +299,84 @@ static void test_udp_wildcard_source(void **state)
     udp_roundtrip("::ffff:127.0.0.3", PORT_WILD, 0x2004);
 }
 
+/* Sends COUNT queries in one sendmmsg from one socket to IP:PORT (names of a few answer
+ * sizes, several of each) and checks that every answer arrives as its own datagram, once,
+ * echoing its own question, from the address the queries went to. */
+static void udp_burst(const char *ip, uint16_t port, uint16_t idbase, unsigned count)
+{
+    static const char *const names[] = {"www.example.com",    "ns1.example.com",
+                                        "ns2.example.com",    "mail.example.com",
+                                        "a.apps.example.com", "bbbb.apps.example.com"};
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    uint8_t q[64][128];
+    size_t qlen[64];
+    struct mmsghdr mm[64];
+    struct iovec iov[64];
+    bool seen[64] = {false};
+
+    assert_true(count <= 64);
+    sockaddr_make(&to, &tolen, ip, port);
+    int fd = udp_client(to.ss_family);
+    memset(mm, 0, sizeof(mm));
+    for (unsigned i = 0; i < count; i++) {
+        qlen[i] = make_query(q[i], (uint16_t)(idbase + i), names[i % 6]);
+        iov[i] = (struct iovec){.iov_base = q[i], .iov_len = qlen[i]};
+        mm[i].msg_hdr.msg_name = &to;
+        mm[i].msg_hdr.msg_namelen = tolen;
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    assert_int_equal(sendmmsg(fd, mm, count, 0), (int)count);
+    for (unsigned got = 0; got < count; got++) {
+        uint8_t ans[4096];
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof(from);
+        assert_int_equal(wait_readable(fd, IO_TIMEOUT_MS), 1);
+        ssize_t n = recvfrom(fd, ans, sizeof(ans), 0, (struct sockaddr *)&from, &fromlen);
+        assert_true(n >= 12);
+        unsigned id = ((unsigned)ans[0] << 8) | ans[1];
+        assert_true(id >= idbase && id < idbase + count);
+        unsigned i = id - idbase;
+        assert_false(seen[i]);
+        seen[i] = true;
+        check_answer(ans, (size_t)n, (uint16_t)id);
+        /* The question (name, type, class) is this query's own. */
+        assert_true((size_t)n >= qlen[i]);
+        assert_memory_equal(ans + 12, q[i] + 12, qlen[i] - 12);
+        assert_int_equal(fromlen, tolen);
+        assert_memory_equal(&from, &to, tolen);
+    }
+    close(fd);
+}
+
+/* Answers of one size to one client leave in segmented sends: each still arrives as its own
+ * datagram, over IPv4, IPv6 and the wildcard socket (a pktinfo source and a segment size in
+ * one send). */
+static void test_udp_segmented(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ip;
+        uint16_t port;
+    } to[] = {{"127.0.0.1", PORT_V4}, {"::1", PORT_V6}, {"127.0.0.2", PORT_WILD}};
+    for (size_t t = 0; t < sizeof(to) / sizeof(to[0]); t++) {
+        server_stats_t before, after;
+        server_stats_get(g_srv, &before);
+        /* The server may wake before the whole burst is queued and read it in small pieces;
+         * a few rounds make sure that some batch held several answers of one size. */
+        for (unsigned round = 0; round < 20; round++) {
+            udp_burst(to[t].ip, to[t].port, (uint16_t)(0xc000 + 64 * round), 64);
+            server_stats_get(g_srv, &after);
+            if (after.udp_segmented > before.udp_segmented + 64)
+                break;
+        }
+        assert_true(after.udp_segmented > before.udp_segmented + 64);
+        assert_int_equal(after.udp_dropped, before.udp_dropped);
+        assert_int_equal(after.udp_send_errors, before.udp_send_errors);
+    }
+}
+
 static void test_udp_response_ignored(void **state)
 {
     (void)state;
@@ -581,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_udp_v4_v6),
         cmocka_unit_test(test_udp_wildcard_source),
         cmocka_unit_test(test_udp_response_ignored),
+        cmocka_unit_test(test_udp_segmented),
         cmocka_unit_test(test_tcp_basic),
         cmocka_unit_test(test_tcp_pipelined),
         cmocka_unit_test(test_tcp_split_prefix),
