@@ -938,7 +938,7 @@ static void set_defaults(cfg_t *cfg)
     cfg->overload.codel_enabled = true;
     cfg->overload.codel_target_ns = 5000000ull;
     cfg->overload.codel_interval_ns = 100000000ull;
-    cfg->overload.codel_backlog = 4096;
+    cfg->overload.codel_backlog = 1024;
     cfg->overload.cubic_enabled = true;
     cfg->overload.cubic_threshold = 0.90;
     cfg->overload.cubic_c = 0.4;

@@ -21,7 +21,6 @@
 #define UDP_BATCH            64   /* datagrams per recvmmsg/sendmmsg */
 #define UDP_RECV_SIZE        4096 /* bytes per receive slot; larger datagrams are ignored */
 #define UDP_ANSWER_SIZE      4096 /* bytes per answer slot; the engine truncates to fit */
-#define UDP_MAX_BATCHES      16   /* batches per wakeup, then back to the loop (fairness) */
 #define UDP_CTRL_SIZE        160  /* control bytes per message (timestamp, pktinfo, drops) */
 #define UDP_OVERLOAD_HOLD_NS 1000000000ull /* overload mode lasts this long after a sign */
 #define UDP_WARY_NS          10000000000ull /* after an overload, a deep queue alone is a sign of one */

@@ -601,10 +601,12 @@ static void udp_poll_cb(uv_poll_t *handle, int status, int events)
         log_warn("udp", "%s: poll: %s", s->addr->text, uv_strerror(status));
         return;
     }
-    /* Level-triggered: what is left after the bound wakes the loop again. */
+    /* At most overload.codel.backlog datagrams per pass, then back to the loop so that TCP
+     * and timers get their turn; level-triggered: what is left wakes the loop again. */
+    uint32_t bound = w->cfg->overload.codel_backlog ? w->cfg->overload.codel_backlog : 1;
     int total = 0;
-    for (int i = 0; i < UDP_MAX_BATCHES; i++) {
-        uint32_t max = UDP_BATCH;
+    while ((uint32_t)total < bound) {
+        uint32_t max = bound - (uint32_t)total < UDP_BATCH ? bound - (uint32_t)total : UDP_BATCH;
         if (w->cubic_on) {
             uint64_t now = fennec_now_ns();
             uint32_t avail = cubic_available(&w->cubic, now);

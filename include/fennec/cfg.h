@@ -37,7 +37,8 @@ typedef struct cfg_overload {
     bool codel_enabled;            /* overload.codel: {enabled: true} by default */
     uint64_t codel_target_ns;      /* default 5 ms */
     uint64_t codel_interval_ns;    /* default 100 ms */
-    uint32_t codel_backlog;        /* hard bound on queued packets per batch pass; default 4096 */
+    uint32_t codel_backlog;        /* hard bound on queued datagrams read per pass (wakeup) of a
+                                      worker before it serves TCP and timers; default 1024 */
     bool cubic_enabled;            /* default true */
     double cubic_threshold;        /* utilization_threshold, default 0.90 */
     double cubic_c;                /* default 0.4 */

@@ -142,7 +142,7 @@ static void test_minimal_defaults(void **state)
     assert_true(cfg->overload.codel_enabled);
     assert_int_equal(cfg->overload.codel_target_ns, 5000000ull);
     assert_int_equal(cfg->overload.codel_interval_ns, 100000000ull);
-    assert_int_equal(cfg->overload.codel_backlog, 4096);
+    assert_int_equal(cfg->overload.codel_backlog, 1024);
     assert_true(cfg->overload.cubic_enabled);
     assert_float_equal(cfg->overload.cubic_threshold, 0.90, 1e-9);
     assert_float_equal(cfg->overload.cubic_c, 0.4, 1e-9);
@@ -197,7 +197,7 @@ static void test_default(void **state)
     assert_non_null(cfg->zones[0].text);
     assert_string_equal(cfg->zones[0].text, zone_builtin_example);
     assert_string_equal(cfg->log_level, "info");
-    assert_int_equal(cfg->overload.codel_backlog, 4096);
+    assert_int_equal(cfg->overload.codel_backlog, 1024);
     assert_int_equal(cfg->overload.udp_rcvbuf, 8u * 1024 * 1024);
     assert_int_equal(cfg->overload.udp_rcvbuf_congested, 48u * 1024);
     assert_int_equal(cfg->overload.udp_coalesce_ns, 400000ull);

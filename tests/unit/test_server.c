@@ -29,6 +29,7 @@
 #define PORT_WILD     15412
 #define PORT_LIMIT    15413
 #define PORT_FLOOD    15415
+#define PORT_BOUND    15416
 #define IDLE_MS       300
 #define MAX_INFLIGHT  8
 #define IO_TIMEOUT_MS 3000
@@ -609,6 +610,30 @@ static void test_tcp_connection_limit(void **state)
     server_free(srv);
 }
 
+/* overload.codel.backlog bounds the datagrams read per pass: with 8, a burst of 64 needs
+ * at least 8 reads, and every query is still answered (the rest waits for the next pass). */
+static void test_udp_pass_bound(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    cfg_addr_t addr;
+    server_t *srv = NULL;
+    server_stats_t st;
+
+    addr_set(&addr, "127.0.0.1", PORT_BOUND);
+    cfg_set(&cfg, &addr, 1, 1);
+    cfg.overload.codel_backlog = 8;
+    assert_int_equal(server_new(&cfg, &srv), 0);
+    assert_int_equal(server_start(srv), 0);
+    udp_burst("127.0.0.1", PORT_BOUND, 0xd000, 64);
+    server_stats_get(srv, &st);
+    assert_int_equal(st.udp_answered, 64);
+    assert_true(st.udp_batches >= 8);
+    assert_true(st.udp_received <= 8 * st.udp_batches);
+    server_stop(srv);
+    server_free(srv);
+}
+
 static void test_bind_conflict(void **state)
 {
     (void)state;
@@ -669,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_tcp_half_close),
         cmocka_unit_test(test_tcp_flood_does_not_block_others),
         cmocka_unit_test(test_tcp_connection_limit),
+        cmocka_unit_test(test_udp_pass_bound),
         cmocka_unit_test(test_bind_conflict),
         cmocka_unit_test(test_stats),
     };
