@@ -537,6 +537,28 @@ finish:
     return a.pos;
 }
 
+void query_hint_start(const zone_set_t *set, const uint8_t *in, size_t inlen, query_hint_t *hint)
+{
+    uint8_t qname[WIRE_NAME_MAX];
+    size_t pos = WIRE_HEADER_LEN;
+
+    hint->zone = NULL;
+    if (inlen < WIRE_HEADER_LEN || wire_get_u16(in + 4) != 1)
+        return;
+    int qlen = wire_name_read(in, inlen, &pos, qname, true);
+    if (qlen < 0)
+        return;
+    hint->zone = zone_set_find(set, qname, (size_t)qlen);
+    if (hint->zone)
+        hint->hash = zone_node_prefetch(hint->zone, qname, (size_t)qlen);
+}
+
+void query_hint_next(const query_hint_t *hint)
+{
+    if (hint->zone)
+        zone_node_prefetch_next(hint->zone, hint->hash);
+}
+
 size_t query_answer(query_ctx_t *ctx, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap,
                     query_transport_t transport)
 {

@@ -25,6 +25,8 @@
 #define UDP_OVERLOAD_HOLD_NS 1000000000ull /* overload mode lasts this long after a sign */
 #define UDP_WARY_NS          10000000000ull /* after an overload, a deep queue alone is a sign of one */
 #define UDP_COALESCE_MIN     4     /* datagrams the arrival rate must bring in a coalescing pause */
+#define UDP_HINT_START       8     /* the lookahead parses the query this many places ahead, */
+#define UDP_HINT_NEXT        4     /* and loads its node this many places ahead */
 #define UDP_GSO_SEGS         64    /* answers per segmented send (the kernel allows 64 or more) */
 #define UDP_GSO_SIZE         1232  /* larger answers go alone: a segment must fit any path's MTU */
 #define UDP_GSO_BYTES        61440 /* bytes per segmented send (one IP packet before segmenting) */
@@ -89,7 +91,8 @@ typedef struct udp_batch {
     udp_ctrl_t sctl[UDP_BATCH];
     uint8_t rbuf[UDP_BATCH][UDP_RECV_SIZE];
     uint8_t abuf[UDP_BATCH][UDP_ANSWER_SIZE];
-    uint64_t arrival[UDP_BATCH]; /* kernel arrival time (CLOCK_REALTIME) of answer k */
+    uint64_t arrival[UDP_BATCH];  /* kernel arrival time (CLOCK_REALTIME) of answer k */
+    query_hint_t hint[UDP_BATCH]; /* lookahead of datagram i (query_hint_start()) */
     /* Answers of one size to one peer from one source leave in one segmented send. */
     struct mmsghdr gmsg[UDP_BATCH];
     struct iovec giov[UDP_BATCH];

@@ -94,6 +94,22 @@ static uint32_t name_hash(const uint8_t *name, size_t len)
     return h;
 }
 
+uint32_t zone_node_prefetch(const zone_t *zone, const uint8_t *lname, size_t len)
+{
+    uint32_t h = name_hash(lname, len);
+    __builtin_prefetch(&zone->table[h & zone->mask]);
+    return h;
+}
+
+void zone_node_prefetch_next(const zone_t *zone, uint32_t hash)
+{
+    const zone_node_t *n = zone->table[hash & zone->mask];
+    if (n) {
+        __builtin_prefetch(n);
+        __builtin_prefetch((const uint8_t *)n + 63);
+    }
+}
+
 const zone_node_t *zone_node_find(const zone_t *zone, const uint8_t *lname, size_t len)
 {
     uint32_t h = name_hash(lname, len);

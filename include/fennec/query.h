@@ -45,8 +45,25 @@ const query_stats_t *query_ctx_stats(const query_ctx_t *ctx);
 size_t query_answer(query_ctx_t *ctx, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap,
                     query_transport_t transport);
 
-/* Same, from the given zone set (tests, fuzzing; no RCU). SET may be NULL. */
+/* Same, from the given zone set (tests, fuzzing, a batch inside one read-side section; no
+ * RCU of its own). SET may be NULL. */
 size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *in, size_t inlen,
                         uint8_t *out, size_t outcap, query_transport_t transport);
+
+/*
+ * Lookahead for a batch answered with query_answer_set() from SET in one read-side
+ * section: query_hint_start() on the query a few places ahead of the one being answered
+ * parses its question and starts loading the name's hash bucket; query_hint_next(), a few
+ * places later, starts loading the node. Memory stalls of several queries then overlap
+ * instead of adding up. Any input is safe: a message without a usable question leaves an
+ * empty hint, which does nothing.
+ */
+typedef struct query_hint {
+    const zone_t *zone; /* NULL: nothing to prefetch */
+    uint32_t hash;
+} query_hint_t;
+
+void query_hint_start(const zone_set_t *set, const uint8_t *in, size_t inlen, query_hint_t *hint);
+void query_hint_next(const query_hint_t *hint);
 
 #endif

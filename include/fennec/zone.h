@@ -109,6 +109,16 @@ const zone_node_t *zone_apex(const zone_t *zone);
 /* Exact lookup of a lower-case wire name; NULL when absent. */
 const zone_node_t *zone_node_find(const zone_t *zone, const uint8_t *lname, size_t len);
 
+/*
+ * Lookahead for a batch of lookups: zone_node_prefetch() starts loading the hash bucket of
+ * LNAME into the cache and returns the name's hash; zone_node_prefetch_next(), called once
+ * the bucket had time to arrive (a few lookups later), starts loading the first node of its
+ * chain. Both only warm the cache; the zone must stay alive in between (one read-side
+ * section).
+ */
+uint32_t zone_node_prefetch(const zone_t *zone, const uint8_t *lname, size_t len);
+void zone_node_prefetch_next(const zone_t *zone, uint32_t hash);
+
 /* The RRset of TYPE at NODE, or NULL. */
 const zone_rrset_t *zone_node_rrset(const zone_node_t *node, uint16_t type);
 

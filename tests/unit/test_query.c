@@ -1239,6 +1239,63 @@ static unsigned long run_mix(bool extra, size_t *answered)
     return allocs_now() - before;
 }
 
+/* The batch lookahead: the zone (and bucket hash) of a query's name, nothing for anything
+ * else, whatever the bytes. */
+static void test_hint(void **state)
+{
+    (void)state;
+    qbuf_t q;
+    query_hint_t h;
+    uint8_t lname[WIRE_NAME_MAX];
+    const zone_t *com = zone_set_at(g_set, 0), *org = zone_set_at(g_set, 1);
+    if (strcmp(zone_name(com), "example.com") != 0) {
+        const zone_t *t = com;
+        com = org;
+        org = t;
+    }
+
+    /* Mixed case: the hint works on the lower-case name, as the lookup does. */
+    mkq(&q, 1, 0, "WwW.Example.COM", WIRE_TYPE_A, 1);
+    query_hint_start(g_set, q.b, q.len, &h);
+    assert_ptr_equal(h.zone, com);
+    int l = wire_name_from_text("www.example.com", lname);
+    assert_true(l > 0);
+    assert_int_equal(h.hash, zone_node_prefetch(com, lname, (size_t)l));
+    query_hint_next(&h);
+
+    mkq(&q, 2, 0, "www.example.org", WIRE_TYPE_A, 1);
+    query_hint_start(g_set, q.b, q.len, &h);
+    assert_ptr_equal(h.zone, org);
+
+    /* Not ours, no question, two questions, a name cut short, a header cut short. */
+    mkq(&q, 3, 0, "www.example.net", WIRE_TYPE_A, 1);
+    query_hint_start(g_set, q.b, q.len, &h);
+    assert_null(h.zone);
+    query_hint_next(&h);
+    mkq(&q, 4, 0, "www.example.com", WIRE_TYPE_A, 1);
+    for (size_t n = 0; n < WIRE_HEADER_LEN + 5; n++) {
+        h.zone = com;
+        query_hint_start(g_set, q.b, n, &h);
+        assert_null(h.zone);
+    }
+    wire_put_u16(q.b + 4, 0);
+    query_hint_start(g_set, q.b, q.len, &h);
+    assert_null(h.zone);
+    wire_put_u16(q.b + 4, 2);
+    query_hint_start(g_set, q.b, q.len, &h);
+    assert_null(h.zone);
+    /* A compression pointer to itself. */
+    wire_put_u16(q.b + 4, 1);
+    q.b[WIRE_HEADER_LEN] = 0xC0;
+    q.b[WIRE_HEADER_LEN + 1] = WIRE_HEADER_LEN;
+    query_hint_start(g_set, q.b, q.len, &h);
+    assert_null(h.zone);
+    /* No zone set at all. */
+    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    query_hint_start(NULL, q.b, q.len, &h);
+    assert_null(h.zone);
+}
+
 static void test_no_allocation_per_query(void **state)
 {
     (void)state;
@@ -1280,6 +1337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_flags),
+        cmocka_unit_test(test_hint),
         cmocka_unit_test(test_opcodes),
         cmocka_unit_test(test_question_case),
         cmocka_unit_test(test_nxdomain_nodata),
