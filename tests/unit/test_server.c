@@ -139,6 +139,45 @@ static void sockaddr_make(struct sockaddr_storage *ss, socklen_t *len, const cha
     *len = a.len;
 }
 
+/* A server of its own for one test (one at a time: the config is static, and a server
+ * keeps pointing at it): one worker on 127.0.0.1:PORT, the test's config with TWEAK
+ * applied, started. */
+typedef void (*cfg_tweak_fn)(cfg_t *cfg);
+
+static server_t *own_server(uint16_t port, cfg_tweak_fn tweak)
+{
+    static cfg_t cfg;
+    static cfg_addr_t addr;
+    server_t *srv = NULL;
+    addr_set(&addr, "127.0.0.1", port);
+    cfg_set(&cfg, &addr, 1, 1);
+    tweak(&cfg);
+    assert_int_equal(server_new(&cfg, &srv), 0);
+    assert_int_equal(server_start(srv), 0);
+    return srv;
+}
+
+static void own_server_free(server_t *srv)
+{
+    server_stop(srv);
+    server_free(srv);
+}
+
+static void long_idle(cfg_t *cfg)
+{
+    cfg->tcp.idle_timeout_ms = 5000;
+}
+
+static void two_connections(cfg_t *cfg)
+{
+    cfg->tcp.max_connections = 2;
+}
+
+static void pass_of_eight(cfg_t *cfg)
+{
+    cfg->overload.codel_backlog = 8;
+}
+
 /* Sends one query over UDP to IP:PORT and checks the answer and its source address. */
 static void udp_roundtrip(const char *ip, uint16_t port, uint16_t id)
 {
@@ -518,16 +557,10 @@ static void test_tcp_flood_does_not_block_others(void **state)
      * worker must stop reading A (in-flight limit) and keep serving client B on the same
      * (single) worker. */
     enum { MAX_BYTES = 8 << 20 };
-    cfg_t cfg;
-    cfg_addr_t addr;
     server_t *srv = NULL;
     uint8_t frame[600];
 
-    addr_set(&addr, "127.0.0.1", PORT_FLOOD);
-    cfg_set(&cfg, &addr, 1, 1);
-    cfg.tcp.idle_timeout_ms = 5000;
-    assert_int_equal(server_new(&cfg, &srv), 0);
-    assert_int_equal(server_start(srv), 0);
+    srv = own_server(PORT_FLOOD, long_idle);
 
     size_t flen = frame_query(frame, 0xc000);
     /* Small buffers on A so that the kernel cannot absorb the flood. */
@@ -571,25 +604,18 @@ static void test_tcp_flood_does_not_block_others(void **state)
     server_stats_t st;
     server_stats_get(srv, &st);
     assert_int_equal(st.tcp_queries, queries + 1);
-    server_stop(srv);
-    server_free(srv);
+    own_server_free(srv);
 }
 
 static void test_tcp_connection_limit(void **state)
 {
     (void)state;
-    cfg_t cfg;
-    cfg_addr_t addr;
     server_t *srv = NULL;
     server_stats_t st;
     uint8_t buf[600];
     int fds[3];
 
-    addr_set(&addr, "127.0.0.1", PORT_LIMIT);
-    cfg_set(&cfg, &addr, 1, 1);
-    cfg.tcp.max_connections = 2;
-    assert_int_equal(server_new(&cfg, &srv), 0);
-    assert_int_equal(server_start(srv), 0);
+    srv = own_server(PORT_LIMIT, two_connections);
     for (int i = 0; i < 2; i++) {
         fds[i] = tcp_connect("127.0.0.1", PORT_LIMIT);
         send_all(fds[i], buf, frame_query(buf, (uint16_t)(0xa000 + i)));
@@ -606,8 +632,7 @@ static void test_tcp_connection_limit(void **state)
     tcp_expect(fds[0], 0xa010);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
-    server_stop(srv);
-    server_free(srv);
+    own_server_free(srv);
 }
 
 /* overload.codel.backlog bounds the datagrams read per pass: with 8, a burst of 64 needs
@@ -615,23 +640,16 @@ static void test_tcp_connection_limit(void **state)
 static void test_udp_pass_bound(void **state)
 {
     (void)state;
-    cfg_t cfg;
-    cfg_addr_t addr;
     server_t *srv = NULL;
     server_stats_t st;
 
-    addr_set(&addr, "127.0.0.1", PORT_BOUND);
-    cfg_set(&cfg, &addr, 1, 1);
-    cfg.overload.codel_backlog = 8;
-    assert_int_equal(server_new(&cfg, &srv), 0);
-    assert_int_equal(server_start(srv), 0);
+    srv = own_server(PORT_BOUND, pass_of_eight);
     udp_burst("127.0.0.1", PORT_BOUND, 0xd000, 64);
     server_stats_get(srv, &st);
     assert_int_equal(st.udp_answered, 64);
     assert_true(st.udp_batches >= 8);
     assert_true(st.udp_received <= 8 * st.udp_batches);
-    server_stop(srv);
-    server_free(srv);
+    own_server_free(srv);
 }
 
 static void test_bind_conflict(void **state)
