@@ -895,10 +895,48 @@ cleanup:
 
 /* ---- zone sets ---- */
 
+/* Up to this many zones a scan of the apexes is cheaper than hashing every suffix of the
+ * query name; beyond it the set keeps a hash index of the apexes. */
+#define ZONE_SET_SCAN 8
+
 struct zone_set {
     size_t count;
     zone_t **zones;
+    uint32_t *index; /* open addressing by apex hash: zone number + 1, 0 = empty; or NULL */
+    uint32_t mask;
 };
+
+/* The zone whose apex is exactly LNAME (LEN bytes), through the index. */
+static const zone_t *set_index_get(const zone_set_t *set, const uint8_t *lname, size_t len)
+{
+    for (uint32_t i = name_hash(lname, len) & set->mask; set->index[i]; i = (i + 1) & set->mask) {
+        const zone_t *z = set->zones[set->index[i] - 1];
+        if (z->apex_len == len && memcmp(z->apex_wire, lname, len) == 0)
+            return z;
+    }
+    return NULL;
+}
+
+static int set_index_build(zone_set_t *set)
+{
+    uint32_t size = 16;
+    while (size < set->count * 2)
+        size <<= 1;
+    set->index = calloc(size, sizeof(*set->index));
+    if (!set->index)
+        return -ENOMEM;
+    set->mask = size - 1;
+    for (size_t n = 0; n < set->count; n++) {
+        const zone_t *z = set->zones[n];
+        if (set_index_get(set, z->apex_wire, z->apex_len))
+            continue; /* the same apex twice: the first one answers, as with the scan */
+        uint32_t i = name_hash(z->apex_wire, z->apex_len) & set->mask;
+        while (set->index[i])
+            i = (i + 1) & set->mask;
+        set->index[i] = (uint32_t)n + 1;
+    }
+    return 0;
+}
 
 int zone_set_new(zone_t *const *zones, size_t count, zone_set_t **out)
 {
@@ -914,6 +952,10 @@ int zone_set_new(zone_t *const *zones, size_t count, zone_set_t **out)
         zone_ref(zones[i]);
         set->zones[set->count++] = zones[i];
     }
+    if (count > ZONE_SET_SCAN && set_index_build(set) != 0) {
+        zone_set_free(set);
+        return -ENOMEM;
+    }
     *out = set;
     return 0;
 }
@@ -925,6 +967,7 @@ void zone_set_free(zone_set_t *set)
     for (size_t i = 0; i < set->count; i++)
         zone_unref(set->zones[i]);
     free(set->zones);
+    free(set->index);
     free(set);
 }
 
@@ -943,6 +986,16 @@ const zone_t *zone_set_find(const zone_set_t *set, const uint8_t *lname, size_t 
     const zone_t *best = NULL;
     if (!set)
         return NULL;
+    if (set->index) {
+        /* Longest apex first: the whole name, then one label less each time, to the root. */
+        size_t p = 0;
+        for (;;) {
+            const zone_t *z = set_index_get(set, lname + p, len - p);
+            if (z || lname[p] == 0 || p + 1 + lname[p] >= len)
+                return z;
+            p += 1u + lname[p];
+        }
+    }
     for (size_t i = 0; i < set->count; i++) {
         const zone_t *z = set->zones[i];
         if ((!best || z->apex_len > best->apex_len) &&

@@ -486,23 +486,53 @@ static void test_set_find(void **state)
         {"b.sub.example.com", 1},
         {"a.b.sub.example.com", 3},
         {"x.a.b.sub.example.com", 3},
+        {"d.c.x.y.sub.example.com", 1},
+        {"d.c.x.y.example.com", 0},
         {"xsub.example.com", 0},
         {"example.org", 2},
         {"example.net", -1},
         {"com", -1},
         {".", -1},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    /* The same answers from 4 zones (a scan) and from 4 + 20 (the apex index); in the big
+     * set the four come after filler zones, and one filler repeats an apex. */
+    zone_t *big[24];
+    char name[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), i == 19 ? "example.org" : "z%d.test", i);
+        big[i] = zone_for(name);
+    }
+    for (int i = 0; i < 4; i++)
+        big[20 + i] = zs[i];
+    zone_set_t *bigset = NULL;
+    assert_int_equal(zone_set_new(big, 24, &bigset), 0);
+    for (int i = 0; i < 20; i++)
+        zone_unref(big[i]);
+    for (int s = 0; s < 2; s++) {
+        const zone_set_t *in = s ? bigset : set;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            uint8_t w[WIRE_NAME_MAX];
+            int l = wire_name_from_text(cases[i].q, w);
+            const zone_t *got = zone_set_find(in, w, (size_t)l);
+            const zone_t *want = cases[i].want < 0 ? NULL : zs[cases[i].want];
+            if (s && cases[i].want == 2)
+                want = big[19]; /* the first example.org in the big set answers */
+            if (got != want)
+                fail_msg("%s (%s): got %s", cases[i].q, s ? "index" : "scan",
+                         got ? zone_name(got) : "(none)");
+        }
+    }
+    for (int i = 0; i < 19; i++) {
         uint8_t w[WIRE_NAME_MAX];
-        int l = wire_name_from_text(cases[i].q, w);
-        const zone_t *got = zone_set_find(set, w, (size_t)l);
-        const zone_t *want = cases[i].want < 0 ? NULL : zs[cases[i].want];
-        if (got != want)
-            fail_msg("%s: got %s", cases[i].q, got ? zone_name(got) : "(none)");
+        snprintf(name, sizeof(name), "www.Z%d.test", i);
+        int l = wire_name_from_text(name, w);
+        wire_name_lower(w);
+        assert_ptr_equal(zone_set_find(bigset, w, (size_t)l), zone_set_at(bigset, (size_t)i));
     }
     assert_null(zone_set_find(NULL, (const uint8_t *)"", 1));
     assert_null(zone_set_at(set, 4));
     zone_set_free(set);
+    zone_set_free(bigset);
     zone_set_free(NULL);
 
     /* A root zone holds everything. */
