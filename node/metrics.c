@@ -57,6 +57,13 @@ static void sample_u64(FILE *f, const char *name, const char *label, const char 
     }
 }
 
+/* A metric without labels: its HELP and TYPE lines and its one sample. */
+static void metric_u64(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(f, name, type, help);
+    sample_u64(f, name, NULL, NULL, v);
+}
+
 /* Query types always exported (even at zero) so that dashboards see the series from the
  * start; other types appear once they have been asked for. */
 static bool qtype_always(unsigned t)
@@ -123,34 +130,30 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
     }
     sample_u64(f, "fennec_dns_queries_by_qtype_total", "qtype", "OTHER", q->qtype_other);
 
-    family(f, "fennec_dns_queries_ignored_total", "counter",
-           "DNS messages not answered because they were responses or too short for a header.");
-    sample_u64(f, "fennec_dns_queries_ignored_total", NULL, NULL, q->dropped);
+    metric_u64(f, "fennec_dns_queries_ignored_total", "counter",
+               "DNS messages not answered because they were responses or too short for a header.",
+               q->dropped);
 
-    family(f, "fennec_dns_truncated_total", "counter", "DNS answers sent with the TC bit.");
-    sample_u64(f, "fennec_dns_truncated_total", NULL, NULL, q->truncated);
+    metric_u64(f, "fennec_dns_truncated_total", "counter", "DNS answers sent with the TC bit.",
+               q->truncated);
 
-    family(f, "fennec_udp_received_total", "counter", "UDP datagrams read.");
-    sample_u64(f, "fennec_udp_received_total", NULL, NULL, s->udp_received);
-    family(f, "fennec_udp_answered_total", "counter", "UDP answers the kernel accepted.");
-    sample_u64(f, "fennec_udp_answered_total", NULL, NULL, s->udp_answered);
-    family(f, "fennec_udp_ignored_total", "counter",
-           "UDP datagrams read and not answered: oversized, responses, runts.");
-    sample_u64(f, "fennec_udp_ignored_total", NULL, NULL, s->udp_ignored);
-    family(f, "fennec_udp_send_dropped_total", "counter",
-           "UDP answers dropped because the socket send buffer was full.");
-    sample_u64(f, "fennec_udp_send_dropped_total", NULL, NULL, s->udp_dropped);
-    family(f, "fennec_udp_send_errors_total", "counter",
-           "UDP answers the kernel refused for another reason.");
-    sample_u64(f, "fennec_udp_send_errors_total", NULL, NULL, s->udp_send_errors);
+    metric_u64(f, "fennec_udp_received_total", "counter", "UDP datagrams read.", s->udp_received);
+    metric_u64(f, "fennec_udp_answered_total", "counter", "UDP answers the kernel accepted.",
+               s->udp_answered);
+    metric_u64(f, "fennec_udp_ignored_total", "counter",
+               "UDP datagrams read and not answered: oversized, responses, runts.", s->udp_ignored);
+    metric_u64(f, "fennec_udp_send_dropped_total", "counter",
+               "UDP answers dropped because the socket send buffer was full.", s->udp_dropped);
+    metric_u64(f, "fennec_udp_send_errors_total", "counter",
+               "UDP answers the kernel refused for another reason.", s->udp_send_errors);
 
-    family(f, "fennec_udp_batches_total", "counter",
-           "recvmmsg calls that returned datagrams (received / batches = mean batch size).");
-    sample_u64(f, "fennec_udp_batches_total", NULL, NULL, s->udp_batches);
-    family(f, "fennec_udp_segmented_total", "counter",
-           "UDP answers that left in a segmented send with equal-size answers to the same "
-           "client (UDP_SEGMENT).");
-    sample_u64(f, "fennec_udp_segmented_total", NULL, NULL, s->udp_segmented);
+    metric_u64(f, "fennec_udp_batches_total", "counter",
+               "recvmmsg calls that returned datagrams (received / batches = mean batch size).",
+               s->udp_batches);
+    metric_u64(f, "fennec_udp_segmented_total", "counter",
+               "UDP answers that left in a segmented send with equal-size answers to the same "
+               "client (UDP_SEGMENT).",
+               s->udp_segmented);
 
     family(f, "fennec_dns_answer_latency_seconds", "histogram",
            "UDP answer latency: from the query's arrival in the kernel (SO_TIMESTAMPNS) to the "
@@ -173,10 +176,10 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
            "UDP queries read and dropped unanswered by overload control, by reason: codel "
            "(waited too long in the queue).");
     sample_u64(f, "fennec_overload_shed_total", "reason", "codel", s->udp_shed_codel);
-    family(f, "fennec_overload_paced_total", "counter",
-           "Times a worker stopped reading UDP at CUBIC's admitted rate; the excess stays in "
-           "the kernel queue and is dropped there (fennec_udp_kernel_drops_total).");
-    sample_u64(f, "fennec_overload_paced_total", NULL, NULL, s->udp_paced);
+    metric_u64(f, "fennec_overload_paced_total", "counter",
+               "Times a worker stopped reading UDP at CUBIC's admitted rate; the excess stays in "
+               "the kernel queue and is dropped there (fennec_udp_kernel_drops_total).",
+               s->udp_paced);
     family(f, "fennec_overload_admitted_rate", "gauge",
            "CUBIC's admitted UDP query rate per worker, queries per second (its maximum while "
            "it does not limit).");
@@ -203,26 +206,25 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
     for (unsigned i = 0; i < snap->overload_count; i++)
         fprintf(f, "fennec_overload_small_rcvbuf{worker=\"%u\"} %d\n", i,
                 snap->overload[i].small_rcvbuf ? 1 : 0);
-    family(f, "fennec_udp_kernel_drops_total", "counter",
-           "UDP queries the kernel dropped because the socket receive queue was full.");
-    sample_u64(f, "fennec_udp_kernel_drops_total", NULL, NULL, s->udp_kernel_drops);
+    metric_u64(f, "fennec_udp_kernel_drops_total", "counter",
+               "UDP queries the kernel dropped because the socket receive queue was full.",
+               s->udp_kernel_drops);
 
-    family(f, "fennec_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
-    sample_u64(f, "fennec_tcp_connections_accepted_total", NULL, NULL, s->tcp_accepted);
-    family(f, "fennec_tcp_connections_refused_total", "counter",
-           "TCP connections closed at once because the connection limit was reached.");
-    sample_u64(f, "fennec_tcp_connections_refused_total", NULL, NULL, s->tcp_refused);
-    family(f, "fennec_tcp_connections_open", "gauge", "TCP connections open now.");
-    sample_u64(f, "fennec_tcp_connections_open", NULL, NULL, s->tcp_open);
+    metric_u64(f, "fennec_tcp_connections_accepted_total", "counter", "TCP connections accepted.",
+               s->tcp_accepted);
+    metric_u64(f, "fennec_tcp_connections_refused_total", "counter",
+               "TCP connections closed at once because the connection limit was reached.",
+               s->tcp_refused);
+    metric_u64(f, "fennec_tcp_connections_open", "gauge", "TCP connections open now.", s->tcp_open);
     family(f, "fennec_tcp_connections_closed_total", "counter",
            "TCP connections closed by the server, by reason.");
     sample_u64(f, "fennec_tcp_connections_closed_total", "reason", "idle", s->tcp_closed_idle);
     sample_u64(f, "fennec_tcp_connections_closed_total", "reason", "error", s->tcp_closed_bad);
 
-    family(f, "fennec_tcp_messages_received_total", "counter", "DNS messages read over TCP.");
-    sample_u64(f, "fennec_tcp_messages_received_total", NULL, NULL, s->tcp_queries);
-    family(f, "fennec_tcp_answers_total", "counter", "DNS answers written (or queued) over TCP.");
-    sample_u64(f, "fennec_tcp_answers_total", NULL, NULL, s->tcp_answered);
+    metric_u64(f, "fennec_tcp_messages_received_total", "counter", "DNS messages read over TCP.",
+               s->tcp_queries);
+    metric_u64(f, "fennec_tcp_answers_total", "counter",
+               "DNS answers written (or queued) over TCP.", s->tcp_answered);
 
     family(f, "fennec_zones", "gauge", "Zones served.");
     fprintf(f, "fennec_zones %zu\n", snap->zone_count);

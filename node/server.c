@@ -97,6 +97,17 @@ int server_socket_new(const cfg_addr_t *addr, int type, bool reuseport)
     return fd;
 }
 
+int server_socket_bind(int fd, const cfg_addr_t *addr, int rc)
+{
+    if (rc == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 /*
  * Whether ADDR is free: our own sockets share ports through SO_REUSEPORT, which would also
  * let a second fennecd bind the same address and silently take half the queries. A probe
@@ -112,10 +123,10 @@ static int server_addr_exclusive(const cfg_addr_t *addr)
         /* TCP: SO_REUSEADDR only passes over TIME_WAIT leftovers, never a listener. */
         if (types[i] == SOCK_STREAM)
             (void)server_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-        int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0 ? 0 : -errno;
+        fd = server_socket_bind(fd, addr, 0);
+        if (fd < 0)
+            return fd;
         close(fd);
-        if (rc < 0)
-            return rc;
     }
     return 0;
 }

@@ -207,6 +207,11 @@ int server_setopt(int fd, int level, int name, int value);
  * for a wildcard address and on otherwise. Returns the fd or -errno. */
 int server_socket_new(const cfg_addr_t *addr, int type, bool reuseport);
 
+/* The last step of opening a socket from server_socket_new(): with RC 0 (its options went
+ * well) binds FD to ADDR and returns FD; otherwise, or when the bind fails, closes FD and
+ * returns the error (-errno). Options set before the bind apply to the first datagram. */
+int server_socket_bind(int fd, const cfg_addr_t *addr, int rc);
+
 /* node/udp.c */
 
 /* Creates, configures and binds one UDP socket for ADDR; logs the effective receive buffer

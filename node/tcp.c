@@ -56,13 +56,10 @@ int tcp_socket_open(const cfg_addr_t *addr)
         goto cleanup;
     /* Inherited by accepted sockets: answers go out at once. */
     (void)server_setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
-        listen(fd, TCP_BACKLOG) < 0) {
-        rc = -errno;
-        goto cleanup;
-    }
 cleanup:
-    if (rc < 0) {
+    fd = server_socket_bind(fd, addr, rc);
+    if (fd >= 0 && listen(fd, TCP_BACKLOG) < 0) {
+        rc = -errno;
         close(fd);
         return rc;
     }

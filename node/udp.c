@@ -77,16 +77,8 @@ int udp_socket_open(const cfg_addr_t *addr, uint32_t rcvbuf, bool log_rcvbuf)
         rc = 0;
     }
     udp_set_rcvbuf(fd, addr, rcvbuf, log_rcvbuf);
-    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
-        rc = -errno;
-        goto cleanup;
-    }
 cleanup:
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    return fd;
+    return server_socket_bind(fd, addr, rc);
 }
 
 void udp_batch_wire(udp_batch_t *b)

@@ -166,6 +166,21 @@ static char *escape(const char *s)
     return e;
 }
 
+/* PREFIX + ARG escaped for a URL path + SUFFIX into PATH (CAP bytes). An argument too long
+ * for the path is refused rather than cut short. */
+static bool api_path(char *path, size_t cap, const char *prefix, const char *arg,
+                     const char *suffix)
+{
+    char *e = escape(arg);
+    int n = snprintf(path, cap, "%s%s%s", prefix, e, suffix);
+    curl_free(e);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "fennecctl: argument too long: %.40s...\n", arg);
+        return false;
+    }
+    return true;
+}
+
 static void print_json(const json_t *j)
 {
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -477,10 +492,9 @@ static int do_node_add(opts_t *o, const verb_t *v, char **args, int nargs)
 static int do_node_remove(opts_t *o, const verb_t *v, char **args, int nargs)
 {
     (void)nargs;
-    char *id = escape(args[0]);
     char path[1024];
-    snprintf(path, sizeof(path), "/v1/nodes/%s", id);
-    curl_free(id);
+    if (!api_path(path, sizeof(path), "/v1/nodes/", args[0], ""))
+        return EXIT_USAGE;
     answer_t a;
     int ex = request(o, v, "DELETE", path, NULL, &a);
     if (ex == EXIT_OK) {
@@ -494,10 +508,9 @@ static int do_node_remove(opts_t *o, const verb_t *v, char **args, int nargs)
 static int do_zone_reload(opts_t *o, const verb_t *v, char **args, int nargs)
 {
     (void)nargs;
-    char *zone = escape(args[0]);
     char path[1024];
-    snprintf(path, sizeof(path), "/v1/zones/%s/reload", zone);
-    curl_free(zone);
+    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/reload"))
+        return EXIT_USAGE;
     answer_t a;
     int ex = request(o, v, "POST", path, NULL, &a);
     if (ex == EXIT_OK) {
@@ -544,10 +557,9 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
             strcat(rdata, " ");
         strcat(rdata, args[i]);
     }
-    char *zone = escape(args[0]);
     char path[1024];
-    snprintf(path, sizeof(path), "/v1/zones/%s/records", zone);
-    curl_free(zone);
+    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/records"))
+        return EXIT_USAGE;
     json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "action", action, "name", args[1], "ttl",
                              (json_int_t)ttl, "type", args[3], "rdata", rdata);
     if (!body) {
@@ -615,10 +627,9 @@ static int do_health_override(opts_t *o, const verb_t *v, char **args, int nargs
                 v->name, state, v->usage);
         return EXIT_USAGE;
     }
-    char *check = escape(args[0]);
     char path[1024];
-    snprintf(path, sizeof(path), "/v1/health/%s/override", check);
-    curl_free(check);
+    if (!api_path(path, sizeof(path), "/v1/health/", args[0], "/override"))
+        return EXIT_USAGE;
     answer_t a;
     int ex = request(o, v, "POST", path, json_pack("{s:s}", "state", state), &a);
     if (ex == EXIT_OK) {

@@ -622,6 +622,8 @@ def run_tests(ctl, work, zone_file, key, token, proc):
     check(rc == 2 and "TTL" in err, "bad TTL exits 2", (rc, err))
     rc, out, err = ctl.run("health", "override", "web1", "sideways", key=key)
     check(rc == 2, "bad override state exits 2", (rc, err))
+    rc, out, err = ctl.run("zone", "reload", "/" * 400, key=key)
+    check(rc == 2 and "too long" in err, "an argument too long for the path exits 2", (rc, err))
 
     # ---- status
     rc, out, err = ctl.run("--json", "status")
