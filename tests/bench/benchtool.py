@@ -59,6 +59,23 @@ def response_id(data):
     return struct.unpack("!H", data[:2])[0]
 
 
+def recv_until(sock, end, match):
+    """The first datagram on SOCK for which MATCH is true, or None at monotonic time END."""
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            return None
+        try:
+            data = sock.recv(65535)
+        except OSError:
+            continue
+        if match(data):
+            return data
+
+
 def cmd_wait(port, qname, deadline_s):
     end = time.monotonic() + float(deadline_s)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -69,21 +86,9 @@ def cmd_wait(port, qname, deadline_s):
             sock.sendto(query_wire(qid, qname), ("127.0.0.1", int(port)))
         except OSError:
             pass  # nothing listening yet (ICMP error reported on a later call)
-        stop = time.monotonic() + 0.005
-        while True:
-            left = stop - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([sock], [], [], left)
-            if not r:
-                break
-            try:
-                data = sock.recv(65535)
-            except OSError:
-                continue
-            if answer_ok(data, qid):
-                print(time.time_ns())
-                return 0
+        if recv_until(sock, time.monotonic() + 0.005, lambda d: answer_ok(d, qid)):
+            print(time.time_ns())
+            return 0
     return 1
 
 
@@ -201,20 +206,8 @@ def cmd_recovery(port, qfile, secs, rate, cgdir, timeout_s, pids):
             pass
         sent += 1
         rtt = None
-        end = t_send + PROBE_INTERVAL
-        while rtt is None:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([sock], [], [], left)
-            if not r:
-                break
-            try:
-                data = sock.recv(65535)
-            except OSError:
-                continue
-            if response_id(data) == qid:
-                rtt = time.monotonic() - t_send
+        if recv_until(sock, t_send + PROBE_INTERVAL, lambda d: response_id(d) == qid):
+            rtt = time.monotonic() - t_send
         if rtt is not None and rtt <= PROBE_GOOD:
             good += 1
             rel = t_send - t0

@@ -159,12 +159,17 @@ def make_tmp(prefix):
     return d
 
 
-def start_knot(zonedir, port=KNOT_PORT, with_v6=True):
-    knotd = need_binary("knotd", "apt-get install knot")
+def peer_setup(binary, package, name, zonedir, with_v6):
+    """What starting a peer needs: its binary, the zone folder (absolute) and its zones, a
+    work folder and the addresses it listens on."""
+    path = need_binary(binary, f"apt-get install {package}")
     zonedir = os.path.abspath(zonedir)
-    zones = zones_in(zonedir)
-    tmp = make_tmp("knot")
     hosts = ("127.0.0.1", "::1") if with_v6 else ("127.0.0.1",)
+    return path, zonedir, zones_in(zonedir), make_tmp(name), hosts
+
+
+def start_knot(zonedir, port=KNOT_PORT, with_v6=True):
+    knotd, zonedir, zones, tmp, hosts = peer_setup("knotd", "knot", "knot", zonedir, with_v6)
     listen = ", ".join(f"{h}@{port}" for h in hosts)
     conf = f"""server:
   listen: [ {listen} ]
@@ -200,11 +205,7 @@ zone:
 
 
 def start_nsd(zonedir, port=NSD_PORT, with_v6=True):
-    nsd = need_binary("nsd", "apt-get install nsd")
-    zonedir = os.path.abspath(zonedir)
-    zones = zones_in(zonedir)
-    tmp = make_tmp("nsd")
-    hosts = ("127.0.0.1", "::1") if with_v6 else ("127.0.0.1",)
+    nsd, zonedir, zones, tmp, hosts = peer_setup("nsd", "nsd", "nsd", zonedir, with_v6)
     conf = "server:\n" + "".join(f"  ip-address: {h}@{port}\n" for h in hosts) + f"""  server-count: 1
   username: ""
   chroot: ""
@@ -284,6 +285,20 @@ def start_fennecd(binary, zonedir, port=FENNEC_PORT, workers=2, control_port=Non
     srv = Server("fennecd", port, [binary, "-c", conf], tmp, os.path.join(tmp, "fennecd.out"),
                  hosts)
     return srv.start(zones_in(zonedir)[0], timeout=30.0)
+
+
+def run_main(name, main, failure=()):
+    """Runs MAIN and exits with its code. A harness problem (a missing peer, a server that
+    would not start) exits 2, an exception of the class FAILURE exits 1; each prints one
+    line naming the test."""
+    try:
+        sys.exit(main())
+    except HarnessError as e:
+        print(f"{name}: FAIL: {e}", file=sys.stderr)
+        sys.exit(2)
+    except failure as e:
+        print(f"{name}: FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -282,11 +282,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except servers.HarnessError as e:
-        print(f"burst: FAIL: {e}", file=sys.stderr)
-        sys.exit(2)
-    except Failure as e:
-        print(f"burst: FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
+    servers.run_main("burst", main, Failure)

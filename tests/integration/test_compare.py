@@ -457,8 +457,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except servers.HarnessError as e:
-        print(f"compare: FAIL: {e}", file=sys.stderr)
-        sys.exit(2)
+    servers.run_main("compare", main)
