@@ -236,10 +236,11 @@ static inline void udp_batch_begin(worker_t *w, uint64_t now_ns, bool emptied)
         codel_queue_empty(&w->codel);
 }
 
-/* Overloaded: a sign of overload (see udp_rcvbuf_adjust()) in the last second. */
-static inline bool udp_overloaded(const worker_t *w, uint64_t now_ns)
+/* A sign of overload (see udp_rcvbuf_adjust()) less than WINDOW_NS ago: within the hold,
+ * the worker is overloaded; within the wary window, a deep queue alone is a new sign. */
+static inline bool udp_sign_within(const worker_t *w, uint64_t now_ns, uint64_t window_ns)
 {
-    return w->last_short_ns && now_ns - w->last_short_ns < UDP_OVERLOAD_HOLD_NS;
+    return w->last_short_ns && now_ns - w->last_short_ns < window_ns;
 }
 
 /* Per datagram, before it is parsed, in arrival order. SOJOURN_NS is the time since the
@@ -257,9 +258,10 @@ static inline udp_verdict_t udp_admit(worker_t *w, uint64_t sojourn_ns, uint64_t
      * the large buffer and is answered. Once overloaded, a datagram older than twice the
      * target is the backlog of the surge: dropped. */
     if (sojourn_ns > 2 * w->codel.target_ns &&
-        (w->starved || (w->last_short_ns && now_ns - w->last_short_ns < UDP_WARY_NS)))
+        (w->starved || udp_sign_within(w, now_ns, UDP_WARY_NS)))
         w->last_short_ns = now_ns;
-    if (w->codel_on && sojourn_ns > 2 * w->codel.target_ns && udp_overloaded(w, now_ns))
+    if (w->codel_on && sojourn_ns > 2 * w->codel.target_ns &&
+        udp_sign_within(w, now_ns, UDP_OVERLOAD_HOLD_NS))
         return UDP_SHED_CODEL;
     /* CoDel follows every datagram (RFC 8289 state), but its drops apply only while the
      * thread is short of CPU (starved, or reading at CUBIC's limit) in the last second, and
@@ -284,7 +286,7 @@ static void udp_rcvbuf_adjust(worker_t *w, uint64_t now_ns)
     uint32_t small = w->cfg->overload.udp_rcvbuf_congested;
     if (small == 0 || small >= w->cfg->overload.udp_rcvbuf)
         return;
-    bool overloaded = udp_overloaded(w, now_ns);
+    bool overloaded = udp_sign_within(w, now_ns, UDP_OVERLOAD_HOLD_NS);
     if (overloaded == w->small_rcvbuf)
         return;
     w->small_rcvbuf = overloaded;
@@ -335,9 +337,10 @@ static void udp_latency_record(worker_t *w, unsigned count)
 
 /* Sends messages [0, count) of VEC with as few sendmmsg calls as the kernel allows; SEGS
  * (NULL: one each) gives the answers each message carries. Returns the index of a message
- * refused with an error that says the segmented send is not usable, or COUNT. */
+ * refused with an error that says the segmented send is not usable (the error in
+ * *REFUSED), or COUNT. */
 static unsigned udp_sendmmsg(worker_t *w, udp_sock_t *s, struct mmsghdr *vec, unsigned count,
-                             const uint8_t *segs)
+                             const uint8_t *segs, int *refused)
 {
     unsigned off = 0;
 
@@ -373,8 +376,10 @@ static unsigned udp_sendmmsg(worker_t *w, udp_sock_t *s, struct mmsghdr *vec, un
             return count;
         }
         if (n < 0 && segs && segs[off] > 1 &&
-            (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP))
+            (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+            *refused = errno;
             return off;
+        }
         /* The first remaining message was refused (unreachable peer, bad address): skip it. */
         log_debug("udp", "%s: sendmmsg: %s", s->addr->text, strerror(n < 0 ? errno : EIO));
         STAT_ADD(w, udp_send_errors, segs ? segs[off] : 1);
@@ -470,25 +475,27 @@ static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
     udp_batch_t *b = w->batch;
     unsigned ng = s->gso && count > 1 ? udp_group(b, count) : 0;
 
+    int refused = 0;
+
     if (ng == 0) {
-        (void)udp_sendmmsg(w, s, b->smsg, count, NULL);
+        (void)udp_sendmmsg(w, s, b->smsg, count, NULL, &refused);
         return;
     }
     unsigned off = 0;
     while (off < ng) {
-        off += udp_sendmmsg(w, s, b->gmsg + off, ng - off, b->gcount + off);
+        off += udp_sendmmsg(w, s, b->gmsg + off, ng - off, b->gcount + off, &refused);
         if (off >= ng)
             break;
         /* Group OFF could not be segmented (the kernel or the route refuses it): its answers
          * go one by one. A device without checksum offload refuses every group: stop trying. */
-        if (errno == EIO || errno == ENOPROTOOPT || errno == EOPNOTSUPP) {
+        if (refused != EINVAL) {
             log_info("udp", "%s: segmented sends refused (%s), sending one by one", s->addr->text,
-                     strerror(errno));
+                     strerror(refused));
             s->gso = false;
         }
         unsigned first = b->gnext[off] - b->gcount[off];
         for (unsigned j = first; j < b->gnext[off]; j++)
-            (void)udp_sendmmsg(w, s, &b->smsg[b->gorder[j]], 1, NULL);
+            (void)udp_sendmmsg(w, s, &b->smsg[b->gorder[j]], 1, NULL, &refused);
         off++;
     }
 }
