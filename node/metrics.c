@@ -150,6 +150,10 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
     metric_u64(f, "fennec_udp_batches_total", "counter",
                "recvmmsg calls that returned datagrams (received / batches = mean batch size).",
                s->udp_batches);
+    metric_u64(f, "fennec_udp_gso_refused_total", "counter",
+               "Groups of equal-size answers the kernel refused to segment (a route MTU below "
+               "the answer size, a device without checksum offload); sent one by one.",
+               s->udp_gso_refused);
     metric_u64(f, "fennec_udp_segmented_total", "counter",
                "UDP answers that left in a segmented send with equal-size answers to the same "
                "client (UDP_SEGMENT).",

@@ -50,6 +50,7 @@
     X(udp_shed_codel)                                                                              \
     X(udp_batches)                                                                                 \
     X(udp_segmented)                                                                               \
+    X(udp_gso_refused)                                                                             \
     X(tcp_accepted)                                                                                \
     X(tcp_refused)                                                                                 \
     X(tcp_open)                                                                                    \

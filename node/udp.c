@@ -336,9 +336,11 @@ static void udp_latency_record(worker_t *w, unsigned count)
 }
 
 /* Sends messages [0, count) of VEC with as few sendmmsg calls as the kernel allows; SEGS
- * (NULL: one each) gives the answers each message carries. Returns the index of a message
- * refused with an error that says the segmented send is not usable (the error in
- * *REFUSED), or COUNT. */
+ * (NULL: one each) gives the answers each message carries. Returns the index of a
+ * segmented message (several answers) the kernel refused, with the error in *REFUSED, so
+ * that its answers can go one by one: whatever the reason (a route MTU below the segment
+ * size is EMSGSIZE on current kernels, EINVAL on older ones), they are not lost with it.
+ * Otherwise returns COUNT. */
 static unsigned udp_sendmmsg(worker_t *w, udp_sock_t *s, struct mmsghdr *vec, unsigned count,
                              const uint8_t *segs, int *refused)
 {
@@ -375,8 +377,7 @@ static unsigned udp_sendmmsg(worker_t *w, udp_sock_t *s, struct mmsghdr *vec, un
             STAT_ADD(w, udp_dropped, lost);
             return count;
         }
-        if (n < 0 && segs && segs[off] > 1 &&
-            (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+        if (n < 0 && segs && segs[off] > 1) {
             *refused = errno;
             return off;
         }
@@ -487,12 +488,14 @@ static void udp_send_batch(worker_t *w, udp_sock_t *s, unsigned count)
         if (off >= ng)
             break;
         /* Group OFF could not be segmented (the kernel or the route refuses it): its answers
-         * go one by one. A device without checksum offload refuses every group: stop trying. */
-        if (refused != EINVAL) {
+         * go one by one. A kernel without the option or a device without checksum offload
+         * refuses every group: stop trying on this socket. */
+        if (refused == EIO || refused == ENOPROTOOPT || refused == EOPNOTSUPP) {
             log_info("udp", "%s: segmented sends refused (%s), sending one by one", s->addr->text,
                      strerror(refused));
             s->gso = false;
         }
+        STAT_ADD(w, udp_gso_refused, 1);
         unsigned first = b->gnext[off] - b->gcount[off];
         for (unsigned j = first; j < b->gnext[off]; j++)
             (void)udp_sendmmsg(w, s, &b->smsg[b->gorder[j]], 1, NULL, &refused);

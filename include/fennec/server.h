@@ -46,6 +46,7 @@ typedef struct server_stats {
     uint64_t udp_shed_codel;   /* read, not parsed: queue delay too long (CoDel) */
     uint64_t udp_batches;      /* recvmmsg calls that returned datagrams */
     uint64_t udp_segmented;    /* answers that left in a segmented send (UDP_SEGMENT) */
+    uint64_t udp_gso_refused;  /* groups the kernel refused to segment, sent one by one */
     uint64_t tcp_accepted;     /* connections accepted */
     uint64_t tcp_refused;      /* connections closed at once: max_connections reached */
     uint64_t tcp_open;         /* connections open now */
