@@ -226,6 +226,59 @@ static const char *scanner_file(const zs_scanner_t *s, const loader_t *ld)
     return (s->file.name && s->file.name[0]) ? s->file.name : ld->source;
 }
 
+/* "A", "MX", ... or "TYPEnnn" (RFC 3597). */
+static const char *type_text(uint16_t type)
+{
+    static __thread char buf[16];
+    const knot_rdata_descriptor_t *d = knot_get_rdata_descriptor(type);
+    if (d && d->type_name)
+        return d->type_name;
+    snprintf(buf, sizeof(buf), "TYPE%u", type);
+    return buf;
+}
+
+/*
+ * Whether RDATA (LEN bytes) has the shape its TYPE requires: fixed-size fields, names that
+ * end inside it, nothing left over. The zone file's generic form (RFC 3597 "\\# 3 010203")
+ * can give a known type any bytes at all; RFC 3597 section 5 says they must match the
+ * type's own format, and an answer built from them would be malformed. Unknown types take
+ * any rdata.
+ */
+static bool rdata_fits(uint16_t type, const uint8_t *rd, size_t len)
+{
+    const knot_rdata_descriptor_t *d = knot_get_rdata_descriptor(type);
+    size_t pos = 0;
+    for (int i = 0; i < KNOT_MAX_RDATA_BLOCKS; i++) {
+        int b = d->block_types[i];
+        if (b == KNOT_RDATA_WF_END)
+            return pos == len;
+        if (b > 0) {
+            if (len - pos < (size_t)b)
+                return false;
+            pos += (size_t)b;
+        } else if (b == KNOT_RDATA_WF_FIXED_DNAME || b == KNOT_RDATA_WF_COMPRESSIBLE_DNAME ||
+                   b == KNOT_RDATA_WF_DECOMPRESSIBLE_DNAME) {
+            int l = wire_name_len(rd + pos, len - pos);
+            if (l < 0)
+                return false;
+            pos += (size_t)l;
+        } else if (b == KNOT_RDATA_WF_NAPTR_HEADER) {
+            /* order, preference, then flags, services and regexp as character-strings */
+            if (len - pos < 4)
+                return false;
+            pos += 4;
+            for (int s = 0; s < 3; s++) {
+                if (pos >= len || len - pos < 1u + rd[pos])
+                    return false;
+                pos += 1u + rd[pos];
+            }
+        } else {
+            return true; /* KNOT_RDATA_WF_REMAINDER: the rest, whatever it is */
+        }
+    }
+    return pos == len;
+}
+
 static void on_error(zs_scanner_t *s)
 {
     loader_t *ld = s->process.data;
@@ -259,6 +312,11 @@ static void on_record(zs_scanner_t *s)
     if (s->r_type == WIRE_TYPE_OPT || s->r_type == WIRE_TYPE_AXFR || s->r_type == WIRE_TYPE_IXFR ||
         s->r_type == WIRE_TYPE_ANY || s->r_type == 250 || s->r_type == 249) {
         loader_fail(ld, file, s->line_counter, "type %u cannot appear in a zone", s->r_type);
+        goto stop;
+    }
+    if (!rdata_fits(s->r_type, s->r_data, s->r_data_length)) {
+        loader_fail(ld, file, s->line_counter, "the rdata does not have the form of type %s",
+                    type_text(s->r_type));
         goto stop;
     }
     if (ld->count == ld->cap) {
@@ -731,17 +789,6 @@ int zone_load_text(const char *origin, const char *text, size_t len, const char 
 
 /* ---- edits ---- */
 
-/* "A", "MX", ... or "TYPEnnn" (RFC 3597). */
-static const char *type_text(uint16_t type)
-{
-    static __thread char buf[16];
-    const knot_rdata_descriptor_t *d = knot_get_rdata_descriptor(type);
-    if (d && d->type_name)
-        return d->type_name;
-    snprintf(buf, sizeof(buf), "TYPE%u", type);
-    return buf;
-}
-
 static bool rec_same(const rec_t *r, const uint8_t *owner, size_t olen, const zone_change_t *c)
 {
     return r->type == c->type && r->owner_len == olen && memcmp(r->owner, owner, olen) == 0 &&
@@ -841,6 +888,12 @@ int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zon
         if (!ch->add) {
             ld.recs[found] = ld.recs[--ld.count];
             continue;
+        }
+        if (!rdata_fits(ch->type, ch->rdata, ch->rdlen)) {
+            loader_fail(&ld, "<edit>", 0, "%s %s: the rdata does not have the form of the type",
+                        text, type_text(ch->type));
+            rc = ld.rc;
+            goto cleanup;
         }
         uint8_t *rd = arena_alloc(&ld.tmp, ch->rdlen ? ch->rdlen : 1);
         if (!rd) {

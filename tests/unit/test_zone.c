@@ -339,6 +339,42 @@ static void test_errors(void **state)
         fail_msg("two CNAMEs: \"%s\"", err);
     assert_non_null(strstr(err, "CNAME"));
 
+    /* The generic form (RFC 3597) must still give a known type its own format. */
+    err = load_err(HEAD "* A \\# 3 010203\n");
+    expect_msg(err, "test.zone:5:", "form of type A");
+    err = load_err(HEAD "x AAAA \\# 4 c0000201\n");
+    expect_msg(err, "test.zone:5:", "AAAA");
+    err = load_err(HEAD "x MX \\# 4 000a0378\n"); /* the name runs off the end */
+    expect_msg(err, "test.zone:5:", "MX");
+    err = load_err(HEAD "x NS \\# 3 000000\n"); /* bytes after the root name */
+    expect_msg(err, "test.zone:5:", "NS");
+    err = load_err(HEAD "x NAPTR \\# 6 000a00140501\n"); /* a string past the end */
+    expect_msg(err, "test.zone:5:", "NAPTR");
+    zone_unref(load_ok("example.com", HEAD "x A \\# 4 c0000201\nx MX \\# 3 000a00\n"
+                                           "x TYPE65000 \\# 3 010203\nx TXT \\# 2 0161\n"));
+
+    /* An edit is held to the same rule. */
+    {
+        zone_t *z = load_ok("example.com", HEAD), *nz = NULL;
+        char msg[256];
+        static const uint8_t owner[] = "\001x\007example\003com";
+        static const uint8_t bad[] = {1, 2, 3}, good[] = {192, 0, 2, 7};
+        zone_change_t ch = {.add = true,
+                            .owner = owner,
+                            .type = WIRE_TYPE_A,
+                            .ttl = 300,
+                            .rdata = bad,
+                            .rdlen = sizeof(bad)};
+        assert_int_not_equal(zone_edit(z, &ch, 1, &nz, msg, sizeof(msg)), 0);
+        assert_null(nz);
+        assert_non_null(strstr(msg, "form"));
+        ch.rdata = good;
+        ch.rdlen = sizeof(good);
+        assert_int_equal(zone_edit(z, &ch, 1, &nz, msg, sizeof(msg)), 0);
+        zone_unref(nz);
+        zone_unref(z);
+    }
+
     /* A CNAME at the apex. */
     err = load_err(HEAD "@ CNAME www\n");
     expect_msg(err, "test.zone", "CNAME");
