@@ -93,6 +93,25 @@ typedef struct zone_change {
 int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zone_t **out,
               char *err, size_t errlen);
 
+/* What a reload found: unchanged, or how many records the new version added and removed. */
+typedef struct zone_reload_stats {
+    bool unchanged; /* the file holds what it held when this zone last loaded it */
+    size_t added;
+    size_t removed;
+    uint32_t serial; /* serial of the new version (of SERVED when unchanged) */
+} zone_reload_stats_t;
+
+/*
+ * Re-reads the zone file PATH of SERVED and returns in *out the next version: SERVED with
+ * the difference between the file and SERVED applied, published by the caller as one new
+ * version. Its serial is the file's when that is newer than SERVED's (RFC 1982), else
+ * SERVED's plus one. When the file's records are the ones it had when this zone last loaded
+ * it, *out is NULL and st->unchanged is set: record edits made since are kept. SERVED is not
+ * changed. On error returns FENNEC_EZONE (or -errno) with "FILE:LINE: what" in err.
+ */
+int zone_reload_file(const zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
+                     char *err, size_t errlen);
+
 /* Whether ZONE was loaded from PATH and the file still has the same size and mtime. */
 bool zone_file_unchanged(const zone_t *zone, const char *path);
 
