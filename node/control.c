@@ -634,30 +634,35 @@ int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, ch
         rc = FENNEC_ENOTFOUND;
         goto cleanup;
     }
+    char lerr[1024] = "";
     if (cz->file) {
-        /* An unchanged file is not read again, as on SIGHUP: edits made through the API
-         * stay until the file itself changes. */
-        bool same = false;
+        /* A reload is the difference between the file and the served version; a file that
+         * holds what it held at the last load keeps the edits made through the API. */
+        zone_t *served = NULL;
         zone_read_lock();
         const zone_set_t *cur = zone_set_current();
-        for (size_t i = 0; cur && i < zone_set_count(cur) && !same; i++) {
+        for (size_t i = 0; cur && i < zone_set_count(cur) && !served; i++) {
             const zone_t *z = zone_set_at(cur, i);
-            if (name_eq(zone_name(z), cz->name) && zone_file_unchanged(z, cz->file)) {
-                same = true;
-                if (serial)
-                    *serial = zone_serial(z);
+            if (name_eq(zone_name(z), cz->name)) {
+                served = (zone_t *)z;
+                zone_ref(served);
             }
         }
         zone_read_unlock();
-        if (same) {
+        zone_reload_stats_t st;
+        rc = served ? zone_reload_file(served, cz->file, &fresh, &st, lerr, sizeof(lerr))
+                    : zone_load_file(cz->name, cz->file, &fresh, lerr, sizeof(lerr));
+        zone_unref(served);
+        if (rc == 0 && !fresh) {
             log_info(MOD, "%s: file unchanged, nothing to reload", cz->name);
+            if (serial)
+                *serial = st.serial;
             goto cleanup;
         }
+    } else {
+        rc = zone_load_text(cz->name, cz->text, strlen(cz->text), "<builtin>", &fresh, lerr,
+                            sizeof(lerr));
     }
-    char lerr[1024] = "";
-    rc = cz->file ? zone_load_file(cz->name, cz->file, &fresh, lerr, sizeof(lerr))
-                  : zone_load_text(cz->name, cz->text, strlen(cz->text), "<builtin>", &fresh, lerr,
-                                   sizeof(lerr));
     if (rc != 0) {
         snprintf(err, errlen, "%s", lerr[0] ? lerr : fennec_strerror(rc));
         rc = FENNEC_EZONE;

@@ -146,14 +146,17 @@ full:
 
 /* A/AAAA of the in-zone targets of an NS, MX or SRV RRset. Never sets TC: the additional
  * section is optional (RFC 2181 9), so what does not fit is left out. */
-static void put_additional(ans_t *a, const zone_rrset_t *rs, bool glue)
+static void put_additional(ans_t *a, const zone_t *zone, const zone_rrset_t *rs, bool glue)
 {
     static const uint16_t types[] = {WIRE_TYPE_A, WIRE_TYPE_AAAA};
-    if (!rs->addl_nodes)
+    if (rs->addl == ZONE_ADDL_NONE)
         return;
+    const uint8_t *p = rs->data;
     for (unsigned i = 0; i < rs->count; i++) {
-        const zone_node_t *t = rs->addl_nodes[i];
-        if (!t || (!glue && t->cut))
+        uint16_t rdlen = wire_get_u16(p);
+        const zone_node_t *t = zone_addl_target(zone, rs, p + 2, rdlen);
+        p += 2u + rdlen;
+        if (!t || (!glue && zone_node_cut(zone, t)))
             continue;
         bool seen = false;
         for (unsigned k = 0; k < a->addl_n; k++)
@@ -181,12 +184,12 @@ static int put_negative_soa(ans_t *a, const zone_t *zone)
 }
 
 /* A referral: the cut's NS RRset in authority, glue in additional (RFC 1034 4.3.2 3b). */
-static int put_referral(ans_t *a, const zone_node_t *cut)
+static int put_referral(ans_t *a, const zone_t *zone, const zone_node_t *cut)
 {
     const zone_rrset_t *ns = zone_node_rrset(cut, WIRE_TYPE_NS);
     int rc = put_rrset(a, SEC_NS, cut->name, ns, ns->ttl);
     if (rc == 0)
-        put_additional(a, ns, true);
+        put_additional(a, zone, ns, true);
     return rc;
 }
 
@@ -229,19 +232,24 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
             }
             if (!ce)
                 ce = zone_apex(zone);
-            if (ce->cut) {
+            const zone_node_t *cut = zone_node_cut(zone, ce);
+            if (cut) {
                 res->aa = a->count[SEC_AN] > 0;
-                return put_referral(a, ce->cut);
+                return put_referral(a, zone, cut);
             }
-            if (!ce->wildcard) {
+            node = zone_node_wildcard(zone, ce); /* RFC 4592 3.3.1: the source of synthesis */
+            if (!node) {
                 res->rcode = WIRE_RCODE_NXDOMAIN;
                 return put_negative_soa(a, zone);
             }
-            node = ce->wildcard; /* RFC 4592 3.3.1: the source of synthesis */
-        } else if (node->cut && !(node->cut == node && qtype == WIRE_TYPE_DS)) {
-            /* At or below a zone cut; DS at the cut belongs to this side (RFC 4035 3.1.4.1) */
-            res->aa = a->count[SEC_AN] > 0;
-            return put_referral(a, node->cut);
+        } else {
+            const zone_node_t *cut = zone_node_cut(zone, node);
+            if (cut && !(cut == node && qtype == WIRE_TYPE_DS)) {
+                /* At or below a zone cut; DS at the cut belongs to this side (RFC 4035
+                 * 3.1.4.1) */
+                res->aa = a->count[SEC_AN] > 0;
+                return put_referral(a, zone, cut);
+            }
         }
         const zone_rrset_t *rs = NULL;
         if (qtype == WIRE_TYPE_ANY) {
@@ -253,7 +261,7 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
         if (rs) {
             rc = put_rrset(a, SEC_AN, owner, rs, rs->ttl);
             if (rc == 0)
-                put_additional(a, rs, rs->type == WIRE_TYPE_NS);
+                put_additional(a, zone, rs, rs->type == WIRE_TYPE_NS);
             return rc;
         }
         const zone_rrset_t *cname = zone_node_rrset(node, WIRE_TYPE_CNAME);

@@ -1,10 +1,17 @@
 /*
  * fennec — in-memory zones.
  *
- * A zone_t is an immutable, reference-counted snapshot of one zone, built off the hot path
- * from a master file (libzscanner). A zone_set_t is an immutable collection of zones; the
- * current set is published with an RCU pointer swap and read by the DNS workers without
- * locks. Names inside the store are lower-case uncompressed wire format.
+ * A zone_t is one immutable, reference-counted version of a zone. The first version comes
+ * from a master file (libzscanner); each later one is built from the one before by a
+ * copy-on-write update (zone_update_*, zone_edit(), zone_reload_file()) that shares every
+ * name it does not touch, so a change costs in proportion to the names it changes and
+ * their ancestors, not to the zone's size. A zone_set_t is an immutable collection of
+ * zones; the current set is published with an RCU pointer swap and read by the DNS workers
+ * without locks. Names inside the store are lower-case uncompressed wire format.
+ *
+ * Versions of one zone form a line: each version has at most one successor, which it keeps
+ * alive; what a version uses and its successor does not (replaced names, index pages) is
+ * freed with the version. So the newest version of a line is the only one to build on.
  */
 #ifndef FENNEC_ZONE_H
 #define FENNEC_ZONE_H
@@ -27,8 +34,7 @@ typedef struct zone_rrset {
     uint8_t compress; /* ZONE_COMPRESS_*: where the rdata holds names to compress on output */
     uint8_t addl;     /* ZONE_ADDL_*: where the rdata holds a name wanting additional A/AAAA */
     uint32_t len;     /* bytes in data */
-    uint8_t *data;
-    const zone_node_t **addl_nodes; /* per record: in-zone node for additional records, or NULL */
+    const uint8_t *data;
 } zone_rrset_t;
 
 enum {
@@ -47,22 +53,24 @@ enum {
 
 enum {
     ZONE_NODE_APEX = 1 << 0,
-    ZONE_NODE_DELEG = 1 << 1,    /* has NS and is not the apex: a zone cut */
-    ZONE_NODE_WILDCARD = 1 << 2, /* its first label is "*" */
+    ZONE_NODE_DELEG = 1 << 1,        /* has NS and is not the apex: a zone cut */
+    ZONE_NODE_WILDCARD = 1 << 2,     /* its first label is "*" */
+    ZONE_NODE_HAS_WILDCARD = 1 << 3, /* it has the child "*" */
+    ZONE_NODE_HEAP = 1 << 4,         /* one malloc block (from an update), not the arena */
 };
 
+/* A name of the zone: an owner, or an empty non-terminal (no RRsets, children > 0). Nodes
+ * hold no pointers to other nodes, so a version can replace one without touching the rest;
+ * zone cuts, wildcard children and additional-section targets are found by name. */
 struct zone_node {
-    const uint8_t *name; /* lower-case wire name */
-    uint8_t name_len;
-    uint8_t labels;              /* label count, root excluded */
-    uint16_t flags;              /* ZONE_NODE_* */
-    uint16_t rrset_count;        /* 0 for an empty non-terminal */
-    const zone_rrset_t *rrsets;  /* sorted by type */
-    const zone_node_t *parent;   /* NULL for the apex */
-    const zone_node_t *cut;      /* nearest delegation at or above this node, or NULL */
-    const zone_node_t *wildcard; /* the child "*" of this node, or NULL */
-    zone_node_t *hnext;          /* hash chain */
     uint32_t hash;
+    uint8_t name_len;
+    uint8_t labels;             /* label count, root excluded */
+    uint16_t flags;             /* ZONE_NODE_* */
+    uint16_t rrset_count;       /* 0 for an empty non-terminal */
+    uint32_t children;          /* nodes one label below this one */
+    const zone_rrset_t *rrsets; /* sorted by type */
+    const uint8_t *name;        /* lower-case wire name */
 };
 
 /* Loads a zone from a master file. ORIGIN is the apex in text form. On error returns
@@ -73,25 +81,52 @@ int zone_load_file(const char *origin, const char *path, zone_t **out, char *err
 int zone_load_text(const char *origin, const char *text, size_t len, const char *name, zone_t **out,
                    char *err, size_t errlen);
 
-/* One record change for zone_edit(). */
+/* One record change. */
 typedef struct zone_change {
     bool add;             /* true: add the record; false: delete it */
     const uint8_t *owner; /* wire name, any case; must be inside the zone */
-    uint16_t type;        /* not SOA: the serial is maintained by zone_edit() */
-    uint32_t ttl;         /* for an add */
+    uint16_t type;        /* not SOA unless the update allows it: the serial is kept here */
+    uint32_t ttl;         /* for an add: becomes the TTL of the whole RRset (RFC 2181 5.2) */
     const uint8_t *rdata; /* wire rdata, uncompressed */
     uint16_t rdlen;
 } zone_change_t;
 
 /*
- * A new zone: OLD with CHANGES applied in order and the SOA serial incremented by one
- * (RFC 1982 arithmetic). Deleting a record that is not there gives FENNEC_ENOTFOUND, adding
- * one that is there FENNEC_EEXISTS; a result that breaks a zone rule (CNAME beside other
- * data, ...) FENNEC_EZONE; err says which. OLD is not changed. The new zone keeps OLD's file
- * identity, so a reload skips it until the file itself changes.
+ * Copy-on-write updates. The protocol:
+ *
+ *   zone_update_begin(base)      base: the newest version of its line, not being updated
+ *   zone_update_apply(up, ch)    any number of times; checks each change as it comes
+ *   zone_update_commit(up, &z)   checks the zone rules at every touched name, moves the
+ *                                serial on, builds the next version; or
+ *   zone_update_abort(up)        drops everything; BASE is as before.
+ *
+ * Both commit and abort free UP, also when commit fails (the update is then aborted). The
+ * caller keeps its reference to BASE for the whole update and must not read or change the
+ * update from two threads. BASE keeps answering exactly as before, concurrently, to any
+ * number of readers; after a commit it holds the new version alive (see above).
+ * Errors: FENNEC_ENOTFOUND (deleting a record that is not there), FENNEC_EEXISTS (adding
+ * one that is), FENNEC_EZONE (out of the zone, bad rdata, SOA edit, CNAME beside other
+ * data, no SOA/NS at the apex, ...), -EBUSY (BASE already has a successor or an open
+ * update), -ENOMEM; err says which record and why.
  */
-int zone_edit(const zone_t *old, const zone_change_t *changes, size_t count, zone_t **out,
-              char *err, size_t errlen);
+typedef struct zone_update zone_update_t;
+
+enum {
+    ZONE_UPDATE_SOA = 1 << 0, /* SOA may be changed; the serial is then the caller's */
+};
+
+int zone_update_begin(zone_t *base, unsigned flags, zone_update_t **out, char *err, size_t errlen);
+int zone_update_apply(zone_update_t *up, const zone_change_t *ch, char *err, size_t errlen);
+int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen);
+void zone_update_abort(zone_update_t *up);
+
+/*
+ * One update with CHANGES applied in order, all or none, and the SOA serial moved on by one
+ * (RFC 1982). On success *out is the next version of OLD (one reference, the caller's).
+ * Errors as for the update protocol above.
+ */
+int zone_edit(zone_t *old, const zone_change_t *changes, size_t count, zone_t **out, char *err,
+              size_t errlen);
 
 /* What a reload found: unchanged, or how many records the new version added and removed. */
 typedef struct zone_reload_stats {
@@ -109,11 +144,8 @@ typedef struct zone_reload_stats {
  * it, *out is NULL and st->unchanged is set: record edits made since are kept. SERVED is not
  * changed. On error returns FENNEC_EZONE (or -errno) with "FILE:LINE: what" in err.
  */
-int zone_reload_file(const zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
+int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
                      char *err, size_t errlen);
-
-/* Whether ZONE was loaded from PATH and the file still has the same size and mtime. */
-bool zone_file_unchanged(const zone_t *zone, const char *path);
 
 /* Reference counting: a new zone has one reference. zone_unref(NULL) is a no-op. */
 void zone_ref(zone_t *zone);
@@ -141,6 +173,23 @@ void zone_node_prefetch_next(const zone_t *zone, uint32_t hash);
 /* The RRset of TYPE at NODE, or NULL. */
 const zone_rrset_t *zone_node_rrset(const zone_node_t *node, uint16_t type);
 
+/* The topmost zone cut at or above NODE (a name below the apex with NS), or NULL: names at
+ * and below it are not authoritative here. Costs one lookup per ancestor at a depth where
+ * the zone has a cut. */
+const zone_node_t *zone_node_cut(const zone_t *zone, const zone_node_t *node);
+
+/* The child "*" of NODE (RFC 4592 source of synthesis), or NULL. */
+const zone_node_t *zone_node_wildcard(const zone_t *zone, const zone_node_t *node);
+
+/* The in-zone node with A or AAAA records of the name that an NS, MX or SRV record (RS's
+ * kind, rdata RD of RDLEN bytes) asks additional records for, or NULL. */
+const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, const uint8_t *rd,
+                                    uint16_t rdlen);
+
+/* Calls FN for every node of ZONE, in no particular order; stops when FN returns non-zero
+ * and returns that value. */
+int zone_node_walk(const zone_t *zone, int (*fn)(const zone_node_t *node, void *arg), void *arg);
+
 /*
  * Builds a zone set from the zones in CFG. A zone whose file is unchanged since OLD was
  * built (same path, size and mtime) is shared with OLD; a zone that fails to load keeps its
@@ -160,8 +209,11 @@ const zone_t *zone_set_find(const zone_set_t *set, const uint8_t *lname, size_t 
 
 /* RCU publication. A worker thread calls zone_reader_register() once before reading and
  * zone_reader_unregister() before it ends. Readers bracket use of zone_set_current() with
- * zone_read_lock()/zone_read_unlock(). zone_set_publish() takes ownership of SET, waits for
- * readers of the previous set and frees it. */
+ * zone_read_lock()/zone_read_unlock(). zone_set_publish() takes ownership of SET and hands
+ * the previous set to be freed once no reader can see it (call_rcu): it does not wait for a
+ * grace period, so the writer's change rate does not depend on one. zone_set_publish(NULL)
+ * is for shutdown: it waits until every set handed over so far is freed. One publisher at
+ * a time (the caller serializes); any thread. */
 void zone_reader_register(void);
 void zone_reader_unregister(void);
 void zone_read_lock(void);

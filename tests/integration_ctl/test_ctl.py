@@ -574,31 +574,46 @@ def record_tests(ctl, work, zone_file, key, token, proc):
     check(rdatas("kept." + ZONE, "A") == ("NOERROR", ["192.0.2.99"]) and
           served_serial() == serial, "SIGHUP with an unchanged file keeps the edits",
           (rdatas("kept." + ZONE, "A"), served_serial(), serial))
-    # SIGHUP after the file was touched: the file is loaded, the edits are gone and the
-    # serial is the file's again (lower than the edited one).
+    # SIGHUP after only touching the file: its records are what they were at the last load,
+    # so it is unchanged and the edits stay.
     st_ = os.stat(zone_file)
     os.utime(zone_file, (st_.st_atime, st_.st_mtime + 5))
     check(sighup_reload(proc, work), "SIGHUP reload after touch finished (log)")
+    check(rdatas("kept." + ZONE, "A") == ("NOERROR", ["192.0.2.99"]) and
+          served_serial() == serial, "SIGHUP after a touch keeps the edits",
+          (rdatas("kept." + ZONE, "A"), served_serial(), serial))
+    # SIGHUP after the file's records changed: the file is served (the difference against the
+    # served version), the edits are gone, and the serial moves on from the served one since
+    # the file's is older (it never goes back).
+    with open(zone_file, "a") as f:
+        f.write("fromfile 300 IN A 192.0.2.55\n")
+    check(sighup_reload(proc, work), "SIGHUP reload after a change finished (log)")
+    serial += 1
     check(dig_full("kept." + ZONE, "A")[0] == "NXDOMAIN" and
-          dig_full("txt." + ZONE, "TXT")[0] == "NXDOMAIN" and served_serial() == s0,
-          "SIGHUP after touching the file drops the edits, serial back to the file's",
-          (dig_full("kept." + ZONE, "A")[0], served_serial(), s0))
+          dig_full("txt." + ZONE, "TXT")[0] == "NXDOMAIN" and
+          rdatas("fromfile." + ZONE, "A") == ("NOERROR", ["192.0.2.55"]) and
+          served_serial() == serial,
+          "SIGHUP after changing the file drops the edits, serial served + 1",
+          (dig_full("kept." + ZONE, "A")[0], served_serial(), serial))
     # zone reload through the API skips an unchanged file, as SIGHUP does: the edit stays.
     rc, out, err = ctl.run("record", "add", ZONE, "kept", "300", "A", "192.0.2.99", key=key)
-    check(rc == 0 and served_serial() == s0 + 1, "edit before the API reload", (rc, err))
+    serial += 1
+    check(rc == 0 and served_serial() == serial, "edit before the API reload", (rc, err))
     rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
-    check(rc == 0 and "serial %d" % (s0 + 1) in out, "zone reload with an unchanged file: exit 0, "
+    check(rc == 0 and "serial %d" % serial in out, "zone reload with an unchanged file: exit 0, "
           "the served serial", (rc, out, err))
     check(rdatas("kept." + ZONE, "A") == ("NOERROR", ["192.0.2.99"]) and
-          served_serial() == s0 + 1,
+          served_serial() == serial,
           "zone reload through the API keeps the edits while the file is unchanged",
           (rdatas("kept." + ZONE, "A"), served_serial()))
-    # After the file is touched, the API reload reads it: the edits are gone.
-    st_ = os.stat(zone_file)
-    os.utime(zone_file, (st_.st_atime, st_.st_mtime + 5))
+    # After the file's records change, the API reload serves them: the edits are gone.
+    with open(zone_file, "a") as f:
+        f.write("fromfile2 300 IN A 192.0.2.56\n")
     rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
-    check(rc == 0 and "serial %d" % s0 in out and dig_full("kept." + ZONE, "A")[0] == "NXDOMAIN"
-          and served_serial() == s0, "zone reload after touching the file drops the edits",
+    serial += 1
+    check(rc == 0 and "serial %d" % serial in out and dig_full("kept." + ZONE, "A")[0] == "NXDOMAIN"
+          and rdatas("fromfile2." + ZONE, "A") == ("NOERROR", ["192.0.2.56"])
+          and served_serial() == serial, "zone reload after changing the file drops the edits",
           (rc, out, err, served_serial()))
 
 

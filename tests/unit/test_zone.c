@@ -88,8 +88,7 @@ static void test_load_basic(void **state)
     assert_ptr_equal(apex, must_find(z, "example.com"));
     assert_true(apex->flags & ZONE_NODE_APEX);
     assert_false(apex->flags & ZONE_NODE_DELEG);
-    assert_null(apex->parent);
-    assert_null(apex->cut);
+    assert_null(zone_node_cut(z, apex));
     assert_int_equal(apex->labels, 2);
     /* RRsets sorted by type: NS(2) SOA(6) MX(15). */
     assert_int_equal(apex->rrset_count, 3);
@@ -153,12 +152,13 @@ static void test_empty_non_terminals(void **state)
     assert_int_equal(abc->rrset_count, 1);
     assert_int_equal(bc->rrset_count, 0);
     assert_int_equal(c->rrset_count, 0);
-    assert_ptr_equal(abc->parent, bc);
-    assert_ptr_equal(bc->parent, c);
-    assert_ptr_equal(c->parent, zone_apex(z));
+    /* Each ENT counts the names one label below it. */
+    assert_int_equal(abc->children, 0);
+    assert_int_equal(bc->children, 1);
+    assert_int_equal(c->children, 1);
     assert_int_equal(abc->labels, 5);
     assert_int_equal(bc->labels, 4);
-    assert_null(bc->cut);
+    assert_null(zone_node_cut(z, bc));
     /* _tcp is an ENT above the SRV owner. */
     assert_int_equal(must_find(z, "_tcp.example.com")->rrset_count, 0);
     assert_null(find(z, "a.example.com"));
@@ -175,15 +175,15 @@ static void test_delegation(void **state)
     const zone_node_t *deep = must_find(z, "deep.x.sub.example.com");
     assert_true(sub->flags & ZONE_NODE_DELEG);
     assert_false(ns->flags & ZONE_NODE_DELEG);
-    assert_ptr_equal(sub->cut, sub);
-    assert_ptr_equal(ns->cut, sub);
-    assert_ptr_equal(x->cut, sub);
+    assert_ptr_equal(zone_node_cut(z, sub), sub);
+    assert_ptr_equal(zone_node_cut(z, ns), sub);
+    assert_ptr_equal(zone_node_cut(z, x), sub);
     assert_int_equal(x->rrset_count, 0);
-    assert_ptr_equal(deep->cut, sub);
+    assert_ptr_equal(zone_node_cut(z, deep), sub);
     /* Not above the cut, nor beside it. */
-    assert_null(zone_apex(z)->cut);
-    assert_null(must_find(z, "www.example.com")->cut);
-    assert_null(must_find(z, "ns1.example.com")->cut);
+    assert_null(zone_node_cut(z, zone_apex(z)));
+    assert_null(zone_node_cut(z, must_find(z, "www.example.com")));
+    assert_null(zone_node_cut(z, must_find(z, "ns1.example.com")));
     /* The apex NS is not a cut. */
     assert_false(zone_apex(z)->flags & ZONE_NODE_DELEG);
 
@@ -191,8 +191,8 @@ static void test_delegation(void **state)
     zone_t *z2 = load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
                                         "a NS ns.a\nb.a NS ns.b.a\nc.b.a TXT x\n");
     const zone_node_t *a = must_find(z2, "a.example.com");
-    assert_ptr_equal(must_find(z2, "b.a.example.com")->cut, a);
-    assert_ptr_equal(must_find(z2, "c.b.a.example.com")->cut, a);
+    assert_ptr_equal(zone_node_cut(z2, must_find(z2, "b.a.example.com")), a);
+    assert_ptr_equal(zone_node_cut(z2, must_find(z2, "c.b.a.example.com")), a);
     zone_unref(z2);
     zone_unref(z);
 }
@@ -204,22 +204,23 @@ static void test_wildcard(void **state)
     const zone_node_t *wild = must_find(z, "wild.example.com");
     const zone_node_t *star = must_find(z, "*.wild.example.com");
     assert_int_equal(wild->rrset_count, 0); /* an ENT */
-    assert_ptr_equal(wild->wildcard, star);
+    assert_ptr_equal(zone_node_wildcard(z, wild), star);
+    assert_true(wild->flags & ZONE_NODE_HAS_WILDCARD);
     assert_true(star->flags & ZONE_NODE_WILDCARD);
     assert_false(wild->flags & ZONE_NODE_WILDCARD);
-    assert_ptr_equal(star->parent, wild);
-    assert_null(zone_apex(z)->wildcard);
-    assert_null(must_find(z, "www.example.com")->wildcard);
+    assert_int_equal(wild->children, 1);
+    assert_null(zone_node_wildcard(z, zone_apex(z)));
+    assert_null(zone_node_wildcard(z, must_find(z, "www.example.com")));
     zone_unref(z);
 
     /* A wildcard at the apex, and a wildcard that only exists as an ENT. */
     z = load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
                                "* A 192.0.2.7\na.*.e TXT x\n");
-    assert_ptr_equal(zone_apex(z)->wildcard, must_find(z, "*.example.com"));
+    assert_ptr_equal(zone_node_wildcard(z, zone_apex(z)), must_find(z, "*.example.com"));
     const zone_node_t *e = must_find(z, "e.example.com");
-    assert_non_null(e->wildcard);
-    assert_ptr_equal(e->wildcard, must_find(z, "*.e.example.com"));
-    assert_int_equal(e->wildcard->rrset_count, 0);
+    assert_non_null(zone_node_wildcard(z, e));
+    assert_ptr_equal(zone_node_wildcard(z, e), must_find(z, "*.e.example.com"));
+    assert_int_equal(zone_node_wildcard(z, e)->rrset_count, 0);
     zone_unref(z);
 }
 
@@ -231,6 +232,24 @@ static bool rdata_has_name(const zone_rrset_t *rs, unsigned i, size_t off, const
         p += 2 + wire_get_u16(p);
     int l = wire_name_from_text(text, w);
     return l > 0 && wire_name_equal(p + 2 + off, w);
+}
+
+/* The additional-section target of record I of RS in Z. */
+static const zone_node_t *addl_at(const zone_t *z, const zone_rrset_t *rs, unsigned i)
+{
+    const uint8_t *p = rs->data;
+    for (unsigned k = 0; k < i; k++)
+        p += 2 + wire_get_u16(p);
+    return zone_addl_target(z, rs, p + 2, wire_get_u16(p));
+}
+
+/* Whether no record of RS in Z has an additional-section target. */
+static bool addl_none(const zone_t *z, const zone_rrset_t *rs)
+{
+    for (unsigned i = 0; i < rs->count; i++)
+        if (addl_at(z, rs, i))
+            return false;
+    return true;
 }
 
 static void test_additional_targets(void **state)
@@ -246,45 +265,41 @@ static void test_additional_targets(void **state)
     const zone_rrset_t *ns = zone_node_rrset(apex, WIRE_TYPE_NS);
     assert_int_equal(ns->addl, ZONE_ADDL_NAME0);
     assert_int_equal(ns->compress, ZONE_COMPRESS_NAME0);
-    assert_non_null(ns->addl_nodes);
     for (unsigned i = 0; i < ns->count; i++) {
         if (rdata_has_name(ns, i, 0, "ns1.example.com"))
-            assert_ptr_equal(ns->addl_nodes[i], ns1);
+            assert_ptr_equal(addl_at(z, ns, i), ns1);
         else
-            assert_null(ns->addl_nodes[i]);
+            assert_null(addl_at(z, ns, i));
     }
 
     /* MX: the name after the preference. */
     const zone_rrset_t *mx = zone_node_rrset(apex, WIRE_TYPE_MX);
     assert_int_equal(mx->addl, ZONE_ADDL_NAME2);
     assert_int_equal(mx->compress, ZONE_COMPRESS_NAME2);
-    assert_non_null(mx->addl_nodes);
-    assert_ptr_equal(mx->addl_nodes[0], mail);
+    assert_ptr_equal(addl_at(z, mx, 0), mail);
 
     /* SRV: the name after priority, weight and port; never compressed. */
     const zone_rrset_t *srv = zone_node_rrset(must_find(z, "_sip._tcp.example.com"), 33);
     assert_non_null(srv);
     assert_int_equal(srv->addl, ZONE_ADDL_NAME6);
     assert_int_equal(srv->compress, ZONE_COMPRESS_NONE);
-    assert_non_null(srv->addl_nodes);
-    assert_ptr_equal(srv->addl_nodes[0], mail);
+    assert_ptr_equal(addl_at(z, srv, 0), mail);
 
     /* Delegation NS: the glue below the cut. */
     const zone_rrset_t *dns = zone_node_rrset(must_find(z, "sub.example.com"), WIRE_TYPE_NS);
-    assert_non_null(dns->addl_nodes);
     for (unsigned i = 0; i < dns->count; i++) {
         if (rdata_has_name(dns, i, 0, "ns.sub.example.com"))
-            assert_ptr_equal(dns->addl_nodes[i], nssub);
+            assert_ptr_equal(addl_at(z, dns, i), nssub);
         else
-            assert_null(dns->addl_nodes[i]);
+            assert_null(addl_at(z, dns, i));
     }
     /* A target without addresses gives no additional node at all. */
     zone_t *z2 =
         load_ok("example.com", "@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 TXT x\n@ MX 1 nowhere\n");
-    assert_null(zone_node_rrset(zone_apex(z2), WIRE_TYPE_NS)->addl_nodes);
-    assert_null(zone_node_rrset(zone_apex(z2), WIRE_TYPE_MX)->addl_nodes);
+    assert_true(addl_none(z2, zone_node_rrset(zone_apex(z2), WIRE_TYPE_NS)));
+    assert_true(addl_none(z2, zone_node_rrset(zone_apex(z2), WIRE_TYPE_MX)));
     /* Record types with no names to follow. */
-    assert_null(zone_node_rrset(must_find(z, "txt.example.com"), WIRE_TYPE_TXT)->addl_nodes);
+    assert_true(addl_none(z, zone_node_rrset(must_find(z, "txt.example.com"), WIRE_TYPE_TXT)));
     zone_unref(z2);
     zone_unref(z);
 }
