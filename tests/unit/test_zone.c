@@ -515,6 +515,174 @@ static zone_t *zone_for(const char *origin)
     return load_ok(origin, text);
 }
 
+/* One change of NAME (text, relative to example.com) with an A record 192.0.2.LAST. */
+static int edit_a(zone_t *z, bool add, const char *name, uint8_t last, zone_t **out)
+{
+    char text[300], err[256];
+    uint8_t w[WIRE_NAME_MAX], rd[4] = {192, 0, 2, last};
+    snprintf(text, sizeof(text), "%s.example.com.", name);
+    assert_true(wire_name_from_text(text, w) > 0);
+    zone_change_t ch = {
+        .add = add, .owner = w, .type = WIRE_TYPE_A, .ttl = 300, .rdata = rd, .rdlen = 4};
+    return zone_edit(z, &ch, 1, out, err, sizeof(err));
+}
+
+static void test_reload_diff(void **state)
+{
+    (void)state;
+    char path[300], inc[300], text[800], err[1024];
+    zone_t *z = NULL, *nz = NULL;
+    zone_reload_stats_t st;
+    snprintf(path, sizeof(path), "%s/reload.zone", g_dir);
+    snprintf(inc, sizeof(inc), "%s/reload.inc", g_dir);
+    write_file(inc, "www A 192.0.2.1\n");
+    snprintf(text, sizeof(text),
+             "$ORIGIN example.com.\n@ 300 SOA ns1 h 10 2 3 4 5\n@ 300 NS ns1\n"
+             "ns1 300 A 192.0.2.53\nold 300 TXT gone\n$INCLUDE %s\n",
+             inc);
+    write_file(path, text);
+    assert_int_equal(zone_load_file("example.com", path, &z, err, sizeof(err)), 0);
+
+    /* Only the mtime changed: the records are the same, nothing to do. */
+    set_mtime(path, 1700000000);
+    assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), 0);
+    assert_null(nz);
+    assert_true(st.unchanged);
+    assert_int_equal(st.serial, 10);
+
+    /* An edit, then the file unchanged: the edit stays. */
+    assert_int_equal(edit_a(z, true, "edited", 7, &nz), 0);
+    zone_unref(z);
+    z = nz;
+    assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), 0);
+    assert_null(nz);
+    assert_non_null(find(z, "edited.example.com"));
+
+    /* Only the included file changes (the top-level file is untouched): a new version with
+     * the difference, the edit gone, the serial moved on from the served one because the
+     * file's (10) is not newer than the served 11. */
+    write_file(inc, "www A 192.0.2.2\n");
+    assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), 0);
+    assert_non_null(nz);
+    assert_false(st.unchanged);
+    assert_int_equal(st.added, 1);   /* www A 192.0.2.2 */
+    assert_int_equal(st.removed, 2); /* www A 192.0.2.1, edited A */
+    assert_int_equal(zone_serial(nz), 12);
+    assert_int_equal(st.serial, 12);
+    const zone_node_t *www = must_find(nz, "www.example.com");
+    assert_memory_equal(zone_node_rrset(www, WIRE_TYPE_A)->data + 2, "\xc0\x00\x02\x02", 4);
+    assert_null(find(nz, "edited.example.com"));
+    assert_non_null(find(nz, "old.example.com"));
+    /* The old version answers as before. */
+    assert_memory_equal(zone_node_rrset(must_find(z, "www.example.com"), WIRE_TYPE_A)->data + 2,
+                        "\xc0\x00\x02\x01", 4);
+    zone_unref(z);
+    z = nz;
+
+    /* A newer serial in the file is taken as it is; a TTL change replaces the RRset. */
+    snprintf(text, sizeof(text),
+             "$ORIGIN example.com.\n@ 300 SOA ns1 h 20 2 3 4 5\n@ 300 NS ns1\n"
+             "ns1 600 A 192.0.2.53\n$INCLUDE %s\n",
+             inc);
+    write_file(path, text);
+    assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), 0);
+    assert_non_null(nz);
+    assert_int_equal(zone_serial(nz), 20);
+    assert_int_equal(st.added, 1);
+    assert_int_equal(st.removed, 2); /* ns1 A at TTL 300, old TXT */
+    assert_int_equal(zone_node_rrset(must_find(nz, "ns1.example.com"), WIRE_TYPE_A)->ttl, 600);
+    assert_null(find(nz, "old.example.com"));
+    zone_unref(z);
+    z = nz;
+
+    /* A broken file: an error naming the line, the served version untouched. */
+    write_file(path, "$ORIGIN example.com.\n@ 300 SOA ns1 h 21 2 3 4 5\nx A 1.2.3\n");
+    assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), FENNEC_EZONE);
+    assert_null(nz);
+    assert_non_null(strstr(err, "reload.zone:3:"));
+    assert_int_equal(zone_serial(z), 20);
+    /* A file without NS at the apex is refused by the same rules as a load. */
+    write_file(path, "$ORIGIN example.com.\n@ 300 SOA ns1 h 22 2 3 4 5\nx A 192.0.2.1\n");
+    assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), FENNEC_EZONE);
+    assert_non_null(strstr(err, "no NS"));
+    zone_unref(z);
+}
+
+/* Thousands of names added one by one to a small zone (the index grows several times while
+ * older versions are alive), then removed in another order: every version finds exactly
+ * its names, and the empty non-terminals come and go with them. */
+static void test_index_growth(void **state)
+{
+    (void)state;
+    enum { N = 3000, KEEP = 7 };
+    zone_t *z = zone_for("example.com");
+    zone_t *kept[KEEP] = {0};
+    size_t kept_n[KEEP];
+    size_t base_nodes = zone_record_count(z);
+    char name[64];
+    for (int i = 0; i < N; i++) {
+        zone_t *nz = NULL;
+        snprintf(name, sizeof(name), "h%d.g%d", i, i % 50);
+        assert_int_equal(edit_a(z, true, name, (uint8_t)i, &nz), 0);
+        if (i % 500 == 0) {
+            kept[i / 500] = z; /* keep the version before this edit */
+            kept_n[i / 500] = (size_t)i;
+        } else {
+            zone_unref(z);
+        }
+        z = nz;
+    }
+    assert_int_equal(zone_record_count(z), base_nodes + N);
+    assert_non_null(must_find(z, "g7.example.com")); /* an ENT */
+    assert_int_equal(must_find(z, "g7.example.com")->children, N / 50);
+    for (int k = 0; k < KEEP && kept[k]; k++) {
+        for (int i = 0; i < N; i += 97) {
+            snprintf(name, sizeof(name), "h%d.g%d.example.com", i, i % 50);
+            if ((size_t)i < kept_n[k])
+                must_find(kept[k], name);
+            else
+                assert_null(find(kept[k], name));
+        }
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        zone_t *nz = NULL;
+        int j = (i * 7) % N; /* every name once, in another order */
+        snprintf(name, sizeof(name), "h%d.g%d", j, j % 50);
+        assert_int_equal(edit_a(z, false, name, (uint8_t)j, &nz), 0);
+        zone_unref(z);
+        z = nz;
+    }
+    assert_int_equal(zone_record_count(z), base_nodes);
+    assert_null(find(z, "g7.example.com"));
+    assert_int_equal(zone_apex(z)->children, 1); /* ns1 */
+    assert_int_equal(zone_serial(z), 7 + 2 * N);
+    for (int k = 0; k < KEEP; k++)
+        zone_unref(kept[k]);
+    zone_unref(z);
+}
+
+/* Only the newest version of a zone takes an update; a failed one leaves it open. */
+static void test_version_line(void **state)
+{
+    (void)state;
+    zone_t *z = zone_for("example.com"), *a = NULL, *b = NULL;
+    assert_int_equal(edit_a(z, false, "nothere", 1, &a), FENNEC_ENOTFOUND);
+    assert_null(a);
+    assert_int_equal(edit_a(z, true, "x", 1, &a), 0);
+    assert_int_equal(edit_a(z, true, "y", 1, &b), -EBUSY);
+    assert_null(b);
+    assert_int_equal(edit_a(a, true, "y", 1, &b), 0);
+    assert_int_equal(zone_serial(z), 7);
+    assert_int_equal(zone_serial(a), 8);
+    assert_int_equal(zone_serial(b), 9);
+    /* The newest can go before the older ones: each older one holds its successor. */
+    zone_unref(b);
+    assert_non_null(find(a, "x.example.com"));
+    zone_unref(a);
+    assert_null(find(z, "x.example.com"));
+    zone_unref(z);
+}
+
 static void test_set_find(void **state)
 {
     (void)state;
@@ -749,6 +917,9 @@ int main(void)
         cmocka_unit_test(test_set_find),
         cmocka_unit_test(test_set_build),
         cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_reload_diff),
+        cmocka_unit_test(test_index_growth),
+        cmocka_unit_test(test_version_line),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
