@@ -4,6 +4,12 @@
  * message. When the zone loads, a few queries are answered from it and the answers must be
  * well-formed messages.
  *
+ * Then the loaded zone goes through the copy-on-write update path: its records (up to 64)
+ * are deleted in one update and added back in a second one. When the delete is refused (it
+ * would break a zone rule) nothing may have changed; when it is taken, the version after
+ * the re-add must hold the records of the original, and every version must still answer
+ * with well-formed messages.
+ *
  * Inputs that mention $INCLUDE are skipped: the directive reads any file the process can
  * open (/dev/zero, /dev/stdin), which is a property of master files, not a bug to find here.
  */
@@ -79,6 +85,87 @@ static void ask(query_ctx_t *ctx, const zone_set_t *set, const char *name, uint1
     }
 }
 
+static const struct {
+    const char *name;
+    uint16_t type;
+} g_queries[] = {
+    {"example.com", WIRE_TYPE_SOA},     {"example.com", WIRE_TYPE_NS},
+    {"example.com", WIRE_TYPE_ANY},     {"example.com", WIRE_TYPE_MX},
+    {"www.example.com", WIRE_TYPE_A},   {"www.example.com", WIRE_TYPE_AAAA},
+    {"a.example.com", WIRE_TYPE_CNAME}, {"x.y.example.com", WIRE_TYPE_TXT},
+    {"*.example.com", WIRE_TYPE_A},     {"sub.example.com", WIRE_TYPE_DS},
+    {"a.sub.example.com", WIRE_TYPE_A}, {"_sip._tcp.example.com", WIRE_TYPE_SRV},
+};
+
+static void ask_all(query_ctx_t *ctx, zone_t *z)
+{
+    zone_set_t *set = NULL;
+    if (zone_set_new(&z, 1, &set) != 0)
+        abort();
+    for (size_t i = 0; i < sizeof(g_queries) / sizeof(g_queries[0]); i++)
+        ask(ctx, set, g_queries[i].name, g_queries[i].type);
+    zone_set_free(set);
+}
+
+#define EDITS_MAX 64
+
+typedef struct edits {
+    zone_change_t ch[EDITS_MAX];
+    size_t n;
+} edits_t;
+
+/* Collects up to EDITS_MAX records, SOA excepted, as deletes. */
+static int collect(const zone_node_t *node, void *arg)
+{
+    edits_t *e = arg;
+    for (unsigned s = 0; s < node->rrset_count; s++) {
+        const zone_rrset_t *rs = &node->rrsets[s];
+        const uint8_t *p = rs->data;
+        for (unsigned k = 0; k < rs->count && rs->type != WIRE_TYPE_SOA; k++) {
+            if (e->n == EDITS_MAX)
+                return 1;
+            e->ch[e->n++] = (zone_change_t){.add = false,
+                                            .owner = node->name,
+                                            .type = rs->type,
+                                            .ttl = rs->ttl,
+                                            .rdata = p + 2,
+                                            .rdlen = wire_get_u16(p)};
+            p += 2u + wire_get_u16(p);
+        }
+    }
+    return 0;
+}
+
+static void edit_round_trip(query_ctx_t *ctx, zone_t *z)
+{
+    char err[512];
+    edits_t e = {.n = 0};
+    zone_node_walk(z, collect, &e);
+    zone_t *gone = NULL, *back = NULL;
+    size_t records = zone_record_count(z);
+    int rc = zone_edit(z, e.ch, e.n, &gone, err, sizeof(err));
+    if (rc != 0) {
+        if (gone || err[0] == 0 || zone_record_count(z) != records)
+            abort();
+        return;
+    }
+    if (zone_record_count(gone) != records - e.n || zone_serial(gone) != zone_serial(z) + 1)
+        abort();
+    ask_all(ctx, gone);
+    for (size_t i = 0; i < e.n; i++)
+        e.ch[i].add = true;
+    if (zone_edit(gone, e.ch, e.n, &back, err, sizeof(err)) != 0) {
+        fprintf(stderr, "adding back what was deleted failed: %s\n", err);
+        abort();
+    }
+    if (zone_record_count(back) != records)
+        abort();
+    ask_all(ctx, back);
+    ask_all(ctx, z); /* the original answers as before its successors existed */
+    zone_unref(gone);
+    zone_unref(back);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool quiet;
@@ -101,24 +188,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (!z || zone_apex(z) == NULL || !zone_node_rrset(zone_apex(z), WIRE_TYPE_SOA))
         abort();
-    zone_set_t *set = NULL;
     query_ctx_t *ctx = query_ctx_new();
-    if (!ctx || zone_set_new(&z, 1, &set) != 0)
+    if (!ctx)
         abort();
-    static const struct {
-        const char *name;
-        uint16_t type;
-    } qs[] = {
-        {"example.com", WIRE_TYPE_SOA},     {"example.com", WIRE_TYPE_NS},
-        {"example.com", WIRE_TYPE_ANY},     {"example.com", WIRE_TYPE_MX},
-        {"www.example.com", WIRE_TYPE_A},   {"www.example.com", WIRE_TYPE_AAAA},
-        {"a.example.com", WIRE_TYPE_CNAME}, {"x.y.example.com", WIRE_TYPE_TXT},
-        {"*.example.com", WIRE_TYPE_A},     {"sub.example.com", WIRE_TYPE_DS},
-        {"a.sub.example.com", WIRE_TYPE_A}, {"_sip._tcp.example.com", WIRE_TYPE_SRV},
-    };
-    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
-        ask(ctx, set, qs[i].name, qs[i].type);
-    zone_set_free(set);
+    ask_all(ctx, z);
+    edit_round_trip(ctx, z);
     query_ctx_free(ctx);
     zone_unref(z);
     return 0;
