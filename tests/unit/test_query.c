@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include <libknot/packet/pkt.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "fennec/query.h"
 #include "fennec/wire.h"
 #include "fennec/zone.h"
+#include "testutil.h"
 
 /* ---- allocation counting ----
  *
@@ -208,128 +208,13 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ---- building queries ---- */
-
-typedef struct qbuf {
-    uint8_t b[1024];
-    size_t len;
-} qbuf_t;
-
-/* A query with one question; FLAGS is the whole 16-bit flags word. */
-static void mkq(qbuf_t *q, uint16_t id, uint16_t flags, const char *name, uint16_t qtype,
-                uint16_t qclass)
-{
-    memset(q, 0, sizeof(*q));
-    wire_put_u16(q->b, id);
-    wire_put_u16(q->b + 2, flags);
-    wire_put_u16(q->b + 4, 1);
-    int l = wire_name_from_text(name, q->b + WIRE_HEADER_LEN);
-    assert_true(l > 0);
-    q->len = WIRE_HEADER_LEN + (size_t)l;
-    wire_put_u16(q->b + q->len, qtype);
-    wire_put_u16(q->b + q->len + 2, qclass);
-    q->len += 4;
-}
-
-/* Appends an OPT record (owner root) to the additional section. TTLF is the TTL field:
- * extended rcode, version, DO and Z. */
-static void add_opt(qbuf_t *q, uint16_t payload, uint32_t ttlf)
-{
-    uint8_t *o = q->b + q->len;
-    o[0] = 0;
-    wire_put_u16(o + 1, WIRE_TYPE_OPT);
-    wire_put_u16(o + 3, payload);
-    wire_put_u32(o + 5, ttlf);
-    wire_put_u16(o + 9, 0);
-    q->len += 11;
-    wire_put_u16(q->b + 10, wire_get_u16(q->b + 10) + 1);
-}
-
 /* ---- reading answers ---- */
-
-typedef struct rr {
-    int sec; /* 0 answer, 1 authority, 2 additional */
-    uint8_t owner[WIRE_NAME_MAX];
-    int owner_len;
-    size_t owner_off; /* where the owner starts in the message */
-    uint16_t type, cls;
-    uint32_t ttl;
-    uint16_t rdlen;
-    size_t rdoff;
-} rr_t;
-
-typedef struct resp {
-    uint8_t b[QUERY_MAX_ANSWER + 64]; /* + room for a guard band */
-    size_t len;
-    uint16_t id, flags, qd, an, ns, ar;
-    uint8_t qname[WIRE_NAME_MAX];
-    int qlen;
-    uint16_t qtype, qclass;
-    rr_t rr[64];
-    int nrr;
-    const rr_t *opt;
-} resp_t;
 
 static resp_t g_r;
 
 static uint8_t rcode_of(const resp_t *r)
 {
     return (uint8_t)(r->flags & 0xF);
-}
-
-/* Checks the answer is a well-formed message (fennec's reader and libknot's parser) and
- * splits it into records. */
-static void parse(resp_t *r)
-{
-    assert_true(r->len >= WIRE_HEADER_LEN);
-    knot_pkt_t *kp = knot_pkt_new(r->b, (uint16_t)r->len, NULL);
-    assert_non_null(kp);
-    int krc = knot_pkt_parse(kp, 0);
-    knot_pkt_free(kp);
-    if (krc != 0)
-        fail_msg("libknot cannot parse the answer: %d", krc);
-
-    r->id = wire_get_u16(r->b);
-    r->flags = wire_get_u16(r->b + 2);
-    r->qd = wire_get_u16(r->b + 4);
-    r->an = wire_get_u16(r->b + 6);
-    r->ns = wire_get_u16(r->b + 8);
-    r->ar = wire_get_u16(r->b + 10);
-    r->nrr = 0;
-    r->opt = NULL;
-    size_t pos = WIRE_HEADER_LEN;
-    assert_true(r->qd <= 1);
-    if (r->qd == 1) {
-        r->qlen = wire_name_read(r->b, r->len, &pos, r->qname, false);
-        assert_true(r->qlen > 0);
-        assert_true(pos + 4 <= r->len);
-        r->qtype = wire_get_u16(r->b + pos);
-        r->qclass = wire_get_u16(r->b + pos + 2);
-        pos += 4;
-    }
-    int total = r->an + r->ns + r->ar;
-    assert_true(total <= 64);
-    for (int i = 0; i < total; i++) {
-        rr_t *rr = &r->rr[r->nrr++];
-        rr->sec = i < r->an ? 0 : i < r->an + r->ns ? 1 : 2;
-        rr->owner_off = pos;
-        rr->owner_len = wire_name_read(r->b, r->len, &pos, rr->owner, false);
-        assert_true(rr->owner_len > 0);
-        assert_true(pos + 10 <= r->len);
-        rr->type = wire_get_u16(r->b + pos);
-        rr->cls = wire_get_u16(r->b + pos + 2);
-        rr->ttl = wire_get_u32(r->b + pos + 4);
-        rr->rdlen = wire_get_u16(r->b + pos + 8);
-        rr->rdoff = pos + 10;
-        pos += 10 + rr->rdlen;
-        assert_true(pos <= r->len);
-        if (rr->type == WIRE_TYPE_OPT) {
-            assert_int_equal(rr->sec, 2);
-            assert_null(r->opt);
-            r->opt = rr;
-        }
-    }
-    assert_int_equal(pos, r->len); /* nothing after the last record */
 }
 
 /* Answers Q into g_r with an output buffer of CAP bytes; returns the length. */
@@ -343,7 +228,7 @@ static size_t ask_cap(const qbuf_t *q, query_transport_t t, size_t cap)
     for (size_t i = cap; i < cap + 64; i++)
         assert_int_equal(g_r.b[i], 0xA5);
     if (g_r.len > 0)
-        parse(&g_r);
+        testutil_answer_parse(&g_r);
     return g_r.len;
 }
 
@@ -422,7 +307,7 @@ static void test_header_flags(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 0xBEEF, WIRE_FLAG_RD | WIRE_FLAG_CD, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 0xBEEF, WIRE_FLAG_RD | WIRE_FLAG_CD, "www.example.com", WIRE_TYPE_A, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(r->id, 0xBEEF);
     assert_true(r->flags & WIRE_FLAG_QR);
@@ -445,11 +330,11 @@ static void test_header_flags(void **state)
     assert_int_equal(r->len, 12 + 17 + 4 + 16);
 
     /* RD and CD clear, Z set: RD/CD stay clear, Z is not echoed. */
-    mkq(&q, 1, 0x0040, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 1, 0x0040, "www.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->flags, WIRE_FLAG_QR | WIRE_FLAG_AA);
     /* AD in the query is not echoed either: the zone is not signed. */
-    mkq(&q, 1, WIRE_FLAG_AD, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 1, WIRE_FLAG_AD, "www.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->flags, WIRE_FLAG_QR | WIRE_FLAG_AA);
 }
@@ -471,7 +356,8 @@ static void test_opcodes(void **state)
         {15, WIRE_RCODE_NOTIMP},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        mkq(&q, 7, (uint16_t)(cases[i].opcode << 11 | RD), "example.com", WIRE_TYPE_SOA, 1);
+        testutil_query_make(&q, 7, (uint16_t)(cases[i].opcode << 11 | RD), "example.com",
+                            WIRE_TYPE_SOA, 1);
         const resp_t *r = ask(&q, QUERY_UDP);
         assert_int_equal((r->flags >> 11) & 0xF, cases[i].opcode);
         assert_int_equal(rcode_of(r), cases[i].rcode);
@@ -487,7 +373,7 @@ static void test_question_case(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 2, RD, "WwW.ExAmPlE.CoM", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 2, RD, "WwW.ExAmPlE.CoM", WIRE_TYPE_A, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_memory_equal(r->b + 12, q.b + 12, q.len - 12);
@@ -505,7 +391,7 @@ static void test_question_case(void **state)
                         17);
 
     /* NXDOMAIN keeps the case too. */
-    mkq(&q, 2, RD, "NoPe.EXAMPLE.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 2, RD, "NoPe.EXAMPLE.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
     assert_memory_equal(r->b + 12, q.b + 12, q.len - 12);
@@ -515,7 +401,7 @@ static void test_nxdomain_nodata(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 3, 0, "nope.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 3, 0, "nope.example.com", WIRE_TYPE_A, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -526,7 +412,7 @@ static void test_nxdomain_nodata(void **state)
     expect_neg_soa(r, &r->rr[0], "example.com", 300);
 
     /* NODATA: the name exists, the type does not. */
-    mkq(&q, 3, 0, "www.example.com", WIRE_TYPE_MX, 1);
+    testutil_query_make(&q, 3, 0, "www.example.com", WIRE_TYPE_MX, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -535,31 +421,31 @@ static void test_nxdomain_nodata(void **state)
     expect_neg_soa(r, &r->rr[0], "example.com", 300);
 
     /* An empty non-terminal is NODATA, not NXDOMAIN. */
-    mkq(&q, 3, 0, "b.c.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 3, 0, "b.c.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 0);
     assert_int_equal(r->ns, 1);
-    mkq(&q, 3, 0, "c.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 3, 0, "c.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     /* Below an existing name: NXDOMAIN. */
-    mkq(&q, 3, 0, "x.www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 3, 0, "x.www.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
 
     /* SOA TTL below MINIMUM: the SOA TTL. */
-    mkq(&q, 3, 0, "nope.example.org", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 3, 0, "nope.example.org", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
     expect_neg_soa(r, &r->rr[0], "example.org", 60);
-    mkq(&q, 3, 0, "www.example.org", WIRE_TYPE_TXT, 1);
+    testutil_query_make(&q, 3, 0, "www.example.org", WIRE_TYPE_TXT, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     expect_neg_soa(r, &r->rr[0], "example.org", 60);
 
     /* The SOA itself is answered with its own TTL. */
-    mkq(&q, 3, 0, "example.com", WIRE_TYPE_SOA, 1);
+    testutil_query_make(&q, 3, 0, "example.com", WIRE_TYPE_SOA, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->rr[0].ttl, 86400);
@@ -569,7 +455,7 @@ static void test_refused(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 4, RD, "www.example.net", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 4, RD, "www.example.net", WIRE_TYPE_A, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_REFUSED);
     assert_false(r->flags & WIRE_FLAG_AA);
@@ -578,7 +464,7 @@ static void test_refused(void **state)
     assert_int_equal(r->len, q.len);
 
     /* With EDNS: an OPT carrying EDE 20 (Not Authoritative), RFC 8914. */
-    add_opt(&q, 1232, 0);
+    testutil_query_add_opt(&q, 1232, 0);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_REFUSED);
     assert_int_equal(r->ar, 1);
@@ -590,16 +476,16 @@ static void test_refused(void **state)
     assert_int_equal(wire_get_u16(o + 4), 20);
 
     /* A parent of a served zone is not served either. */
-    mkq(&q, 4, 0, "com", WIRE_TYPE_NS, 1);
+    testutil_query_make(&q, 4, 0, "com", WIRE_TYPE_NS, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_REFUSED);
 
     /* Class CH is not served: REFUSED, as Knot DNS does. */
-    mkq(&q, 4, 0, "www.example.com", WIRE_TYPE_A, 3);
+    testutil_query_make(&q, 4, 0, "www.example.com", WIRE_TYPE_A, 3);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_REFUSED);
     /* Class ANY is answered from IN. */
-    mkq(&q, 4, 0, "www.example.com", WIRE_TYPE_A, WIRE_CLASS_ANY);
+    testutil_query_make(&q, 4, 0, "www.example.com", WIRE_TYPE_A, WIRE_CLASS_ANY);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 1);
@@ -614,7 +500,7 @@ static void test_formerr(void **state)
     const resp_t *r;
 
     /* No question. */
-    mkq(&q, 5, RD, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, RD, "www.example.com", WIRE_TYPE_A, 1);
     wire_put_u16(q.b + 4, 0);
     q.len = 12;
     r = ask(&q, QUERY_UDP);
@@ -625,7 +511,7 @@ static void test_formerr(void **state)
     assert_int_equal(r->len, 12);
 
     /* Two questions. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     memcpy(q.b + q.len, q.b + 12, q.len - 12);
     q.len += q.len - 12;
     wire_put_u16(q.b + 4, 2);
@@ -633,21 +519,21 @@ static void test_formerr(void **state)
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
 
     /* A question cut short. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     q.len -= 2;
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
     assert_int_equal(r->qd, 0);
 
     /* A compression pointer in the question (it can only point into the header). */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     memcpy(q.b + 12, "\x03www\xC0\x02\x00\x01\x00\x01", 10);
     q.len = 22;
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
 
     /* Trailing garbage after the question. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     q.b[q.len++] = 0;
     q.b[q.len++] = 1;
     r = ask(&q, QUERY_UDP);
@@ -657,28 +543,28 @@ static void test_formerr(void **state)
     assert_false(r->flags & WIRE_FLAG_AA);
 
     /* Trailing garbage after an OPT. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 1232, 0);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 1232, 0);
     q.b[q.len++] = 0xFF;
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
 
     /* Two OPT records (RFC 6891 6.1.1). */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 1232, 0);
-    add_opt(&q, 1232, 0);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 1232, 0);
+    testutil_query_add_opt(&q, 1232, 0);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
     assert_int_equal(r->an + r->ns, 0);
 
     /* An OPT in the answer section, and one with a non-root owner. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 1232, 0);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 1232, 0);
     wire_put_u16(q.b + 10, 0);
     wire_put_u16(q.b + 6, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     /* owner: a pointer to the question name, then type OPT, class 1232, TTL 0, rdlen 0 */
     memcpy(q.b + q.len, "\xC0\x0C\x00\x29\x04\xD0\x00\x00\x00\x00\x00\x00", 12);
     q.len += 12;
@@ -687,14 +573,14 @@ static void test_formerr(void **state)
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
 
     /* An additional record whose rdata runs past the end. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 1232, 0);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 1232, 0);
     wire_put_u16(q.b + q.len - 2, 4);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
 
     /* Other sections with well-formed records are fine (a non-OPT record in additional). */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     memcpy(q.b + q.len, "\xC0\x0C\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04\x01\x02\x03\x04", 16);
     q.len += 16;
     wire_put_u16(q.b + 10, 1);
@@ -711,11 +597,11 @@ static void test_dropped(void **state)
     uint64_t dropped = query_ctx_stats(g_ctx)->dropped;
 
     /* A response is never answered. */
-    mkq(&q, 6, WIRE_FLAG_QR | WIRE_FLAG_AA, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 6, WIRE_FLAG_QR | WIRE_FLAG_AA, "www.example.com", WIRE_TYPE_A, 1);
     assert_int_equal(query_answer_set(g_ctx, g_set, q.b, q.len, out, sizeof(out), QUERY_UDP), 0);
     assert_int_equal(query_answer_set(g_ctx, g_set, q.b, q.len, out, sizeof(out), QUERY_TCP), 0);
     /* Shorter than a header. */
-    mkq(&q, 6, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 6, 0, "www.example.com", WIRE_TYPE_A, 1);
     for (size_t n = 0; n < WIRE_HEADER_LEN; n++)
         assert_int_equal(query_answer_set(g_ctx, g_set, q.b, n, out, sizeof(out), QUERY_UDP), 0);
     assert_int_equal(query_ctx_stats(g_ctx)->dropped, dropped + 2 + WIRE_HEADER_LEN);
@@ -727,7 +613,7 @@ static void test_cname(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 8, 0, "alias.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 8, 0, "alias.example.com", WIRE_TYPE_A, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -738,7 +624,7 @@ static void test_cname(void **state)
     expect_a(r, &r->rr[1], "www.example.com", 3600, A_WWW);
 
     /* A chain of two. */
-    mkq(&q, 8, 0, "chain1.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 8, 0, "chain1.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 3);
@@ -749,7 +635,7 @@ static void test_cname(void **state)
     expect_a(r, &r->rr[2], "www.example.com", 3600, A_WWW);
 
     /* A loop stops: each CNAME once. */
-    mkq(&q, 8, 0, "loop1.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 8, 0, "loop1.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -759,14 +645,14 @@ static void test_cname(void **state)
     expect_rdata_name(r, &r->rr[1], "loop1.example.com");
 
     /* Out of the zone: only the CNAME. */
-    mkq(&q, 8, 0, "ext.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 8, 0, "ext.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->ns + r->ar, 0);
 
     /* To a name that does not exist: NXDOMAIN with the CNAME and the SOA (RFC 6604). */
-    mkq(&q, 8, 0, "nxcname.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 8, 0, "nxcname.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
     assert_int_equal(r->an, 1);
@@ -774,7 +660,7 @@ static void test_cname(void **state)
     expect_neg_soa(r, &r->rr[1], "example.com", 300);
 
     /* Into a delegation: the CNAME, then the referral; AA stays set for the CNAME. */
-    mkq(&q, 8, 0, "tocut.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 8, 0, "tocut.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -783,7 +669,7 @@ static void test_cname(void **state)
     assert_int_equal(r->ar, 2);
 
     /* Asking for the CNAME itself does not follow it. */
-    mkq(&q, 8, 0, "alias.example.com", WIRE_TYPE_CNAME, 1);
+    testutil_query_make(&q, 8, 0, "alias.example.com", WIRE_TYPE_CNAME, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->rr[0].type, WIRE_TYPE_CNAME);
@@ -797,7 +683,7 @@ static void test_referral(void **state)
     const char *names[] = {"www.sub.example.com", "sub.example.com", "ns.sub.example.com",
                            "a.b.sub.example.com"};
     for (size_t i = 0; i < 4; i++) {
-        mkq(&q, 9, RD, names[i], WIRE_TYPE_A, 1);
+        testutil_query_make(&q, 9, RD, names[i], WIRE_TYPE_A, 1);
         const resp_t *r = ask(&q, QUERY_UDP);
         assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
         assert_false(r->flags & WIRE_FLAG_AA);
@@ -822,7 +708,7 @@ static void test_referral(void **state)
         assert_true(a && aaaa);
     }
     /* NS at the cut is a referral too. */
-    mkq(&q, 9, 0, "sub.example.com", WIRE_TYPE_NS, 1);
+    testutil_query_make(&q, 9, 0, "sub.example.com", WIRE_TYPE_NS, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_false(r->flags & WIRE_FLAG_AA);
     assert_int_equal(r->an, 0);
@@ -833,7 +719,7 @@ static void test_ds_at_cut(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 10, 0, "sub.example.com", WIRE_TYPE_DS, 1);
+    testutil_query_make(&q, 10, 0, "sub.example.com", WIRE_TYPE_DS, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -842,7 +728,7 @@ static void test_ds_at_cut(void **state)
     assert_int_equal(r->ar, 0);
     expect_neg_soa(r, &r->rr[0], "example.com", 300);
     /* DS below the cut is still a referral. */
-    mkq(&q, 10, 0, "x.sub.example.com", WIRE_TYPE_DS, 1);
+    testutil_query_make(&q, 10, 0, "x.sub.example.com", WIRE_TYPE_DS, 1);
     r = ask(&q, QUERY_UDP);
     assert_false(r->flags & WIRE_FLAG_AA);
     assert_int_equal(r->ns, 2);
@@ -853,7 +739,7 @@ static void test_wildcard(void **state)
     (void)state;
     qbuf_t q;
     static const uint8_t w4[4] = {192, 0, 2, 99};
-    mkq(&q, 11, 0, "Foo.wild.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 11, 0, "Foo.wild.example.com", WIRE_TYPE_A, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -863,33 +749,33 @@ static void test_wildcard(void **state)
     assert_memory_equal(r->rr[0].owner, q.b + 12, q.len - 16);
 
     /* More than one label below the closest encloser. */
-    mkq(&q, 11, 0, "a.b.wild.example.com", WIRE_TYPE_TXT, 1);
+    testutil_query_make(&q, 11, 0, "a.b.wild.example.com", WIRE_TYPE_TXT, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     expect_owner(&r->rr[0], "a.b.wild.example.com");
     assert_int_equal(r->rr[0].type, WIRE_TYPE_TXT);
 
     /* A type the wildcard does not have: NODATA. */
-    mkq(&q, 11, 0, "foo.wild.example.com", WIRE_TYPE_MX, 1);
+    testutil_query_make(&q, 11, 0, "foo.wild.example.com", WIRE_TYPE_MX, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 0);
     assert_int_equal(r->ns, 1);
 
     /* The wildcard's parent is an ENT: NODATA, no synthesis. */
-    mkq(&q, 11, 0, "wild.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 11, 0, "wild.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 0);
 
     /* The "*" name itself is answered as it stands. */
-    mkq(&q, 11, 0, "*.wild.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 11, 0, "*.wild.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     expect_owner(&r->rr[0], "*.wild.example.com");
 
     /* No wildcard beside: NXDOMAIN. */
-    mkq(&q, 11, 0, "foo.nowild.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 11, 0, "foo.nowild.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
 }
@@ -899,7 +785,7 @@ static void test_additional(void **state)
     (void)state;
     qbuf_t q;
     static const uint8_t mail4[4] = {192, 0, 2, 25};
-    mkq(&q, 12, 0, "example.com", WIRE_TYPE_MX, 1);
+    testutil_query_make(&q, 12, 0, "example.com", WIRE_TYPE_MX, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->ar, 1);
@@ -908,13 +794,13 @@ static void test_additional(void **state)
     const rr_t *mx = &r->rr[0];
     assert_int_equal(mx->rdlen, 2 + 5 + 2);
 
-    mkq(&q, 12, 0, "example.com", WIRE_TYPE_NS, 1);
+    testutil_query_make(&q, 12, 0, "example.com", WIRE_TYPE_NS, 1);
     r = ask(&q, QUERY_UDP);
     assert_true(r->flags & WIRE_FLAG_AA);
     assert_int_equal(r->an, 2);
     assert_int_equal(r->ar, 2);
 
-    mkq(&q, 12, 0, "_sip._tcp.example.com", 33, 1);
+    testutil_query_make(&q, 12, 0, "_sip._tcp.example.com", 33, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->ar, 1);
@@ -926,11 +812,11 @@ static void test_any(void **state)
     (void)state;
     qbuf_t q;
     /* RFC 8482: one RRset is enough. */
-    mkq(&q, 13, 0, "www.example.com", WIRE_TYPE_ANY, 1);
+    testutil_query_make(&q, 13, 0, "www.example.com", WIRE_TYPE_ANY, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 1);
-    mkq(&q, 13, 0, "b.c.example.com", WIRE_TYPE_ANY, 1);
+    testutil_query_make(&q, 13, 0, "b.c.example.com", WIRE_TYPE_ANY, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 0);
     assert_int_equal(r->ns, 1);
@@ -940,12 +826,12 @@ static void test_zone_transfer(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 14, 0, "example.com", WIRE_TYPE_AXFR, 1);
+    testutil_query_make(&q, 14, 0, "example.com", WIRE_TYPE_AXFR, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOTIMP);
     r = ask(&q, QUERY_TCP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOTAUTH);
-    mkq(&q, 14, 0, "example.com", WIRE_TYPE_IXFR, 1);
+    testutil_query_make(&q, 14, 0, "example.com", WIRE_TYPE_IXFR, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOTAUTH);
     assert_int_equal(r->an + r->ns + r->ar, 0);
@@ -959,7 +845,7 @@ static void test_truncation(void **state)
     uint64_t tc = st->truncated;
 
     /* Too big for 512 bytes: TC, the question and nothing else. */
-    mkq(&q, 15, 0, "big.example.com", WIRE_TYPE_TXT, 1);
+    testutil_query_make(&q, 15, 0, "big.example.com", WIRE_TYPE_TXT, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_true(r->flags & WIRE_FLAG_TC);
     assert_true(r->flags & WIRE_FLAG_AA);
@@ -979,7 +865,7 @@ static void test_truncation(void **state)
     }
 
     /* Over UDP with EDNS: still more than 1232 bytes, so TC, with the OPT. */
-    add_opt(&q, 4096, 0);
+    testutil_query_add_opt(&q, 4096, 0);
     r = ask(&q, QUERY_UDP);
     assert_true(r->flags & WIRE_FLAG_TC);
     assert_int_equal(r->an + r->ns, 0);
@@ -988,28 +874,28 @@ static void test_truncation(void **state)
     assert_int_equal(r->len, q.len);
 
     /* ~850 bytes: TC without EDNS, fits with EDNS 1232, TC again with EDNS 600. */
-    mkq(&q, 15, 0, "mid.example.com", WIRE_TYPE_TXT, 1);
+    testutil_query_make(&q, 15, 0, "mid.example.com", WIRE_TYPE_TXT, 1);
     r = ask(&q, QUERY_UDP);
     assert_true(r->flags & WIRE_FLAG_TC);
     assert_int_equal(r->an, 0);
-    add_opt(&q, 1232, 0);
+    testutil_query_add_opt(&q, 1232, 0);
     r = ask(&q, QUERY_UDP);
     assert_false(r->flags & WIRE_FLAG_TC);
     assert_int_equal(r->an, MID_RECORDS);
     assert_true(r->len > 512 && r->len <= 1232);
-    mkq(&q, 15, 0, "mid.example.com", WIRE_TYPE_TXT, 1);
-    add_opt(&q, 600, 0);
+    testutil_query_make(&q, 15, 0, "mid.example.com", WIRE_TYPE_TXT, 1);
+    testutil_query_add_opt(&q, 600, 0);
     r = ask(&q, QUERY_UDP);
     assert_true(r->flags & WIRE_FLAG_TC);
     assert_int_equal(r->an, 0);
     /* An advertised size below 512 counts as 512. */
-    mkq(&q, 15, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 100, 0);
+    testutil_query_make(&q, 15, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 100, 0);
     r = ask(&q, QUERY_UDP);
     assert_false(r->flags & WIRE_FLAG_TC);
     assert_int_equal(r->an, 1);
     /* A 512-byte output buffer over TCP behaves like UDP without EDNS. */
-    mkq(&q, 15, 0, "mid.example.com", WIRE_TYPE_TXT, 1);
+    testutil_query_make(&q, 15, 0, "mid.example.com", WIRE_TYPE_TXT, 1);
     assert_true(ask_cap(&q, QUERY_TCP, 512) > 0);
     assert_true(g_r.flags & WIRE_FLAG_TC);
     /* Output buffers smaller than 512 are not used. */
@@ -1020,8 +906,8 @@ static void test_edns(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 16, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 4096, 0x8000); /* DO */
+    testutil_query_make(&q, 16, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 4096, 0x8000); /* DO */
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 1);
@@ -1034,29 +920,29 @@ static void test_edns(void **state)
     /* The OPT is the last record. */
     assert_ptr_equal(r->opt, &r->rr[r->nrr - 1]);
 
-    mkq(&q, 16, 0, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 4096, 0);
+    testutil_query_make(&q, 16, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 4096, 0);
     r = ask(&q, QUERY_UDP);
     assert_non_null(r->opt);
     assert_int_equal(r->opt->ttl, 0);
 
     /* Without EDNS in the query, none in the answer. */
-    mkq(&q, 16, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 16, 0, "www.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_null(r->opt);
     assert_int_equal(r->ar, 0);
 
     /* The OPT comes after the additional records. */
-    mkq(&q, 16, 0, "example.com", WIRE_TYPE_MX, 1);
-    add_opt(&q, 1232, 0x8000);
+    testutil_query_make(&q, 16, 0, "example.com", WIRE_TYPE_MX, 1);
+    testutil_query_add_opt(&q, 1232, 0x8000);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->ar, 2);
     assert_int_equal(r->rr[1].type, WIRE_TYPE_A);
     assert_int_equal(r->rr[2].type, WIRE_TYPE_OPT);
 
     /* EDNS on a NXDOMAIN. */
-    mkq(&q, 16, 0, "nope.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 1232, 0x8000);
+    testutil_query_make(&q, 16, 0, "nope.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 1232, 0x8000);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
     assert_int_equal(r->ns, 1);
@@ -1068,8 +954,8 @@ static void test_badvers(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 17, RD, "www.example.com", WIRE_TYPE_A, 1);
-    add_opt(&q, 1232, 0x00018000); /* version 1, DO */
+    testutil_query_make(&q, 17, RD, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_add_opt(&q, 1232, 0x00018000); /* version 1, DO */
     const resp_t *r = ask(&q, QUERY_UDP);
     /* BADVERS = 16: 0 in the header, 1 in the OPT's extended rcode (RFC 6891 6.1.3). */
     assert_int_equal(rcode_of(r), 0);
@@ -1091,12 +977,12 @@ static void test_stats(void **state)
     query_ctx_t *ctx = query_ctx_new();
     assert_non_null(ctx);
     const query_stats_t *st = query_ctx_stats(ctx);
-    mkq(&q, 18, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 18, 0, "www.example.com", WIRE_TYPE_A, 1);
     assert_true(query_answer_set(ctx, g_set, q.b, q.len, out, sizeof(out), QUERY_UDP) > 0);
     assert_true(query_answer_set(ctx, g_set, q.b, q.len, out, sizeof(out), QUERY_TCP) > 0);
-    mkq(&q, 18, 0, "nope.example.com", 300, 1);
+    testutil_query_make(&q, 18, 0, "nope.example.com", 300, 1);
     assert_true(query_answer_set(ctx, g_set, q.b, q.len, out, sizeof(out), QUERY_UDP) > 0);
-    mkq(&q, 18, 0, "www.example.net", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 18, 0, "www.example.net", WIRE_TYPE_A, 1);
     assert_true(query_answer_set(ctx, NULL, q.b, q.len, out, sizeof(out), QUERY_UDP) > 0);
     assert_int_equal(st->queries[QUERY_UDP], 3);
     assert_int_equal(st->queries[QUERY_TCP], 1);
@@ -1133,12 +1019,12 @@ static void test_ds_parent_and_child(void **state)
     zone_unref(z[1]);
 
     qbuf_t q;
-    mkq(&q, 19, 0, "child.example.net", WIRE_TYPE_DS, 1);
+    testutil_query_make(&q, 19, 0, "child.example.net", WIRE_TYPE_DS, 1);
     memset(g_r.b, 0, sizeof(g_r.b));
     g_r.len = query_answer_set(g_ctx, set, q.b, q.len, g_r.b, QUERY_MAX_ANSWER, QUERY_UDP);
     zone_set_free(set);
     assert_true(g_r.len > 0);
-    parse(&g_r);
+    testutil_answer_parse(&g_r);
     assert_int_equal(rcode_of(&g_r), WIRE_RCODE_NOERROR);
     assert_true(g_r.flags & WIRE_FLAG_AA);
     if (g_r.an != 1 || g_r.rr[0].type != WIRE_TYPE_DS)
@@ -1153,10 +1039,10 @@ static void test_formerr_keeps_opt(void **state)
 {
     (void)state;
     qbuf_t q;
-    mkq(&q, 20, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 20, 0, "www.example.com", WIRE_TYPE_A, 1);
     q.len = WIRE_HEADER_LEN;
     wire_put_u16(q.b + 4, 0);
-    add_opt(&q, 1232, 0);
+    testutil_query_add_opt(&q, 1232, 0);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_FORMERR);
     assert_int_equal(r->qd, 0);
@@ -1180,9 +1066,9 @@ static void mix_add(const char *name, uint16_t type, uint16_t flags, int edns, u
                     query_transport_t t)
 {
     mixq_t *m = &g_mix[g_mix_n++];
-    mkq(&m->q, (uint16_t)g_mix_n, flags, name, type, 1);
+    testutil_query_make(&m->q, (uint16_t)g_mix_n, flags, name, type, 1);
     if (edns >= 0)
-        add_opt(&m->q, (uint16_t)edns, ttlf);
+        testutil_query_add_opt(&m->q, (uint16_t)edns, ttlf);
     m->t = t;
 }
 
@@ -1255,7 +1141,7 @@ static void test_hint(void **state)
     }
 
     /* Mixed case: the hint works on the lower-case name, as the lookup does. */
-    mkq(&q, 1, 0, "WwW.Example.COM", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 1, 0, "WwW.Example.COM", WIRE_TYPE_A, 1);
     query_hint_start(g_set, q.b, q.len, &h);
     assert_ptr_equal(h.zone, com);
     int l = wire_name_from_text("www.example.com", lname);
@@ -1263,16 +1149,16 @@ static void test_hint(void **state)
     assert_int_equal(h.hash, zone_node_prefetch(com, lname, (size_t)l));
     query_hint_next(&h);
 
-    mkq(&q, 2, 0, "www.example.org", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 2, 0, "www.example.org", WIRE_TYPE_A, 1);
     query_hint_start(g_set, q.b, q.len, &h);
     assert_ptr_equal(h.zone, org);
 
     /* Not ours, no question, two questions, a name cut short, a header cut short. */
-    mkq(&q, 3, 0, "www.example.net", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 3, 0, "www.example.net", WIRE_TYPE_A, 1);
     query_hint_start(g_set, q.b, q.len, &h);
     assert_null(h.zone);
     query_hint_next(&h);
-    mkq(&q, 4, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 4, 0, "www.example.com", WIRE_TYPE_A, 1);
     for (size_t n = 0; n < WIRE_HEADER_LEN + 5; n++) {
         h.zone = com;
         query_hint_start(g_set, q.b, n, &h);
@@ -1291,7 +1177,7 @@ static void test_hint(void **state)
     query_hint_start(g_set, q.b, q.len, &h);
     assert_null(h.zone);
     /* No zone set at all. */
-    mkq(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
+    testutil_query_make(&q, 5, 0, "www.example.com", WIRE_TYPE_A, 1);
     query_hint_start(NULL, q.b, q.len, &h);
     assert_null(h.zone);
 }
