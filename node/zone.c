@@ -22,7 +22,8 @@ void *arena_alloc(arena_t *a, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
     if (!a->head || a->head->cap - a->head->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
+        size_t want = a->chunk ? a->chunk : (1u << 20);
+        size_t cap = n > want ? n : want;
         arena_chunk_t *c = malloc(sizeof(*c) + cap);
         if (!c)
             return NULL;
@@ -31,6 +32,8 @@ void *arena_alloc(arena_t *a, size_t n)
         c->cap = cap;
         a->head = c;
         a->total += cap;
+        if (a->chunk && a->chunk < (1u << 20))
+            a->chunk *= 2; /* a big update (a reload) soon gets big chunks */
     }
     void *p = a->head->data + a->head->used;
     a->head->used += n;

@@ -31,6 +31,7 @@ typedef struct arena_chunk {
 typedef struct arena {
     arena_chunk_t *head;
     size_t total;
+    size_t chunk; /* size of a new chunk; 0: 1 MiB (a load), small for an update */
 } arena_t;
 
 void *arena_alloc(arena_t *a, size_t n);

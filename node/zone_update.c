@@ -166,6 +166,7 @@ int zone_update_begin(zone_t *base, unsigned flags, zone_update_t **out, char *e
         return -ENOMEM;
     }
     up->mask = 63;
+    up->tmp.chunk = 8192; /* most updates touch a few names */
     up->base = base;
     up->flags = flags;
     base->updating = true;

@@ -531,7 +531,7 @@ static int run_edit(run_t *r, const edit_t *e, size_t n, char *err, size_t errle
     r->applied = false;
     model_t next = r->model;
     int want = model_apply(&next, e, n);
-    const zone_t *old = zone_set_at(r->cur.set, 0);
+    zone_t *old = (zone_t *)zone_set_at(r->cur.set, 0); /* the newest version: it takes updates */
     uint32_t old_serial = zone_serial(old);
     zone_t *z = NULL;
     err[0] = 0;
