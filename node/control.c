@@ -5,6 +5,7 @@
  * read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
  */
 #include "fennec/control.h"
+#include "fennec/change.h"
 #include "fennec/wire.h"
 #include "fennec/common.h"
 #include "fennec/zone.h"
@@ -21,7 +22,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +40,6 @@ struct control {
     char token[CONTROL_TOKEN_LEN + 1];
     double start_time;
 };
-
-/* Every publisher of a zone set built from the current one holds this lock, so that two
- * reloads (API and SIGHUP) never build from the same old set and lose each other's work. */
-static pthread_mutex_t g_zone_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------------------------------------ */
 /* authentication helpers                                                                     */
@@ -484,8 +480,18 @@ cleanup:
     return rc;
 }
 
+void control_record_change(const control_record_req_t *rr, zone_change_t *out)
+{
+    *out = (zone_change_t){.add = rr->op == CONTROL_RECORD_ADD,
+                           .owner = rr->owner_wire,
+                           .type = rr->type,
+                           .ttl = rr->ttl,
+                           .rdata = rr->rdata,
+                           .rdlen = (uint16_t)rr->rdata_len};
+}
+
 /* ------------------------------------------------------------------------------------------ */
-/* zone reloads                                                                               */
+/* zone names                                                                                 */
 
 static void name_canon(const char *in, char *out, size_t outlen)
 {
@@ -509,183 +515,6 @@ static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *name)
         if (name_eq(cfg->zones[i].name, name))
             return &cfg->zones[i];
     return NULL;
-}
-
-/* Publishes the current zone set with FRESH in place of the zone of the same name (or
- * added). The caller holds g_zone_write_lock, so no other publisher runs in between. */
-static int publish_replacing(zone_t *fresh, char *err, size_t errlen)
-{
-    zone_set_t *set = NULL;
-    zone_read_lock();
-    const zone_set_t *cur = zone_set_current();
-    size_t n = cur ? zone_set_count(cur) : 0;
-    zone_t **zones = calloc(n + 1, sizeof(*zones));
-    if (!zones) {
-        zone_read_unlock();
-        return -ENOMEM;
-    }
-    size_t k = 0;
-    bool placed = false;
-    for (size_t i = 0; i < n; i++) {
-        /* zone_set_new() takes its own references; the cast only reaches the refcount. */
-        zone_t *z = (zone_t *)zone_set_at(cur, i);
-        if (strcmp(zone_name(z), zone_name(fresh)) == 0) {
-            zones[k++] = fresh;
-            placed = true;
-        } else {
-            zones[k++] = z;
-        }
-    }
-    if (!placed)
-        zones[k++] = fresh;
-    int rc = zone_set_new(zones, k, &set);
-    zone_read_unlock();
-    free(zones);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
-        return rc;
-    }
-    zone_set_publish(set);
-    return 0;
-}
-
-int control_zone_edit(const control_record_req_t *rr, const char *zone, uint32_t *serial, char *err,
-                      size_t errlen)
-{
-    uint8_t apex[WIRE_NAME_MAX];
-    zone_t *cur = NULL, *fresh = NULL;
-    int rc = wire_name_from_text(zone, apex);
-    if (rc < 0) {
-        snprintf(err, errlen, "invalid zone name %.256s", zone);
-        return FENNEC_EMALFORMED;
-    }
-    wire_name_lower(apex);
-    pthread_mutex_lock(&g_zone_write_lock);
-    zone_read_lock();
-    const zone_t *z = zone_set_find(zone_set_current(), apex, (size_t)rc);
-    if (z && zone_apex_wire(z)[0] == apex[0] && strcmp(zone_name(z), zone) == 0) {
-        cur = (zone_t *)z;
-        zone_ref(cur);
-    }
-    zone_read_unlock();
-    if (!cur) {
-        snprintf(err, errlen, "zone %.256s is not loaded on this node", zone);
-        rc = FENNEC_ENOTFOUND;
-        goto cleanup;
-    }
-    zone_change_t ch = {.add = rr->op == CONTROL_RECORD_ADD,
-                        .owner = rr->owner_wire,
-                        .type = rr->type,
-                        .ttl = rr->ttl,
-                        .rdata = rr->rdata,
-                        .rdlen = (uint16_t)rr->rdata_len};
-    rc = zone_edit(cur, &ch, 1, &fresh, err, errlen);
-    if (rc != 0)
-        goto cleanup;
-    rc = publish_replacing(fresh, err, errlen);
-    if (rc != 0)
-        goto cleanup;
-    if (serial)
-        *serial = zone_serial(fresh);
-    log_info(MOD, "%s: %s %s %s, serial %u", zone_name(fresh), ch.add ? "added" : "deleted",
-             rr->owner, rr->type_name, zone_serial(fresh));
-cleanup:
-    pthread_mutex_unlock(&g_zone_write_lock);
-    zone_unref(cur);
-    zone_unref(fresh);
-    return rc;
-}
-
-int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, char *err,
-                        size_t errlen)
-{
-    int rc = 0;
-    zone_t *fresh = NULL;
-    zone_t **zones = NULL;
-    zone_set_t *set = NULL;
-
-    if (errlen)
-        err[0] = '\0';
-    pthread_mutex_lock(&g_zone_write_lock);
-    /* The read section covers taking references to the current zones; it ends before
-     * zone_set_publish(), which waits for readers. g_zone_write_lock keeps other publishers
-     * that take it from replacing the set between our read and our publish. */
-    if (!name) {
-        size_t failed = 0;
-        zone_read_lock();
-        rc = zone_set_build(cfg, zone_set_current(), &set, &failed);
-        zone_read_unlock();
-        if (rc != 0) {
-            snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
-            goto cleanup;
-        }
-        zone_set_publish(set);
-        set = NULL;
-        if (failed) {
-            snprintf(err, errlen, "%zu zone(s) failed to load; see the log", failed);
-            rc = FENNEC_EZONE;
-        }
-        goto cleanup;
-    }
-
-    const cfg_zone_t *cz = cfg_zone_find(cfg, name);
-    if (!cz) {
-        snprintf(err, errlen, "zone %.256s is not configured on this node", name);
-        rc = FENNEC_ENOTFOUND;
-        goto cleanup;
-    }
-    if (cz->file) {
-        /* An unchanged file is not read again, as on SIGHUP: edits made through the API
-         * stay until the file itself changes. */
-        bool same = false;
-        zone_read_lock();
-        const zone_set_t *cur = zone_set_current();
-        for (size_t i = 0; cur && i < zone_set_count(cur) && !same; i++) {
-            const zone_t *z = zone_set_at(cur, i);
-            if (name_eq(zone_name(z), cz->name) && zone_file_unchanged(z, cz->file)) {
-                same = true;
-                if (serial)
-                    *serial = zone_serial(z);
-            }
-        }
-        zone_read_unlock();
-        if (same) {
-            log_info(MOD, "%s: file unchanged, nothing to reload", cz->name);
-            goto cleanup;
-        }
-    }
-    char lerr[1024] = "";
-    rc = cz->file ? zone_load_file(cz->name, cz->file, &fresh, lerr, sizeof(lerr))
-                  : zone_load_text(cz->name, cz->text, strlen(cz->text), "<builtin>", &fresh, lerr,
-                                   sizeof(lerr));
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", lerr[0] ? lerr : fennec_strerror(rc));
-        rc = FENNEC_EZONE;
-        goto cleanup;
-    }
-    rc = publish_replacing(fresh, err, errlen);
-    if (rc != 0)
-        goto cleanup;
-    if (serial)
-        *serial = zone_serial(fresh);
-    log_info(MOD, "%s: reloaded, serial %u, %zu records", zone_name(fresh), zone_serial(fresh),
-             zone_record_count(fresh));
-cleanup:
-    pthread_mutex_unlock(&g_zone_write_lock);
-    zone_set_free(set);
-    zone_unref(fresh);
-    free(zones);
-    return rc;
-}
-
-void control_zone_write_lock(void)
-{
-    pthread_mutex_lock(&g_zone_write_lock);
-}
-
-void control_zone_write_unlock(void)
-{
-    pthread_mutex_unlock(&g_zone_write_lock);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1180,13 +1009,22 @@ static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *r
     return ret;
 }
 
+/* Submits CH from a libmicrohttpd thread. Those threads come and go without a hook where they
+ * could unregister, so each one is an RCU reader for the call only. */
+static int submit(const change_t *ch, change_result_t *res, char *err, size_t errlen)
+{
+    zone_reader_register();
+    int rc = change_submit(ch, res, err, errlen);
+    zone_reader_unregister();
+    return rc;
+}
+
 static enum MHD_Result handle_reload(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     char err[1024];
-    uint32_t serial = 0;
-    zone_reader_register();
-    int rc = control_zone_reload(ctl->cfg, req->arg, &serial, err, sizeof(err));
-    zone_reader_unregister();
+    change_result_t res;
+    change_t ch = {.kind = CHANGE_RELOAD, .zone = req->arg, .cfg = ctl->cfg, .source = "api"};
+    int rc = submit(&ch, &res, err, sizeof(err));
     if (rc == FENNEC_ENOTFOUND)
         return send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
     if (rc == FENNEC_EZONE)
@@ -1201,7 +1039,7 @@ static enum MHD_Result handle_reload(control_t *ctl, struct MHD_Connection *conn
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p + 32);
     return send_json(conn, MHD_HTTP_OK,
-                     json_pack("{s:s, s:I, s:s}", "zone", canon, "serial", (json_int_t)serial,
+                     json_pack("{s:s, s:I, s:s}", "zone", canon, "serial", (json_int_t)res.serial,
                                "result", "reloaded"));
 }
 
@@ -1225,10 +1063,13 @@ static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *con
             send_error(conn, rc == -ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
                        "%s", rc == -ENOMEM ? "out of memory" : err);
     else {
-        uint32_t serial = 0;
-        zone_reader_register();
-        rc = control_zone_edit(rr, cz->name, &serial, err, sizeof(err));
-        zone_reader_unregister();
+        zone_change_t zc;
+        control_record_change(rr, &zc);
+        change_result_t res;
+        change_t ch = {
+            .kind = CHANGE_EDIT, .zone = cz->name, .changes = &zc, .count = 1, .source = "api"};
+        rc = submit(&ch, &res, err, sizeof(err));
+        uint32_t serial = res.serial;
         if (rc == 0)
             ret = send_json(conn, MHD_HTTP_OK,
                             json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "zone", cz->name, "result",
