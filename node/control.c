@@ -1,8 +1,11 @@
 /*
- * The control endpoint: libmicrohttpd with one internal polling thread, so a slow or hostile
- * HTTP client can never stall a DNS worker. Every request is routed on its first callback
- * (method, path and authorization are known then), so refusals go out before any body is
- * read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
+ * The control endpoint: libmicrohttpd, never on a DNS worker's thread, so a slow or hostile
+ * HTTP client can never stall a DNS answer. Every connection has its own thread (64
+ * connections at most): a write waits for the writer lock of the one write path (change.c)
+ * without holding up reads such as /metrics or other writers' parsing. The only state the
+ * threads share is the control_t, read-only once started. Every request is routed on its
+ * first callback (method, path and authorization are known then), so refusals go out before
+ * any body is read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
  */
 #include "fennec/control.h"
 #include "fennec/change.h"
@@ -682,12 +685,58 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
     return send_json(conn, status, json_pack("{s:s}", "error", msg));
 }
 
+/* The one table from a result code to the HTTP status that answers it; anything else is a
+ * 500. Authorization (401, 403) and routing (405) answer before any code exists. */
+static const struct {
+    int rc;
+    unsigned status;
+} g_rc_status[] = {
+    {FENNEC_EMALFORMED, MHD_HTTP_BAD_REQUEST},      /* body or path argument invalid */
+    {FENNEC_ENOTFOUND, MHD_HTTP_NOT_FOUND},         /* no such zone, record, endpoint */
+    {FENNEC_EEXISTS, MHD_HTTP_CONFLICT},            /* the record to add is there */
+    {FENNEC_ESPACE, MHD_HTTP_CONTENT_TOO_LARGE},    /* body over CONTROL_MAX_BODY */
+    {FENNEC_EZONE, MHD_HTTP_UNPROCESSABLE_CONTENT}, /* zone does not load, rule broken */
+    {FENNEC_ENOTSUP, MHD_HTTP_NOT_IMPLEMENTED},     /* not in this version */
+};
+
+static unsigned rc_status(int rc)
+{
+    for (size_t i = 0; i < sizeof(g_rc_status) / sizeof(g_rc_status[0]); i++)
+        if (g_rc_status[i].rc == rc)
+            return g_rc_status[i].status;
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Answers a refusal or failure with code RC; when AT is not SIZE_MAX the answer also names
+ * the change of a batch at fault ("change": AT). */
+static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
+                                  ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
+                                  ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (rc == -ENOMEM)
+        snprintf(msg, sizeof(msg), "out of memory");
+    else if (!msg[0])
+        snprintf(msg, sizeof(msg), "%s", fennec_strerror(rc));
+    json_t *o = json_pack("{s:s}", "error", msg);
+    if (o && at != SIZE_MAX)
+        json_object_set_new(o, "change", json_integer((json_int_t)at));
+    return send_json(conn, rc_status(rc), o);
+}
+
+#define send_rc(conn, rc, ...) send_rc_at(conn, rc, SIZE_MAX, __VA_ARGS__)
+
 static enum MHD_Result send_not_available(struct MHD_Connection *conn, const char *feature,
                                           const char *detail)
 {
-    return send_error(conn, MHD_HTTP_NOT_IMPLEMENTED,
-                      "%s is not available in this version of fennec%s%s%s", feature,
-                      detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+    return send_rc(conn, FENNEC_ENOTSUP, "%s is not available in this version of fennec%s%s%s",
+                   feature, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
 }
 
 static bool is_loopback(const struct sockaddr *sa)
@@ -835,7 +884,7 @@ static enum MHD_Result handle_status(control_t *ctl, struct MHD_Connection *conn
     control_snapshot_t snap;
     control_zone_info_t *zi = NULL;
     if (snapshot_take(ctl, &snap, &zi) != 0)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     json_t *zones = json_array();
     for (size_t i = 0; i < snap.zone_count; i++)
         json_array_append_new(zones, json_pack("{s:s, s:I, s:I}", "name", zi[i].name, "serial",
@@ -859,7 +908,7 @@ static enum MHD_Result handle_metrics(control_t *ctl, struct MHD_Connection *con
     size_t len = 0;
     if (snapshot_take(ctl, &snap, &zi) != 0 || control_metrics_render(&snap, &text, &len) != 0) {
         free(zi);
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     }
     free(zi);
     return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
@@ -894,11 +943,11 @@ static enum MHD_Result handle_page(control_t *ctl, struct MHD_Connection *conn)
     char *text = NULL;
     size_t len = 0;
     if (snapshot_take(ctl, &snap, &zi) != 0)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     FILE *f = open_memstream(&text, &len);
     if (!f) {
         free(zi);
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     }
     const query_stats_t *q = &snap.stats.query;
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -935,7 +984,7 @@ static enum MHD_Result handle_page(control_t *ctl, struct MHD_Connection *conn)
     free(zi);
     if (fclose(f) != 0) {
         free(text);
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     }
     return send_text(conn, MHD_HTTP_OK, "text/html; charset=utf-8", text, len);
 }
@@ -960,7 +1009,7 @@ static enum MHD_Result handle_node_add(struct MHD_Connection *conn, request_t *r
     char err[512];
     json_t *root = load_object(req->body, req->len, err, sizeof(err));
     if (!root)
-        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        return send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     enum MHD_Result ret;
     const char *id, *addr;
     cfg_addr_t parsed;
@@ -968,13 +1017,13 @@ static enum MHD_Result handle_node_add(struct MHD_Connection *conn, request_t *r
         !(id = get_string(root, "id", 63, "node id", err, sizeof(err))) ||
         !(addr = get_string(root, "address", 79, "host:port of the node's replication listener",
                             err, sizeof(err)))) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        ret = send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     } else if (!ident_ok(id)) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
-                         "field \"id\" must be 1 to 63 letters, digits, '-', '_' or '.'");
+        ret = send_rc(conn, FENNEC_EMALFORMED,
+                      "field \"id\" must be 1 to 63 letters, digits, '-', '_' or '.'");
     } else if (cfg_addr_parse(addr, &parsed) != 0) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
-                         "field \"address\" must be IPv4:port or [IPv6]:port, not \"%.80s\"", addr);
+        ret = send_rc(conn, FENNEC_EMALFORMED,
+                      "field \"address\" must be IPv4:port or [IPv6]:port, not \"%.80s\"", addr);
     } else {
         ret = send_not_available(conn, "cluster membership", NULL);
     }
@@ -987,21 +1036,21 @@ static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *r
     static const char *const keys[] = {"state", NULL};
     char err[512];
     if (!ident_ok(req->arg))
-        return send_error(conn, MHD_HTTP_BAD_REQUEST,
-                          "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
+        return send_rc(conn, FENNEC_EMALFORMED,
+                       "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
     json_t *root = load_object(req->body, req->len, err, sizeof(err));
     if (!root)
-        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        return send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     enum MHD_Result ret;
     const char *state;
     if (check_keys(root, keys, "state", err, sizeof(err)) != 0 ||
         !(state =
               get_string(root, "state", 8, "\"up\", \"down\" or \"clear\"", err, sizeof(err)))) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        ret = send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     } else if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0 &&
                strcmp(state, "clear") != 0) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
-                         "field \"state\" must be \"up\", \"down\" or \"clear\"");
+        ret = send_rc(conn, FENNEC_EMALFORMED,
+                      "field \"state\" must be \"up\", \"down\" or \"clear\"");
     } else {
         ret = send_not_available(conn, "health checking", NULL);
     }
@@ -1025,66 +1074,52 @@ static enum MHD_Result handle_reload(control_t *ctl, struct MHD_Connection *conn
     change_result_t res;
     change_t ch = {.kind = CHANGE_RELOAD, .zone = req->arg, .cfg = ctl->cfg, .source = "api"};
     int rc = submit(&ch, &res, err, sizeof(err));
-    if (rc == FENNEC_ENOTFOUND)
-        return send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
     if (rc == FENNEC_EZONE)
-        return send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                          "%s; the previous version is still served", err);
+        return send_rc(conn, rc, "%s; the previous version is still served", err);
     if (rc != 0)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "reload failed: %s",
-                          err[0] ? err : fennec_strerror(rc));
+        return send_rc(conn, rc, "%s", err);
     char canon[1030];
     name_canon(req->arg, canon, sizeof(canon));
     for (char *p = canon; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p + 32);
     return send_json(conn, MHD_HTTP_OK,
-                     json_pack("{s:s, s:I, s:s}", "zone", canon, "serial", (json_int_t)res.serial,
-                               "result", "reloaded"));
+                     json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "zone", canon, "result",
+                               res.unchanged ? "unchanged" : "reloaded", "added",
+                               (json_int_t)res.added, "deleted", (json_int_t)res.removed, "serial",
+                               (json_int_t)res.serial, "index", (json_int_t)res.index));
 }
 
 static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
     if (!cz)
-        return send_error(conn, MHD_HTTP_NOT_FOUND, "zone %s is not configured on this node",
-                          req->arg);
+        return send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node", req->arg);
     control_record_req_t *rr = malloc(sizeof(*rr));
     if (!rr)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     char err[1024];
     enum MHD_Result ret;
     int rc =
         control_record_parse(cz->name, req->body ? req->body : "", req->len, rr, err, sizeof(err));
-    if (rc == FENNEC_ESPACE)
-        ret = send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s", err);
-    else if (rc != 0)
-        ret =
-            send_error(conn, rc == -ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
-                       "%s", rc == -ENOMEM ? "out of memory" : err);
-    else {
+    if (rc != 0) {
+        ret = send_rc(conn, rc, "%s", err);
+    } else {
         zone_change_t zc;
         control_record_change(rr, &zc);
         change_result_t res;
         change_t ch = {
             .kind = CHANGE_EDIT, .zone = cz->name, .changes = &zc, .count = 1, .source = "api"};
         rc = submit(&ch, &res, err, sizeof(err));
-        uint32_t serial = res.serial;
         if (rc == 0)
             ret = send_json(conn, MHD_HTTP_OK,
-                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "zone", cz->name, "result",
-                                      rr->op == CONTROL_RECORD_ADD ? "added" : "deleted", "name",
-                                      rr->owner, "type", rr->type_name, "ttl", (json_int_t)rr->ttl,
-                                      "serial", (json_int_t)serial));
-        else if (rc == FENNEC_ENOTFOUND)
-            ret = send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
-        else if (rc == FENNEC_EEXISTS)
-            ret = send_error(conn, MHD_HTTP_CONFLICT, "%s", err);
-        else if (rc == FENNEC_EZONE)
-            ret = send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s", err);
+                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "zone", cz->name,
+                                      "result", rr->op == CONTROL_RECORD_ADD ? "added" : "deleted",
+                                      "name", rr->owner, "type", rr->type_name, "ttl",
+                                      (json_int_t)rr->ttl, "serial", (json_int_t)res.serial,
+                                      "index", (json_int_t)res.index));
         else
-            ret = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
-                             err[0] ? err : fennec_strerror(rc));
+            ret = send_rc(conn, rc, "%s", err);
     }
     free(rr);
     return ret;
@@ -1093,8 +1128,8 @@ static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *con
 static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     if (req->too_big)
-        return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                          "the request body is larger than %d bytes", CONTROL_MAX_BODY);
+        return send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
+                       CONTROL_MAX_BODY);
     switch (req->route) {
     case ROUTE_PAGE:
         return handle_page(ctl, conn);
@@ -1108,8 +1143,8 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
         return send_not_available(conn, "cluster membership", NULL);
     case ROUTE_NODE:
         if (!ident_ok(req->arg))
-            return send_error(conn, MHD_HTTP_BAD_REQUEST,
-                              "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
+            return send_rc(conn, FENNEC_EMALFORMED,
+                           "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
         return send_not_available(conn, "cluster membership", NULL);
     case ROUTE_ZONE_RELOAD:
         return handle_reload(ctl, conn, req);
@@ -1122,7 +1157,7 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
     case ROUTE_NONE:
         break;
     }
-    return send_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+    return send_rc(conn, FENNEC_ENOTFOUND, "no such endpoint");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1144,8 +1179,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->route =
             route_match(url, method, req->arg, sizeof(req->arg), &allowed, &req->write, &method_ok);
         if (req->route == ROUTE_NONE)
-            return send_error(conn, MHD_HTTP_NOT_FOUND,
-                              "no such endpoint: %.200s %.200s (see docs/api.md)", method, url);
+            return send_rc(conn, FENNEC_ENOTFOUND,
+                           "no such endpoint: %.200s %.200s (see docs/api.md)", method, url);
         if (!method_ok) {
             char msg[256];
             snprintf(msg, sizeof(msg), "%s is not allowed on %.180s; use %s", method, url, allowed);
@@ -1177,8 +1212,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
             if (errno || end == cl || v > CONTROL_MAX_BODY)
-                return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "the request body is larger than %d bytes", CONTROL_MAX_BODY);
+                return send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
+                               CONTROL_MAX_BODY);
         }
         return MHD_YES;
     }
@@ -1244,6 +1279,8 @@ int control_new(const cfg_t *cfg, server_t *srv, control_t **out)
     ctl->cfg = cfg;
     ctl->srv = srv;
     ctl->start_time = process_start_time(wall_now());
+    /* jansson seeds its hash function on first use; do it here, before the HTTP threads. */
+    json_object_seed(0);
     if (!cfg->has_control) {
         log_error(MOD, "listen.control is not configured");
         rc = FENNEC_ECONFIG;
@@ -1299,7 +1336,11 @@ int control_start(control_t *ctl)
         close(fd);
         return rc;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    /* A thread per connection: a write that waits for the writer lock (or loads a big zone)
+     * holds its own thread only, so reads and other connections go on. The connection limit
+     * bounds the threads. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     ctl->mhd = MHD_start_daemon(

@@ -514,9 +514,15 @@ static int do_zone_reload(opts_t *o, const verb_t *v, char **args, int nargs)
     answer_t a;
     int ex = request(o, v, "POST", path, NULL, &a);
     if (ex == EXIT_OK) {
-        if (!o->json)
-            printf("zone %s reloaded, serial %lld\n", jstr(a.json, "zone"),
-                   (long long)jint(a.json, "serial"));
+        if (!o->json && strcmp(jstr(a.json, "result"), "unchanged") == 0)
+            printf("zone %s unchanged (the file is as it was loaded); serial %lld, index %lld\n",
+                   jstr(a.json, "zone"), (long long)jint(a.json, "serial"),
+                   (long long)jint(a.json, "index"));
+        else if (!o->json)
+            printf("zone %s reloaded: %lld added, %lld deleted; serial %lld, index %lld\n",
+                   jstr(a.json, "zone"), (long long)jint(a.json, "added"),
+                   (long long)jint(a.json, "deleted"), (long long)jint(a.json, "serial"),
+                   (long long)jint(a.json, "index"));
         answer_free(&a);
     }
     return ex;
@@ -654,9 +660,10 @@ static const verb_t g_verbs[] = {
     {"node remove", 1, 1, "node remove ID",
      "Removes node ID from the cluster. Needs the cluster key.", do_node_remove},
     {"zone reload", 1, 1, "zone reload NAME",
-     "Reloads zone NAME from its file on the node and serves it if it loads; on an error the "
-     "previous version stays in service and the error (file:line) is shown. Needs the cluster "
-     "key.",
+     "Reloads zone NAME from its file on the node and serves it if it loads, then prints what "
+     "changed (records added and deleted), or that the file is unchanged since it was loaded "
+     "(nothing is applied then and record edits stay). On an error the previous version stays "
+     "in service and the error (file:line) is shown. Needs the cluster key.",
      do_zone_reload},
     {"record add", 5, -1, "record add ZONE NAME TTL TYPE RDATA...",
      "Adds a record to ZONE. NAME is relative to the zone (\"@\" for the apex) unless it ends "

@@ -1,8 +1,9 @@
 /*
- * fennec — the control plane: an HTTP endpoint (libmicrohttpd, one internal polling thread,
- * never a DNS worker) serving the JSON API under /v1/, Prometheus metrics on /metrics and a
- * small HTML status page on /. See docs/api.md. Writes to zones are submitted to
- * change_submit() (change.h), the one write path.
+ * fennec — the control plane: an HTTP endpoint (libmicrohttpd, a thread per connection, never
+ * a DNS worker) serving the JSON API under /v1/, Prometheus metrics on /metrics and a small
+ * HTML status page on /. See docs/api.md. Writes to zones are submitted to change_submit()
+ * (change.h), the one write path; a write waiting for another one holds only its own
+ * connection's thread.
  *
  * Writes need "Authorization: Bearer TOKEN" where TOKEN is the lower-case hex of
  * HMAC-SHA256(cluster key, "fennec-control"); reads need no token from loopback clients.
@@ -45,10 +46,10 @@ typedef struct control control_t;
  */
 int control_new(const cfg_t *cfg, server_t *srv, control_t **out);
 
-/* Binds cfg->control and starts the HTTP thread. A bind error is returned (and logged). */
+/* Binds cfg->control and starts the HTTP threads. A bind error is returned (and logged). */
 int control_start(control_t *ctl);
 
-/* Stops the HTTP thread (waits for it) and closes the socket. Idempotent. */
+/* Stops the HTTP threads (waits for them) and closes the socket. Idempotent. */
 void control_stop(control_t *ctl);
 
 /* Stops and frees. control_free(NULL) is a no-op. */

@@ -6,7 +6,7 @@ the fennecctl next to fennecd)
 
 Needs curl, dig (bind9-dnsutils), promtool (package prometheus) and the python3 module
 prometheus_client (package python3-prometheus-client); a missing one fails the test, naming
-the package. Listens on 127.0.0.1 ports 15710-15717 only.
+the package. Listens on 127.0.0.1 ports 15710-15717 only (FENNEC_CTL_PORT_BASE moves them).
 
 Record edits are in memory only in this version (no journal yet); the test pins down what a
 reload does to them (see docs/cli.md, "Record edits and reloads").
@@ -22,17 +22,20 @@ import time
 import urllib.error
 import urllib.request
 
-CONTROL_PORT = 15710
-DNS_PORT = 15711
-CONTROL_PORT_NOKEY = 15712
-DNS_PORT_NOKEY = 15713
-CONTROL_PORT_CODEL = 15714
-DNS_PORT_CODEL = 15715
-CONTROL_PORT_CUBIC = 15716
-DNS_PORT_CUBIC = 15717
+# FENNEC_CTL_PORT_BASE moves the eight ports (two test runs on one host must not share them).
+PORT_BASE = int(os.environ.get("FENNEC_CTL_PORT_BASE", "15710"))
+CONTROL_PORT = PORT_BASE
+DNS_PORT = PORT_BASE + 1
+CONTROL_PORT_NOKEY = PORT_BASE + 2
+DNS_PORT_NOKEY = PORT_BASE + 3
+CONTROL_PORT_CODEL = PORT_BASE + 4
+DNS_PORT_CODEL = PORT_BASE + 5
+CONTROL_PORT_CUBIC = PORT_BASE + 6
+DNS_PORT_CUBIC = PORT_BASE + 7
 URL = "http://127.0.0.1:%d" % CONTROL_PORT
 ZONE = "example.com"
 SERIAL = 2024010101
+BIG = "big.test"  # a zone that takes a while to load, for the tests of concurrent requests
 
 failures = []
 
@@ -61,18 +64,28 @@ def zone_text(serial, extra=""):
     )
 
 
+def big_zone_text(hosts):
+    lines = ["$ORIGIN big.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n"
+             "@ IN NS ns1\nns1 IN A 127.0.0.1\n"]
+    lines += ["h%d IN A 10.%d.%d.%d\n" % (i, i >> 16 & 255, i >> 8 & 255, i & 255)
+              for i in range(hosts)]
+    return "".join(lines)
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
 
 
-def config(node, control_port, dns_port, key_file, workers=2, overload=None):
+def config(node, control_port, dns_port, key_file, workers=2, overload=None, more_zones=()):
     text = (
         "node:\n  id: %s\n  role: primary\n  data_dir: ./data-%s\n"
         "listen:\n  dns: [\"127.0.0.1:%d\"]\n  control: \"127.0.0.1:%d\"\n"
         "workers: %d\nzones:\n  - name: example.com\n    file: zones/example.com.zone\n"
         % (node, node, dns_port, control_port, workers)
     )
+    for name in more_zones:
+        text += "  - name: %s\n    file: zones/%s.zone\n" % (name, name)
     if key_file:
         text += "cluster:\n  key_file: %s\n" % key_file
     if overload:
@@ -245,6 +258,7 @@ def main():
     os.makedirs(os.path.join(work, "zones"))
     zone_file = os.path.join(work, "zones", "example.com.zone")
     write(zone_file, zone_text(SERIAL))
+    write(os.path.join(work, "zones", BIG + ".zone"), big_zone_text(1))
     key_path = os.path.join(work, "cluster.key")
     key = subprocess.run(["openssl", "rand", "-hex", "32"], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -254,7 +268,7 @@ def main():
                            input="fennec-control", capture_output=True, text=True,
                            check=True).stdout.split()[-1]
     write(os.path.join(work, "fennec.yaml"),
-          config("ctl1", CONTROL_PORT, DNS_PORT, "cluster.key"))
+          config("ctl1", CONTROL_PORT, DNS_PORT, "cluster.key", more_zones=(BIG,)))
     write(os.path.join(work, "nokey.yaml"),
           config("ctl2", CONTROL_PORT_NOKEY, DNS_PORT_NOKEY, None))
 
@@ -424,8 +438,12 @@ def record_tests(ctl, work, zone_file, key, token, proc):
     # API answers)
     rc, out, err = ctl.run("--json", "record", "add", ZONE, "new", "300", "A", "192.0.2.77",
                            key=key)
+    index0 = None
     if check(rc == 0, "record add --json exits 0", (rc, out, err)):
         j = json.loads(out)
+        index0 = j.pop("index", None)
+        check(isinstance(index0, int) and index0 > 0, "record add --json: the change's index",
+              index0)
         check(j == {"zone": ZONE, "result": "added", "name": new, "type": "A", "ttl": 300,
                     "serial": s0 + 1}, "record add --json: zone, result, name, type, ttl, "
               "serial + 1", j)
@@ -465,6 +483,8 @@ def record_tests(ctl, work, zone_file, key, token, proc):
         j = json.loads(out)
         check(j.get("result") == "deleted" and j.get("serial") == s0 + 4 and j.get("name") == new,
               "record delete --json: result deleted, serial + 1", j)
+        check(index0 is not None and j.get("index") == index0 + 3,
+              "one index per applied edit, none for refused ones", (index0, j.get("index")))
     for tcp in (False, True):
         st, ans, auth = dig_full(new, "A", tcp=tcp)
         soa = [a for a in auth if a[2] == "SOA"]
@@ -602,6 +622,110 @@ def record_tests(ctl, work, zone_file, key, token, proc):
           (rc, out, err, served_serial()))
 
 
+def reload_tests(ctl, zone_file, key, token):
+    """A reload says what changed: the file's records served at once, counts and index."""
+    s0 = served_serial()
+    status, before = http("GET", "/v1/status")
+    records0 = {z["name"]: z["records"] for z in before["zones"]}[ZONE]
+    write(zone_file, zone_text(s0 + 10, "fresh IN A 192.0.2.55\n"))
+    st_ = os.stat(zone_file)
+    os.utime(zone_file, (st_.st_atime, st_.st_mtime + 20))
+    status, r = http("POST", "/v1/zones/%s/reload" % ZONE, token=token)
+    ok = check(status == 200 and r.get("result") == "reloaded" and r.get("serial") == s0 + 10,
+               "reload of an edited file: reloaded, the file's serial", (status, r))
+    if ok:
+        # The file has one record more than zone_text(): the net change is known whatever
+        # way the records that stayed are counted.
+        check(isinstance(r.get("added"), int) and isinstance(r.get("deleted"), int) and
+              r["added"] >= 1 and r["added"] - r["deleted"] == 6 - records0,
+              "reload response: records added and deleted", (r, records0))
+        check(isinstance(r.get("index"), int) and r["index"] > 0, "reload response: index", r)
+    check(rdatas("fresh." + ZONE, "A") == ("NOERROR", ["192.0.2.55"]) and
+          served_serial() == s0 + 10, "the reloaded file is served at once",
+          (rdatas("fresh." + ZONE, "A"), served_serial()))
+    # The same file again: unchanged, nothing applied, the index of the version served.
+    status, u = http("POST", "/v1/zones/%s/reload" % ZONE, token=token)
+    check(status == 200 and u.get("result") == "unchanged" and u.get("added") == 0 and
+          u.get("deleted") == 0 and u.get("serial") == s0 + 10 and
+          u.get("index") == r.get("index"), "reload of an unchanged file: unchanged, same index",
+          (status, u, r.get("index")))
+    rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
+    check(rc == 0 and "unchanged" in out and "serial %d" % (s0 + 10) in out,
+          "zone reload of an unchanged file says so", (rc, out, err))
+    write(zone_file, zone_text(s0 + 11, "fresh IN A 192.0.2.55\nfresh2 IN A 192.0.2.56\n"))
+    st_ = os.stat(zone_file)
+    os.utime(zone_file, (st_.st_atime, st_.st_mtime + 40))
+    rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
+    check(rc == 0 and "reloaded" in out and "serial %d" % (s0 + 11) in out and "added" in out,
+          "zone reload table: reloaded, serial, what changed", (rc, out, err))
+
+
+def post_json(path, obj, token):
+    return http("POST", path, body=json.dumps(obj).encode(), token=token,
+                headers={"Content-Type": "application/json"})
+
+
+def concurrency_tests(work, key, token):
+    """Every connection has its own thread: reads answer while a slow write runs, and writers
+    on eight connections at once lose nothing."""
+    import threading
+    big_path = os.path.join(work, "zones", BIG + ".zone")
+    write(big_path, big_zone_text(300000))
+    result = {}
+
+    def slow_reload():
+        t0 = time.time()
+        result["answer"] = http("POST", "/v1/zones/%s/reload" % BIG, token=token)
+        result["seconds"] = time.time() - t0
+
+    th = threading.Thread(target=slow_reload)
+    th.start()
+    during = 0
+    while th.is_alive():
+        status, _ = http("GET", "/v1/status")
+        code, _ = curl([URL + "/metrics"])
+        if th.is_alive() and status == 200 and code == 200:
+            during += 1
+    th.join()
+    status, r = result["answer"]
+    check(status == 200 and r.get("result") == "reloaded" and
+          r.get("added", 0) - r.get("deleted", 0) == 299999,
+          "a 300k-record reload through the API", (status, r, result.get("seconds")))
+    check(during >= 3, "status and /metrics answer while a slow write runs",
+          "%d answers in %.2f s" % (during, result.get("seconds", 0)))
+
+    # Eight writers at once: every edit applied once, with its own index, and served.
+    s0 = served_serial()
+    answers = [None] * 8
+
+    def writer(i):
+        got = []
+        for k in range(5):
+            got.append(post_json("/v1/zones/%s/records" % ZONE,
+                                 {"action": "add", "name": "c%d-%d" % (i, k), "ttl": 60,
+                                  "type": "A", "rdata": "198.51.100.%d" % (i * 5 + k)}, token))
+        answers[i] = got
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flat = [a for got in answers for a in (got or [])]
+    check(len(flat) == 40 and all(st == 200 for st, _ in flat),
+          "eight concurrent writers: every edit answered 200",
+          [a for a in flat if a[0] != 200][:3])
+    indexes = sorted(b.get("index") for st, b in flat if st == 200)
+    check(len(indexes) == 40 and indexes == list(range(indexes[0], indexes[0] + 40)),
+          "eight concurrent writers: forty consecutive indexes, none twice", indexes)
+    check(served_serial() == s0 + 40, "eight concurrent writers: forty serial steps",
+          (served_serial(), s0))
+    missing = [(i, k) for i in range(8) for k in range(5)
+               if rdatas("c%d-%d.%s" % (i, k, ZONE), "A") !=
+               ("NOERROR", ["198.51.100.%d" % (i * 5 + k)])]
+    check(not missing, "eight concurrent writers: every record answered", missing[:5])
+
+
 def run_tests(ctl, work, zone_file, key, token, proc):
     # ---- CLI basics
     rc, out, err = ctl.run("--version")
@@ -722,6 +846,8 @@ def run_tests(ctl, work, zone_file, key, token, proc):
     check(rc == 1 and "HTTP 404" in err, "reload of an unknown zone: 404", (rc, err))
 
     record_tests(ctl, work, zone_file, key, token, proc)
+    reload_tests(ctl, zone_file, key, token)
+    concurrency_tests(work, key, token)
 
     # ---- hostile bodies: refused, and the daemon keeps serving DNS
     big = os.path.join(work, "big.json")
