@@ -287,23 +287,21 @@ static bool type_refused(uint16_t t)
     return t == 0 || t == 6 || t == 41 || (t >= 249 && t <= 255);
 }
 
-int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
-                         char *err, size_t errlen)
+/* One record edit from its JSON object ROOT: the one validation of a record edit, for the
+ * records endpoint and for each change of a batch. */
+static int record_from_object(const char *zone, json_t *root, control_record_req_t *out, char *err,
+                              size_t errlen)
 {
     static const char *const keys[] = {"action", "name", "ttl", "type", "rdata", NULL};
     int rc = FENNEC_EMALFORMED;
-    json_t *root = NULL;
     zs_scanner_t *zs = NULL;
     char *line = NULL;
     bool zs_ready = false;
 
-    if (len > CONTROL_MAX_BODY) {
-        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
-        return FENNEC_ESPACE;
-    }
-    root = load_object(body, len, err, errlen);
-    if (!root)
+    if (!json_is_object(root)) {
+        fail(err, errlen, "a record edit must be a JSON object, not %s", json_kind(root));
         goto cleanup;
+    }
     if (check_keys(root, keys, "action, name, ttl, type, rdata", err, errlen) != 0)
         goto cleanup;
 
@@ -479,6 +477,20 @@ cleanup:
         zs_deinit(zs);
     free(zs);
     free(line);
+    return rc;
+}
+
+int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
+                         char *err, size_t errlen)
+{
+    if (len > CONTROL_MAX_BODY) {
+        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
+        return FENNEC_ESPACE;
+    }
+    json_t *root = load_object(body, len, err, errlen);
+    if (!root)
+        return FENNEC_EMALFORMED;
+    int rc = record_from_object(zone, root, out, err, errlen);
     json_decref(root);
     return rc;
 }
@@ -491,6 +503,105 @@ void control_record_change(const control_record_req_t *rr, zone_change_t *out)
                            .ttl = rr->ttl,
                            .rdata = rr->rdata,
                            .rdlen = (uint16_t)rr->rdata_len};
+}
+
+void control_batch_deinit(control_batch_t *b)
+{
+    if (!b)
+        return;
+    free(b->changes);
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+int control_batch_parse(const char *zone, const char *body, size_t len, control_batch_t *out,
+                        size_t *at, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"changes", NULL};
+    int rc = FENNEC_EMALFORMED;
+    json_t *root = NULL;
+    control_record_req_t *rr = NULL;
+    size_t *offs = NULL, used = 0, cap = 0;
+    char why[1024];
+
+    memset(out, 0, sizeof(*out));
+    *at = SIZE_MAX;
+    if (len > CONTROL_MAX_BODY) {
+        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
+        return FENNEC_ESPACE;
+    }
+    root = load_object(body, len, err, errlen);
+    if (!root)
+        goto cleanup;
+    if (check_keys(root, keys, "changes", err, errlen) != 0)
+        goto cleanup;
+    json_t *list = json_object_get(root, "changes");
+    if (!list) {
+        fail(err, errlen, "missing field \"changes\" (an array of record edits)");
+        goto cleanup;
+    }
+    if (!json_is_array(list)) {
+        fail(err, errlen, "field \"changes\" must be an array of record edits, not %s",
+             json_kind(list));
+        goto cleanup;
+    }
+    size_t n = json_array_size(list);
+    if (n == 0) {
+        fail(err, errlen, "field \"changes\" is empty: a batch needs at least one change");
+        goto cleanup;
+    }
+    rr = malloc(sizeof(*rr));
+    out->changes = calloc(n, sizeof(*out->changes));
+    offs = calloc(2 * n, sizeof(*offs)); /* where change I's owner and rdata start */
+    if (!rr || !out->changes || !offs) {
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    /* Owners and rdata go one after the other into one buffer; the changes point into it
+     * once it has stopped moving. */
+    for (size_t i = 0; i < n; i++) {
+        int r = record_from_object(zone, json_array_get(list, i), rr, why, sizeof(why));
+        if (r != 0) {
+            rc = r;
+            *at = i;
+            fail(err, errlen, "changes[%zu]: %s", i, why);
+            goto cleanup;
+        }
+        size_t need = rr->owner_len + rr->rdata_len;
+        if (used + need > cap) {
+            size_t ncap = cap ? cap : 4096;
+            while (ncap < used + need)
+                ncap *= 2;
+            uint8_t *nd = realloc(out->data, ncap);
+            if (!nd) {
+                rc = -ENOMEM;
+                goto cleanup;
+            }
+            out->data = nd;
+            cap = ncap;
+        }
+        offs[2 * i] = used;
+        offs[2 * i + 1] = used + rr->owner_len;
+        memcpy(out->data + used, rr->owner_wire, rr->owner_len);
+        memcpy(out->data + used + rr->owner_len, rr->rdata, rr->rdata_len);
+        used += need;
+        control_record_change(rr, &out->changes[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        out->changes[i].owner = out->data + offs[2 * i];
+        out->changes[i].rdata = out->data + offs[2 * i + 1];
+    }
+    out->count = n;
+    rc = 0;
+cleanup:
+    if (rc != 0)
+        control_batch_deinit(out);
+    if (rc == -ENOMEM)
+        fail(err, errlen, "out of memory");
+    free(offs);
+    free(rr);
+    json_decref(root);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -623,6 +734,7 @@ typedef enum {
     ROUTE_NODE,
     ROUTE_ZONE_RELOAD,
     ROUTE_ZONE_RECORDS,
+    ROUTE_ZONE_CHANGES,
     ROUTE_HEALTH,
     ROUTE_HEALTH_OVERRIDE,
 } route_t;
@@ -773,6 +885,7 @@ static route_t route_match(const char *url, const char *method, char *arg, size_
         {"/v1/nodes/", "", ROUTE_NONE, ROUTE_NONE, ROUTE_NODE},
         {"/v1/zones/", "/reload", ROUTE_NONE, ROUTE_ZONE_RELOAD, ROUTE_NONE},
         {"/v1/zones/", "/records", ROUTE_NONE, ROUTE_ZONE_RECORDS, ROUTE_NONE},
+        {"/v1/zones/", "/changes", ROUTE_NONE, ROUTE_ZONE_CHANGES, ROUTE_NONE},
         {"/v1/health", NULL, ROUTE_HEALTH, ROUTE_NONE, ROUTE_NONE},
         {"/v1/health/", "/override", ROUTE_NONE, ROUTE_HEALTH_OVERRIDE, ROUTE_NONE},
     };
@@ -1125,6 +1238,41 @@ static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *con
     return ret;
 }
 
+static enum MHD_Result handle_changes(control_t *ctl, struct MHD_Connection *conn, request_t *req)
+{
+    const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
+    if (!cz)
+        return send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node", req->arg);
+    char err[1024];
+    size_t at = SIZE_MAX;
+    control_batch_t batch;
+    int rc = control_batch_parse(cz->name, req->body ? req->body : "", req->len, &batch, &at, err,
+                                 sizeof(err));
+    if (rc != 0)
+        return send_rc_at(conn, rc, at, "%s", err);
+    change_result_t res;
+    change_t ch = {.kind = CHANGE_EDIT,
+                   .zone = cz->name,
+                   .changes = batch.changes,
+                   .count = batch.count,
+                   .source = "api"};
+    rc = submit(&ch, &res, err, sizeof(err));
+    enum MHD_Result ret;
+    if (rc == 0)
+        ret =
+            send_json(conn, MHD_HTTP_OK,
+                      json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "zone", cz->name, "result",
+                                "applied", "applied", (json_int_t)batch.count, "added",
+                                (json_int_t)res.added, "deleted", (json_int_t)res.removed, "serial",
+                                (json_int_t)res.serial, "index", (json_int_t)res.index));
+    else if (res.at != SIZE_MAX)
+        ret = send_rc_at(conn, rc, res.at, "changes[%zu]: %s; nothing was changed", res.at, err);
+    else
+        ret = send_rc(conn, rc, "%s; nothing was changed", err);
+    control_batch_deinit(&batch);
+    return ret;
+}
+
 static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     if (req->too_big)
@@ -1150,6 +1298,8 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
         return handle_reload(ctl, conn, req);
     case ROUTE_ZONE_RECORDS:
         return handle_records(ctl, conn, req);
+    case ROUTE_ZONE_CHANGES:
+        return handle_changes(ctl, conn, req);
     case ROUTE_HEALTH:
         return send_not_available(conn, "health checking", NULL);
     case ROUTE_HEALTH_OVERRIDE:

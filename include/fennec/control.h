@@ -115,6 +115,28 @@ int control_record_parse(const char *zone, const char *body, size_t len, control
 /* The zone change RR describes, for change_submit(); it points into RR. */
 void control_record_change(const control_record_req_t *rr, zone_change_t *out);
 
+/* A change batch parsed by control_batch_parse(): COUNT changes in order, pointing into DATA,
+ * which the batch owns. */
+typedef struct control_batch {
+    zone_change_t *changes;
+    size_t count;
+    uint8_t *data; /* owners and rdata of the changes */
+} control_batch_t;
+
+/*
+ * Parses a change batch BODY (LEN bytes, JSON) for zone ZONE: {"changes": [EDIT, ...]} with
+ * at least one EDIT, each validated exactly as control_record_parse() validates a record edit
+ * (the same function does it). On success *OUT holds the changes (control_batch_deinit()).
+ * On error returns FENNEC_EMALFORMED (FENNEC_ESPACE when LEN > CONTROL_MAX_BODY, -ENOMEM),
+ * leaves *OUT empty and writes a message for a person into ERR; when one change is at fault
+ * the message starts with "changes[I]: " and *AT is I (0-based), else *AT is SIZE_MAX.
+ */
+int control_batch_parse(const char *zone, const char *body, size_t len, control_batch_t *out,
+                        size_t *at, char *err, size_t errlen);
+
+/* Frees what a batch holds; the batch is empty after. NULL is a no-op. */
+void control_batch_deinit(control_batch_t *b);
+
 /* ---- Prometheus text ---- */
 
 /* A point-in-time view the metrics and status renderers work from. */

@@ -660,6 +660,116 @@ def reload_tests(ctl, zone_file, key, token):
           "zone reload table: reloaded, serial, what changed", (rc, out, err))
 
 
+def edit(action, name, rtype, rdata, ttl=300):
+    return {"action": action, "name": name, "ttl": ttl, "type": rtype, "rdata": rdata}
+
+
+def batch_tests(work, token):
+    """POST /v1/zones/{zone}/changes: all changes applied with one serial step, or none."""
+    path = "/v1/zones/%s/changes" % ZONE
+    s0 = served_serial()
+    status, r = post_json(path, {"changes": [
+        edit("add", "b1", "A", "192.0.2.101"),
+        edit("add", "b1", "TXT", '"batch one"'),
+        edit("add", "b2", "MX", "10 b1"),
+        edit("delete", "fresh", "A", "192.0.2.55")]}, token)
+    ok = check(status == 200, "change batch: 200", (status, r))
+    if ok:
+        index = r.pop("index", None)
+        check(isinstance(index, int) and index > 0, "change batch: the change's index", index)
+        check(r == {"zone": ZONE, "result": "applied", "applied": 4, "added": 3, "deleted": 1,
+                    "serial": s0 + 1}, "change batch answer: zone, applied, added, deleted, "
+              "serial + 1", r)
+    for tcp in (False, True):
+        # No sleep: the batch is served before the answer is sent.
+        check(rdatas("b1." + ZONE, "A", tcp=tcp) == ("NOERROR", ["192.0.2.101"]) and
+              rdatas("b1." + ZONE, "TXT", tcp=tcp) == ("NOERROR", ['"batch one"']) and
+              rdatas("b2." + ZONE, "MX", tcp=tcp) == ("NOERROR", ["10 b1.%s." % ZONE]) and
+              dig_full("fresh." + ZONE, "A", tcp=tcp)[0] == "NXDOMAIN" and
+              served_serial(tcp=tcp) == s0 + 1,
+              "change batch answered at once over %s, one serial step" % ("TCP" if tcp else
+                                                                          "UDP"),
+              (rdatas("b1." + ZONE, "A", tcp=tcp), served_serial(tcp=tcp)))
+
+    # One bad change among good ones: refused as a whole, the change named, nothing changed.
+    s1 = served_serial()
+    good = [edit("add", "g1", "A", "192.0.2.111"), edit("delete", "b1", "A", "192.0.2.101")]
+    for bad, code, at, words, what in (
+            (edit("add", "www", "CNAME", "b1"), 422, 2, "CNAME", "CNAME beside data"),
+            (edit("add", "b1", "CNAME", "www"), 422, 2, "CNAME", "CNAME beside data (TXT left)"),
+            (edit("add", "www.example.org.", "A", "192.0.2.1"), 400, 2, "not inside zone",
+             "a name outside the zone"),
+            (edit("add", "g2", "A", "192.0.2.300"), 400, 2, "does not parse", "bad rdata"),
+            (edit("add", "g2", "SOA", "a b 1 2 3 4 5"), 400, 2, "SOA", "an SOA"),
+            (edit("delete", "nothing", "A", "192.0.2.1"), 404, 2, "no such record",
+             "a delete of a missing record"),
+            (edit("add", "www", "A", "192.0.2.10"), 409, 2, "exists", "an add of a present record"),
+            (edit("add", "g1", "A", "192.0.2.111"), 409, 2, "exists",
+             "the same add twice in one batch")):
+        status, r = post_json(path, {"changes": good + [bad]}, token)
+        msg = r.get("error", "") if isinstance(r, dict) else ""
+        check(status == code and r.get("change") == at and ("changes[%d]" % at) in msg and
+              words in msg, "batch with %s: %d naming changes[%d]" % (what, code, at),
+              (status, r))
+        check(dig_full("g1." + ZONE, "A")[0] == "NXDOMAIN" and
+              rdatas("b1." + ZONE, "A") == ("NOERROR", ["192.0.2.101"]) and
+              rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]) and
+              served_serial() == s1, "batch with %s changed nothing (dig)" % what,
+              (dig_full("g1." + ZONE, "A")[0], rdatas("b1." + ZONE, "A"), served_serial()))
+
+    # Bodies refused before any change is looked at.
+    for body, code, words, what in (
+            ({"changes": []}, 400, "empty", "an empty list"),
+            ({"changes": "add"}, 400, "array", "changes not an array"),
+            ({"change": []}, 400, "unknown field", "a misspelt field"),
+            ({"changes": [edit("add", "g1", "A", "192.0.2.111"), 5]}, 400, "changes[1]",
+             "a change that is not an object")):
+        status, r = post_json(path, body, token)
+        check(status == code and words in r.get("error", ""), "batch with %s: %d" % (what, code),
+              (status, r))
+    status, r = post_json("/v1/zones/example.net/changes",
+                          {"changes": [edit("add", "x", "A", "192.0.2.1")]}, token)
+    check(status == 404, "batch for an unknown zone: 404", (status, r))
+    status, r = post_json(path, {"changes": [edit("add", "g1", "A", "192.0.2.111")]}, None)
+    check(status == 401, "batch without a token: 401", (status, r))
+    status, r = post_json(path, {"changes": [edit("add", "g1", "A", "192.0.2.111")]},
+                          "0" * 64)
+    check(status == 401, "batch with a wrong token: 401", (status, r))
+
+    # Over 64 KiB: 413 with a JSON error, whether the length is announced or chunked.
+    big = os.path.join(work, "big-batch.json")
+    many = [edit("add", "h%d" % i, "A", "10.1.%d.%d" % (i >> 8, i & 255)) for i in range(1200)]
+    write(big, json.dumps({"changes": many}))
+    check(os.path.getsize(big) > 65536, "the oversized batch is over 64 KiB",
+          os.path.getsize(big))
+    for extra, what in (([], "announced"), (["-H", "Transfer-Encoding: chunked"], "chunked")):
+        code, body = curl(["-X", "POST", "-H", "Authorization: Bearer " + token] + extra +
+                          ["--data-binary", "@" + big, URL + path])
+        try:
+            err = json.loads(body).get("error", "")
+        except ValueError:
+            err = ""
+        check(code == 413 and "larger than 65536 bytes" in err,
+              "oversized batch (%s): 413 with a JSON error" % what, (code, body[:200]))
+    check(dig_full("h1." + ZONE, "A")[0] == "NXDOMAIN" and dig_full("g1." + ZONE, "A")[0] ==
+          "NXDOMAIN" and served_serial() == s1, "refused batches changed nothing")
+
+    # The largest batch that fits is applied in one step.
+    fits = many[:600]
+    text = json.dumps({"changes": fits})
+    check(len(text) < 65536, "600 changes fit in 64 KiB", len(text))
+    code, body = curl(["-X", "POST", "-H", "Authorization: Bearer " + token, "--data-binary",
+                       text, URL + path])
+    check(code == 200 and json.loads(body).get("applied") == 600 and served_serial() == s1 + 1
+          and rdatas("h599." + ZONE, "A") == ("NOERROR", ["10.1.2.87"]),
+          "a batch of 600 changes by curl: applied, one serial step", (code, body[:300]))
+    code, body = curl(["-X", "POST", "-H", "Authorization: Bearer " + token, "--data-binary",
+                       json.dumps({"changes": [dict(e, action="delete") for e in fits]}),
+                       URL + path])
+    check(code == 200 and dig_full("h0." + ZONE, "A")[0] == "NXDOMAIN" and
+          served_serial() == s1 + 2, "the same 600 deleted in one batch", (code, body[:300]))
+
+
 def post_json(path, obj, token):
     return http("POST", path, body=json.dumps(obj).encode(), token=token,
                 headers={"Content-Type": "application/json"})
@@ -724,6 +834,30 @@ def concurrency_tests(work, key, token):
                if rdatas("c%d-%d.%s" % (i, k, ZONE), "A") !=
                ("NOERROR", ["198.51.100.%d" % (i * 5 + k)])]
     check(not missing, "eight concurrent writers: every record answered", missing[:5])
+
+    # The same with batches of ten: eight indexes, eight serial steps, eighty records.
+    s0 = served_serial()
+    results = [None] * 8
+
+    def batch_writer(i):
+        results[i] = post_json("/v1/zones/%s/changes" % ZONE, {"changes": [
+            edit("add", "cb%d" % i, "A", "203.0.113.%d" % (i * 10 + k), ttl=60)
+            for k in range(10)]}, token)
+
+    threads = [threading.Thread(target=batch_writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = all(r is not None and r[0] == 200 and r[1].get("applied") == 10 for r in results)
+    check(ok, "eight concurrent batches: every batch applied", results)
+    indexes = sorted(r[1].get("index") for r in results if r and r[0] == 200)
+    check(len(indexes) == 8 and indexes == list(range(indexes[0], indexes[0] + 8)),
+          "eight concurrent batches: eight consecutive indexes", indexes)
+    check(served_serial() == s0 + 8, "eight concurrent batches: one serial step each",
+          (served_serial(), s0))
+    check(all(len(rdatas("cb%d.%s" % (i, ZONE), "A")[1]) == 10 for i in range(8)),
+          "eight concurrent batches: every record answered")
 
 
 def run_tests(ctl, work, zone_file, key, token, proc):
@@ -847,6 +981,7 @@ def run_tests(ctl, work, zone_file, key, token, proc):
 
     record_tests(ctl, work, zone_file, key, token, proc)
     reload_tests(ctl, zone_file, key, token)
+    batch_tests(work, token)
     concurrency_tests(work, key, token)
 
     # ---- hostile bodies: refused, and the daemon keeps serving DNS
