@@ -165,7 +165,7 @@ class Ctl:
     def __init__(self, binary):
         self.binary = binary
 
-    def run(self, *args, key=None, env_extra=None):
+    def run(self, *args, key=None, env_extra=None, stdin=None):
         env = dict(os.environ)
         env.pop("FENNEC_KEY_FILE", None)
         env.pop("FENNEC_URL", None)
@@ -174,7 +174,7 @@ class Ctl:
         if key:
             cmd += ["--key-file", key]
         p = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env,
-                           timeout=30)
+                           timeout=30, input=stdin if stdin is not None else "")
         return p.returncode, p.stdout, p.stderr
 
 
@@ -770,6 +770,81 @@ def batch_tests(work, token):
           served_serial() == s1 + 2, "the same 600 deleted in one batch", (code, body[:300]))
 
 
+def apply_tests(ctl, work, key):
+    """fennecctl zone apply: a file or stdin sent as one batch."""
+    s0 = served_serial()
+    changes = os.path.join(work, "changes.txt")
+    write(changes, "# a change file\n\nadd   z1 300 A 192.0.2.121\n"
+                   "\tadd z1 300 TXT \"two  spaces\" \"#not a comment\"  \n"
+                   "   # an indented comment\n"
+                   "delete b1 300 TXT \"batch one\"\n")
+    rc, out, err = ctl.run("zone", "apply", ZONE, changes, key=key)
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 2 and lines[0].split() == ["ZONE", "APPLIED", "ADDED",
+                                                               "DELETED", "SERIAL", "INDEX"] and
+          lines[1].split()[:5] == [ZONE, "3", "2", "1", str(s0 + 1)],
+          "zone apply FILE: a table of what was applied", (rc, out, err))
+    for tcp in (False, True):
+        check(rdatas("z1." + ZONE, "A", tcp=tcp) == ("NOERROR", ["192.0.2.121"]) and
+              rdatas("z1." + ZONE, "TXT", tcp=tcp) == ("NOERROR",
+                                                       ['"two  spaces" "#not a comment"']) and
+              rdatas("b1." + ZONE, "TXT", tcp=tcp) == ("NOERROR", []) and
+              served_serial(tcp=tcp) == s0 + 1,
+              "zone apply FILE answered at once over %s" % ("TCP" if tcp else "UDP"),
+              (rdatas("z1." + ZONE, "TXT", tcp=tcp), served_serial(tcp=tcp)))
+    rc, out, err = ctl.run("--json", "zone", "apply", ZONE, "-", key=key,
+                           stdin="delete z1 300 A 192.0.2.121\nadd z2 60 AAAA 2001:db8::2\n")
+    ok = check(rc == 0, "zone apply - (stdin) --json exits 0", (rc, out, err))
+    if ok:
+        j = json.loads(out)
+        check(j.get("applied") == 2 and j.get("added") == 1 and j.get("deleted") == 1 and
+              j.get("serial") == s0 + 2 and isinstance(j.get("index"), int),
+              "zone apply --json: the server's answer", j)
+    check(dig_full("z1." + ZONE, "A")[0] == "NOERROR" and not dig_full("z1." + ZONE, "A")[1]
+          and rdatas("z2." + ZONE, "AAAA") == ("NOERROR", ["2001:db8::2"]),
+          "zone apply from stdin answered at once", rdatas("z2." + ZONE, "AAAA"))
+
+    # Lines that are not changes: exit 2 naming the line, nothing sent.
+    s1 = served_serial()
+    for text, words, what in (
+            ("add z3 300 A 192.0.2.1\nreplace z3 300 A 192.0.2.2\n", ":2: the action", "action"),
+            ("add z3 300 A 192.0.2.1\n\n# c\nadd z3 300 A\n", ":4: expected", "missing rdata"),
+            ("add z3 soon A 192.0.2.1\n", ":1: the TTL", "a bad TTL"),
+            ("# nothing\n\n", "no changes", "no changes")):
+        rc, out, err = ctl.run("zone", "apply", ZONE, "-", key=key, stdin=text)
+        check(rc == 2 and words in err and "nothing was sent" in err,
+              "zone apply with %s: exit 2 naming the line" % what, (rc, err))
+    rc, out, err = ctl.run("zone", "apply", ZONE, os.path.join(work, "missing.txt"), key=key)
+    check(rc == 2 and "missing.txt" in err, "zone apply of a missing file: exit 2", (rc, err))
+    big = "".join("add h%d 300 A 10.2.%d.%d\n" % (i, i >> 8, i & 255) for i in range(1500))
+    rc, out, err = ctl.run("zone", "apply", ZONE, "-", key=key, stdin=big)
+    check(rc == 2 and "split" in err, "zone apply of a batch over 64 KiB: exit 2, split it",
+          (rc, err))
+    check(served_serial() == s1 and dig_full("z3." + ZONE, "A")[0] == "NXDOMAIN",
+          "zone apply usage errors sent nothing")
+
+    # Changes the server refuses: exit 1 naming the file's line, nothing changed.
+    bad = os.path.join(work, "bad-changes.txt")
+    write(bad, "# one good, one bad\nadd z3 300 A 192.0.2.131\n\nadd www 300 CNAME z3\n")
+    rc, out, err = ctl.run("zone", "apply", ZONE, bad, key=key)
+    check(rc == 1 and "bad-changes.txt:4:" in err and "CNAME" in err and "HTTP 422" in err,
+          "zone apply with a CNAME beside data: exit 1 naming the line", (rc, err))
+    rc, out, err = ctl.run("--json", "zone", "apply", ZONE, "-", key=key,
+                           stdin="add z3 300 A 192.0.2.131\nadd z4 300 A 192.0.2.300\n")
+    check(rc == 1 and json.loads(out or "{}").get("http_status") == 400 and
+          "<stdin>:2:" in json.loads(out or "{}").get("error", ""),
+          "zone apply --json with bad rdata: 400 naming the line", (rc, out, err))
+    rc, out, err = ctl.run("zone", "apply", ZONE, "-", key=key,
+                           stdin="add z3 300 A 192.0.2.131\nadd x.example.org. 300 A 192.0.2.1\n")
+    check(rc == 1 and "<stdin>:2:" in err and "HTTP 400" in err,
+          "zone apply with a name outside the zone: exit 1", (rc, err))
+    rc, out, err = ctl.run("zone", "apply", ZONE, changes)
+    check(rc == 1 and "not authorized" in err, "zone apply without key: exit 1", (rc, err))
+    check(served_serial() == s1 and dig_full("z3." + ZONE, "A")[0] == "NXDOMAIN" and
+          rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]),
+          "refused zone apply changed nothing (dig)", (served_serial(), s1))
+
+
 def post_json(path, obj, token):
     return http("POST", path, body=json.dumps(obj).encode(), token=token,
                 headers={"Content-Type": "application/json"})
@@ -870,6 +945,12 @@ def run_tests(ctl, work, zone_file, key, token, proc):
     rc, out, err = ctl.run("record", "add", "--help")
     check(rc == 0 and "record add ZONE NAME TTL TYPE RDATA" in out, "record add --help",
           (rc, out))
+    rc, out, err = ctl.run("--help")
+    check(rc == 0 and "zone apply ZONE FILE|-" in out, "--help lists zone apply", (rc, out))
+    rc, out, err = ctl.run("zone", "apply", "--help")
+    check(rc == 0 and "all of them" in out and "#" in out, "zone apply --help", (rc, out))
+    rc, out, err = ctl.run("zone", "apply", ZONE)
+    check(rc == 2 and "missing arguments" in err, "zone apply without FILE exits 2", (rc, err))
     rc, out, err = ctl.run("frobnicate")
     check(rc == 2 and "unknown command" in err, "unknown verb exits 2", (rc, err))
     rc, out, err = ctl.run("node", "add", "ns9")
@@ -982,6 +1063,7 @@ def run_tests(ctl, work, zone_file, key, token, proc):
     record_tests(ctl, work, zone_file, key, token, proc)
     reload_tests(ctl, zone_file, key, token)
     batch_tests(work, token)
+    apply_tests(ctl, work, key)
     concurrency_tests(work, key, token)
 
     # ---- hostile bodies: refused, and the daemon keeps serving DNS
