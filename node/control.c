@@ -1,10 +1,14 @@
 /*
- * The control endpoint: libmicrohttpd with one internal polling thread, so a slow or hostile
- * HTTP client can never stall a DNS worker. Every request is routed on its first callback
- * (method, path and authorization are known then), so refusals go out before any body is
- * read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
+ * The control endpoint: libmicrohttpd, never on a DNS worker's thread, so a slow or hostile
+ * HTTP client can never stall a DNS answer. Every connection has its own thread (64
+ * connections at most): a write waits for the writer lock of the one write path (change.c)
+ * without holding up reads such as /metrics or other writers' parsing. The only state the
+ * threads share is the control_t, read-only once started. Every request is routed on its
+ * first callback (method, path and authorization are known then), so refusals go out before
+ * any body is read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
  */
 #include "fennec/control.h"
+#include "fennec/change.h"
 #include "fennec/wire.h"
 #include "fennec/common.h"
 #include "fennec/zone.h"
@@ -21,7 +25,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +43,6 @@ struct control {
     char token[CONTROL_TOKEN_LEN + 1];
     double start_time;
 };
-
-/* Every publisher of a zone set built from the current one holds this lock, so that two
- * reloads (API and SIGHUP) never build from the same old set and lose each other's work. */
-static pthread_mutex_t g_zone_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------------------------------------ */
 /* authentication helpers                                                                     */
@@ -288,23 +287,21 @@ static bool type_refused(uint16_t t)
     return t == 0 || t == 6 || t == 41 || (t >= 249 && t <= 255);
 }
 
-int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
-                         char *err, size_t errlen)
+/* One record edit from its JSON object ROOT: the one validation of a record edit, for the
+ * records endpoint and for each change of a batch. */
+static int record_from_object(const char *zone, json_t *root, control_record_req_t *out, char *err,
+                              size_t errlen)
 {
     static const char *const keys[] = {"action", "name", "ttl", "type", "rdata", NULL};
     int rc = FENNEC_EMALFORMED;
-    json_t *root = NULL;
     zs_scanner_t *zs = NULL;
     char *line = NULL;
     bool zs_ready = false;
 
-    if (len > CONTROL_MAX_BODY) {
-        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
-        return FENNEC_ESPACE;
-    }
-    root = load_object(body, len, err, errlen);
-    if (!root)
+    if (!json_is_object(root)) {
+        fail(err, errlen, "a record edit must be a JSON object, not %s", json_kind(root));
         goto cleanup;
+    }
     if (check_keys(root, keys, "action, name, ttl, type, rdata", err, errlen) != 0)
         goto cleanup;
 
@@ -480,12 +477,135 @@ cleanup:
         zs_deinit(zs);
     free(zs);
     free(line);
+    return rc;
+}
+
+int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
+                         char *err, size_t errlen)
+{
+    if (len > CONTROL_MAX_BODY) {
+        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
+        return FENNEC_ESPACE;
+    }
+    json_t *root = load_object(body, len, err, errlen);
+    if (!root)
+        return FENNEC_EMALFORMED;
+    int rc = record_from_object(zone, root, out, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+void control_record_change(const control_record_req_t *rr, zone_change_t *out)
+{
+    *out = (zone_change_t){.add = rr->op == CONTROL_RECORD_ADD,
+                           .owner = rr->owner_wire,
+                           .type = rr->type,
+                           .ttl = rr->ttl,
+                           .rdata = rr->rdata,
+                           .rdlen = (uint16_t)rr->rdata_len};
+}
+
+void control_batch_deinit(control_batch_t *b)
+{
+    if (!b)
+        return;
+    free(b->changes);
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+int control_batch_parse(const char *zone, const char *body, size_t len, control_batch_t *out,
+                        size_t *at, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"changes", NULL};
+    int rc = FENNEC_EMALFORMED;
+    json_t *root = NULL;
+    control_record_req_t *rr = NULL;
+    size_t *offs = NULL, used = 0, cap = 0;
+    char why[1024];
+
+    memset(out, 0, sizeof(*out));
+    *at = SIZE_MAX;
+    if (len > CONTROL_MAX_BODY) {
+        snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
+        return FENNEC_ESPACE;
+    }
+    root = load_object(body, len, err, errlen);
+    if (!root)
+        goto cleanup;
+    if (check_keys(root, keys, "changes", err, errlen) != 0)
+        goto cleanup;
+    json_t *list = json_object_get(root, "changes");
+    if (!list) {
+        fail(err, errlen, "missing field \"changes\" (an array of record edits)");
+        goto cleanup;
+    }
+    if (!json_is_array(list)) {
+        fail(err, errlen, "field \"changes\" must be an array of record edits, not %s",
+             json_kind(list));
+        goto cleanup;
+    }
+    size_t n = json_array_size(list);
+    if (n == 0) {
+        fail(err, errlen, "field \"changes\" is empty: a batch needs at least one change");
+        goto cleanup;
+    }
+    rr = malloc(sizeof(*rr));
+    out->changes = calloc(n, sizeof(*out->changes));
+    offs = calloc(2 * n, sizeof(*offs)); /* where change I's owner and rdata start */
+    if (!rr || !out->changes || !offs) {
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    /* Owners and rdata go one after the other into one buffer; the changes point into it
+     * once it has stopped moving. */
+    for (size_t i = 0; i < n; i++) {
+        int r = record_from_object(zone, json_array_get(list, i), rr, why, sizeof(why));
+        if (r != 0) {
+            rc = r;
+            *at = i;
+            fail(err, errlen, "changes[%zu]: %s", i, why);
+            goto cleanup;
+        }
+        size_t need = rr->owner_len + rr->rdata_len;
+        if (used + need > cap) {
+            size_t ncap = cap ? cap : 4096;
+            while (ncap < used + need)
+                ncap *= 2;
+            uint8_t *nd = realloc(out->data, ncap);
+            if (!nd) {
+                rc = -ENOMEM;
+                goto cleanup;
+            }
+            out->data = nd;
+            cap = ncap;
+        }
+        offs[2 * i] = used;
+        offs[2 * i + 1] = used + rr->owner_len;
+        memcpy(out->data + used, rr->owner_wire, rr->owner_len);
+        memcpy(out->data + used + rr->owner_len, rr->rdata, rr->rdata_len);
+        used += need;
+        control_record_change(rr, &out->changes[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        out->changes[i].owner = out->data + offs[2 * i];
+        out->changes[i].rdata = out->data + offs[2 * i + 1];
+    }
+    out->count = n;
+    rc = 0;
+cleanup:
+    if (rc != 0)
+        control_batch_deinit(out);
+    if (rc == -ENOMEM)
+        fail(err, errlen, "out of memory");
+    free(offs);
+    free(rr);
     json_decref(root);
     return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* zone reloads                                                                               */
+/* zone names                                                                                 */
 
 static void name_canon(const char *in, char *out, size_t outlen)
 {
@@ -509,188 +629,6 @@ static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *name)
         if (name_eq(cfg->zones[i].name, name))
             return &cfg->zones[i];
     return NULL;
-}
-
-/* Publishes the current zone set with FRESH in place of the zone of the same name (or
- * added). The caller holds g_zone_write_lock, so no other publisher runs in between. */
-static int publish_replacing(zone_t *fresh, char *err, size_t errlen)
-{
-    zone_set_t *set = NULL;
-    zone_read_lock();
-    const zone_set_t *cur = zone_set_current();
-    size_t n = cur ? zone_set_count(cur) : 0;
-    zone_t **zones = calloc(n + 1, sizeof(*zones));
-    if (!zones) {
-        zone_read_unlock();
-        return -ENOMEM;
-    }
-    size_t k = 0;
-    bool placed = false;
-    for (size_t i = 0; i < n; i++) {
-        /* zone_set_new() takes its own references; the cast only reaches the refcount. */
-        zone_t *z = (zone_t *)zone_set_at(cur, i);
-        if (strcmp(zone_name(z), zone_name(fresh)) == 0) {
-            zones[k++] = fresh;
-            placed = true;
-        } else {
-            zones[k++] = z;
-        }
-    }
-    if (!placed)
-        zones[k++] = fresh;
-    int rc = zone_set_new(zones, k, &set);
-    zone_read_unlock();
-    free(zones);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
-        return rc;
-    }
-    zone_set_publish(set);
-    return 0;
-}
-
-int control_zone_edit(const control_record_req_t *rr, const char *zone, uint32_t *serial, char *err,
-                      size_t errlen)
-{
-    uint8_t apex[WIRE_NAME_MAX];
-    zone_t *cur = NULL, *fresh = NULL;
-    int rc = wire_name_from_text(zone, apex);
-    if (rc < 0) {
-        snprintf(err, errlen, "invalid zone name %.256s", zone);
-        return FENNEC_EMALFORMED;
-    }
-    wire_name_lower(apex);
-    pthread_mutex_lock(&g_zone_write_lock);
-    zone_read_lock();
-    const zone_t *z = zone_set_find(zone_set_current(), apex, (size_t)rc);
-    if (z && zone_apex_wire(z)[0] == apex[0] && strcmp(zone_name(z), zone) == 0) {
-        cur = (zone_t *)z;
-        zone_ref(cur);
-    }
-    zone_read_unlock();
-    if (!cur) {
-        snprintf(err, errlen, "zone %.256s is not loaded on this node", zone);
-        rc = FENNEC_ENOTFOUND;
-        goto cleanup;
-    }
-    zone_change_t ch = {.add = rr->op == CONTROL_RECORD_ADD,
-                        .owner = rr->owner_wire,
-                        .type = rr->type,
-                        .ttl = rr->ttl,
-                        .rdata = rr->rdata,
-                        .rdlen = (uint16_t)rr->rdata_len};
-    rc = zone_edit(cur, &ch, 1, &fresh, err, errlen);
-    if (rc != 0)
-        goto cleanup;
-    rc = publish_replacing(fresh, err, errlen);
-    if (rc != 0)
-        goto cleanup;
-    if (serial)
-        *serial = zone_serial(fresh);
-    log_info(MOD, "%s: %s %s %s, serial %u", zone_name(fresh), ch.add ? "added" : "deleted",
-             rr->owner, rr->type_name, zone_serial(fresh));
-cleanup:
-    pthread_mutex_unlock(&g_zone_write_lock);
-    zone_unref(cur);
-    zone_unref(fresh);
-    return rc;
-}
-
-int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, char *err,
-                        size_t errlen)
-{
-    int rc = 0;
-    zone_t *fresh = NULL;
-    zone_t **zones = NULL;
-    zone_set_t *set = NULL;
-
-    if (errlen)
-        err[0] = '\0';
-    pthread_mutex_lock(&g_zone_write_lock);
-    /* The read section covers taking references to the current zones; it ends before
-     * zone_set_publish(), which waits for readers. g_zone_write_lock keeps other publishers
-     * that take it from replacing the set between our read and our publish. */
-    if (!name) {
-        size_t failed = 0;
-        zone_read_lock();
-        rc = zone_set_build(cfg, zone_set_current(), &set, &failed);
-        zone_read_unlock();
-        if (rc != 0) {
-            snprintf(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
-            goto cleanup;
-        }
-        zone_set_publish(set);
-        set = NULL;
-        if (failed) {
-            snprintf(err, errlen, "%zu zone(s) failed to load; see the log", failed);
-            rc = FENNEC_EZONE;
-        }
-        goto cleanup;
-    }
-
-    const cfg_zone_t *cz = cfg_zone_find(cfg, name);
-    if (!cz) {
-        snprintf(err, errlen, "zone %.256s is not configured on this node", name);
-        rc = FENNEC_ENOTFOUND;
-        goto cleanup;
-    }
-    char lerr[1024] = "";
-    if (cz->file) {
-        /* A reload is the difference between the file and the served version; a file that
-         * holds what it held at the last load keeps the edits made through the API. */
-        zone_t *served = NULL;
-        zone_read_lock();
-        const zone_set_t *cur = zone_set_current();
-        for (size_t i = 0; cur && i < zone_set_count(cur) && !served; i++) {
-            const zone_t *z = zone_set_at(cur, i);
-            if (name_eq(zone_name(z), cz->name)) {
-                served = (zone_t *)z;
-                zone_ref(served);
-            }
-        }
-        zone_read_unlock();
-        zone_reload_stats_t st;
-        rc = served ? zone_reload_file(served, cz->file, &fresh, &st, lerr, sizeof(lerr))
-                    : zone_load_file(cz->name, cz->file, &fresh, lerr, sizeof(lerr));
-        zone_unref(served);
-        if (rc == 0 && !fresh) {
-            log_info(MOD, "%s: file unchanged, nothing to reload", cz->name);
-            if (serial)
-                *serial = st.serial;
-            goto cleanup;
-        }
-    } else {
-        rc = zone_load_text(cz->name, cz->text, strlen(cz->text), "<builtin>", &fresh, lerr,
-                            sizeof(lerr));
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", lerr[0] ? lerr : fennec_strerror(rc));
-        rc = FENNEC_EZONE;
-        goto cleanup;
-    }
-    rc = publish_replacing(fresh, err, errlen);
-    if (rc != 0)
-        goto cleanup;
-    if (serial)
-        *serial = zone_serial(fresh);
-    log_info(MOD, "%s: reloaded, serial %u, %zu records", zone_name(fresh), zone_serial(fresh),
-             zone_record_count(fresh));
-cleanup:
-    pthread_mutex_unlock(&g_zone_write_lock);
-    zone_set_free(set);
-    zone_unref(fresh);
-    free(zones);
-    return rc;
-}
-
-void control_zone_write_lock(void)
-{
-    pthread_mutex_lock(&g_zone_write_lock);
-}
-
-void control_zone_write_unlock(void)
-{
-    pthread_mutex_unlock(&g_zone_write_lock);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -796,6 +734,7 @@ typedef enum {
     ROUTE_NODE,
     ROUTE_ZONE_RELOAD,
     ROUTE_ZONE_RECORDS,
+    ROUTE_ZONE_CHANGES,
     ROUTE_HEALTH,
     ROUTE_HEALTH_OVERRIDE,
 } route_t;
@@ -858,12 +797,58 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
     return send_json(conn, status, json_pack("{s:s}", "error", msg));
 }
 
+/* The one table from a result code to the HTTP status that answers it; anything else is a
+ * 500. Authorization (401, 403) and routing (405) answer before any code exists. */
+static const struct {
+    int rc;
+    unsigned status;
+} g_rc_status[] = {
+    {FENNEC_EMALFORMED, MHD_HTTP_BAD_REQUEST},      /* body or path argument invalid */
+    {FENNEC_ENOTFOUND, MHD_HTTP_NOT_FOUND},         /* no such zone, record, endpoint */
+    {FENNEC_EEXISTS, MHD_HTTP_CONFLICT},            /* the record to add is there */
+    {FENNEC_ESPACE, MHD_HTTP_CONTENT_TOO_LARGE},    /* body over CONTROL_MAX_BODY */
+    {FENNEC_EZONE, MHD_HTTP_UNPROCESSABLE_CONTENT}, /* zone does not load, rule broken */
+    {FENNEC_ENOTSUP, MHD_HTTP_NOT_IMPLEMENTED},     /* not in this version */
+};
+
+static unsigned rc_status(int rc)
+{
+    for (size_t i = 0; i < sizeof(g_rc_status) / sizeof(g_rc_status[0]); i++)
+        if (g_rc_status[i].rc == rc)
+            return g_rc_status[i].status;
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Answers a refusal or failure with code RC; when AT is not SIZE_MAX the answer also names
+ * the change of a batch at fault ("change": AT). */
+static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
+                                  ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
+                                  ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (rc == -ENOMEM)
+        snprintf(msg, sizeof(msg), "out of memory");
+    else if (!msg[0])
+        snprintf(msg, sizeof(msg), "%s", fennec_strerror(rc));
+    json_t *o = json_pack("{s:s}", "error", msg);
+    if (o && at != SIZE_MAX)
+        json_object_set_new(o, "change", json_integer((json_int_t)at));
+    return send_json(conn, rc_status(rc), o);
+}
+
+#define send_rc(conn, rc, ...) send_rc_at(conn, rc, SIZE_MAX, __VA_ARGS__)
+
 static enum MHD_Result send_not_available(struct MHD_Connection *conn, const char *feature,
                                           const char *detail)
 {
-    return send_error(conn, MHD_HTTP_NOT_IMPLEMENTED,
-                      "%s is not available in this version of fennec%s%s%s", feature,
-                      detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+    return send_rc(conn, FENNEC_ENOTSUP, "%s is not available in this version of fennec%s%s%s",
+                   feature, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
 }
 
 static bool is_loopback(const struct sockaddr *sa)
@@ -900,6 +885,7 @@ static route_t route_match(const char *url, const char *method, char *arg, size_
         {"/v1/nodes/", "", ROUTE_NONE, ROUTE_NONE, ROUTE_NODE},
         {"/v1/zones/", "/reload", ROUTE_NONE, ROUTE_ZONE_RELOAD, ROUTE_NONE},
         {"/v1/zones/", "/records", ROUTE_NONE, ROUTE_ZONE_RECORDS, ROUTE_NONE},
+        {"/v1/zones/", "/changes", ROUTE_NONE, ROUTE_ZONE_CHANGES, ROUTE_NONE},
         {"/v1/health", NULL, ROUTE_HEALTH, ROUTE_NONE, ROUTE_NONE},
         {"/v1/health/", "/override", ROUTE_NONE, ROUTE_HEALTH_OVERRIDE, ROUTE_NONE},
     };
@@ -1011,7 +997,7 @@ static enum MHD_Result handle_status(control_t *ctl, struct MHD_Connection *conn
     control_snapshot_t snap;
     control_zone_info_t *zi = NULL;
     if (snapshot_take(ctl, &snap, &zi) != 0)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     json_t *zones = json_array();
     for (size_t i = 0; i < snap.zone_count; i++)
         json_array_append_new(zones, json_pack("{s:s, s:I, s:I}", "name", zi[i].name, "serial",
@@ -1035,7 +1021,7 @@ static enum MHD_Result handle_metrics(control_t *ctl, struct MHD_Connection *con
     size_t len = 0;
     if (snapshot_take(ctl, &snap, &zi) != 0 || control_metrics_render(&snap, &text, &len) != 0) {
         free(zi);
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     }
     free(zi);
     return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
@@ -1070,11 +1056,11 @@ static enum MHD_Result handle_page(control_t *ctl, struct MHD_Connection *conn)
     char *text = NULL;
     size_t len = 0;
     if (snapshot_take(ctl, &snap, &zi) != 0)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     FILE *f = open_memstream(&text, &len);
     if (!f) {
         free(zi);
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     }
     const query_stats_t *q = &snap.stats.query;
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -1111,7 +1097,7 @@ static enum MHD_Result handle_page(control_t *ctl, struct MHD_Connection *conn)
     free(zi);
     if (fclose(f) != 0) {
         free(text);
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     }
     return send_text(conn, MHD_HTTP_OK, "text/html; charset=utf-8", text, len);
 }
@@ -1136,7 +1122,7 @@ static enum MHD_Result handle_node_add(struct MHD_Connection *conn, request_t *r
     char err[512];
     json_t *root = load_object(req->body, req->len, err, sizeof(err));
     if (!root)
-        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        return send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     enum MHD_Result ret;
     const char *id, *addr;
     cfg_addr_t parsed;
@@ -1144,13 +1130,13 @@ static enum MHD_Result handle_node_add(struct MHD_Connection *conn, request_t *r
         !(id = get_string(root, "id", 63, "node id", err, sizeof(err))) ||
         !(addr = get_string(root, "address", 79, "host:port of the node's replication listener",
                             err, sizeof(err)))) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        ret = send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     } else if (!ident_ok(id)) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
-                         "field \"id\" must be 1 to 63 letters, digits, '-', '_' or '.'");
+        ret = send_rc(conn, FENNEC_EMALFORMED,
+                      "field \"id\" must be 1 to 63 letters, digits, '-', '_' or '.'");
     } else if (cfg_addr_parse(addr, &parsed) != 0) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
-                         "field \"address\" must be IPv4:port or [IPv6]:port, not \"%.80s\"", addr);
+        ret = send_rc(conn, FENNEC_EMALFORMED,
+                      "field \"address\" must be IPv4:port or [IPv6]:port, not \"%.80s\"", addr);
     } else {
         ret = send_not_available(conn, "cluster membership", NULL);
     }
@@ -1163,21 +1149,21 @@ static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *r
     static const char *const keys[] = {"state", NULL};
     char err[512];
     if (!ident_ok(req->arg))
-        return send_error(conn, MHD_HTTP_BAD_REQUEST,
-                          "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
+        return send_rc(conn, FENNEC_EMALFORMED,
+                       "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
     json_t *root = load_object(req->body, req->len, err, sizeof(err));
     if (!root)
-        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        return send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     enum MHD_Result ret;
     const char *state;
     if (check_keys(root, keys, "state", err, sizeof(err)) != 0 ||
         !(state =
               get_string(root, "state", 8, "\"up\", \"down\" or \"clear\"", err, sizeof(err)))) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+        ret = send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     } else if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0 &&
                strcmp(state, "clear") != 0) {
-        ret = send_error(conn, MHD_HTTP_BAD_REQUEST,
-                         "field \"state\" must be \"up\", \"down\" or \"clear\"");
+        ret = send_rc(conn, FENNEC_EMALFORMED,
+                      "field \"state\" must be \"up\", \"down\" or \"clear\"");
     } else {
         ret = send_not_available(conn, "health checking", NULL);
     }
@@ -1185,80 +1171,113 @@ static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *r
     return ret;
 }
 
+/* Submits CH from a libmicrohttpd thread. Those threads come and go without a hook where they
+ * could unregister, so each one is an RCU reader for the call only. */
+static int submit(const change_t *ch, change_result_t *res, char *err, size_t errlen)
+{
+    zone_reader_register();
+    int rc = change_submit(ch, res, err, errlen);
+    zone_reader_unregister();
+    return rc;
+}
+
 static enum MHD_Result handle_reload(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     char err[1024];
-    uint32_t serial = 0;
-    zone_reader_register();
-    int rc = control_zone_reload(ctl->cfg, req->arg, &serial, err, sizeof(err));
-    zone_reader_unregister();
-    if (rc == FENNEC_ENOTFOUND)
-        return send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
+    change_result_t res;
+    change_t ch = {.kind = CHANGE_RELOAD, .zone = req->arg, .cfg = ctl->cfg, .source = "api"};
+    int rc = submit(&ch, &res, err, sizeof(err));
     if (rc == FENNEC_EZONE)
-        return send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                          "%s; the previous version is still served", err);
+        return send_rc(conn, rc, "%s; the previous version is still served", err);
     if (rc != 0)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "reload failed: %s",
-                          err[0] ? err : fennec_strerror(rc));
+        return send_rc(conn, rc, "%s", err);
     char canon[1030];
     name_canon(req->arg, canon, sizeof(canon));
     for (char *p = canon; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p + 32);
     return send_json(conn, MHD_HTTP_OK,
-                     json_pack("{s:s, s:I, s:s}", "zone", canon, "serial", (json_int_t)serial,
-                               "result", "reloaded"));
+                     json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "zone", canon, "result",
+                               res.unchanged ? "unchanged" : "reloaded", "added",
+                               (json_int_t)res.added, "deleted", (json_int_t)res.removed, "serial",
+                               (json_int_t)res.serial, "index", (json_int_t)res.index));
 }
 
 static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
     if (!cz)
-        return send_error(conn, MHD_HTTP_NOT_FOUND, "zone %s is not configured on this node",
-                          req->arg);
+        return send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node", req->arg);
     control_record_req_t *rr = malloc(sizeof(*rr));
     if (!rr)
-        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_rc(conn, -ENOMEM, "out of memory");
     char err[1024];
     enum MHD_Result ret;
     int rc =
         control_record_parse(cz->name, req->body ? req->body : "", req->len, rr, err, sizeof(err));
-    if (rc == FENNEC_ESPACE)
-        ret = send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s", err);
-    else if (rc != 0)
-        ret =
-            send_error(conn, rc == -ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
-                       "%s", rc == -ENOMEM ? "out of memory" : err);
-    else {
-        uint32_t serial = 0;
-        zone_reader_register();
-        rc = control_zone_edit(rr, cz->name, &serial, err, sizeof(err));
-        zone_reader_unregister();
+    if (rc != 0) {
+        ret = send_rc(conn, rc, "%s", err);
+    } else {
+        zone_change_t zc;
+        control_record_change(rr, &zc);
+        change_result_t res;
+        change_t ch = {
+            .kind = CHANGE_EDIT, .zone = cz->name, .changes = &zc, .count = 1, .source = "api"};
+        rc = submit(&ch, &res, err, sizeof(err));
         if (rc == 0)
             ret = send_json(conn, MHD_HTTP_OK,
-                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "zone", cz->name, "result",
-                                      rr->op == CONTROL_RECORD_ADD ? "added" : "deleted", "name",
-                                      rr->owner, "type", rr->type_name, "ttl", (json_int_t)rr->ttl,
-                                      "serial", (json_int_t)serial));
-        else if (rc == FENNEC_ENOTFOUND)
-            ret = send_error(conn, MHD_HTTP_NOT_FOUND, "%s", err);
-        else if (rc == FENNEC_EEXISTS)
-            ret = send_error(conn, MHD_HTTP_CONFLICT, "%s", err);
-        else if (rc == FENNEC_EZONE)
-            ret = send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s", err);
+                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "zone", cz->name,
+                                      "result", rr->op == CONTROL_RECORD_ADD ? "added" : "deleted",
+                                      "name", rr->owner, "type", rr->type_name, "ttl",
+                                      (json_int_t)rr->ttl, "serial", (json_int_t)res.serial,
+                                      "index", (json_int_t)res.index));
         else
-            ret = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
-                             err[0] ? err : fennec_strerror(rc));
+            ret = send_rc(conn, rc, "%s", err);
     }
     free(rr);
+    return ret;
+}
+
+static enum MHD_Result handle_changes(control_t *ctl, struct MHD_Connection *conn, request_t *req)
+{
+    const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
+    if (!cz)
+        return send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node", req->arg);
+    char err[1024];
+    size_t at = SIZE_MAX;
+    control_batch_t batch;
+    int rc = control_batch_parse(cz->name, req->body ? req->body : "", req->len, &batch, &at, err,
+                                 sizeof(err));
+    if (rc != 0)
+        return send_rc_at(conn, rc, at, "%s", err);
+    change_result_t res;
+    change_t ch = {.kind = CHANGE_EDIT,
+                   .zone = cz->name,
+                   .changes = batch.changes,
+                   .count = batch.count,
+                   .source = "api"};
+    rc = submit(&ch, &res, err, sizeof(err));
+    enum MHD_Result ret;
+    if (rc == 0)
+        ret =
+            send_json(conn, MHD_HTTP_OK,
+                      json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "zone", cz->name, "result",
+                                "applied", "applied", (json_int_t)batch.count, "added",
+                                (json_int_t)res.added, "deleted", (json_int_t)res.removed, "serial",
+                                (json_int_t)res.serial, "index", (json_int_t)res.index));
+    else if (res.at != SIZE_MAX)
+        ret = send_rc_at(conn, rc, res.at, "changes[%zu]: %s; nothing was changed", res.at, err);
+    else
+        ret = send_rc(conn, rc, "%s; nothing was changed", err);
+    control_batch_deinit(&batch);
     return ret;
 }
 
 static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     if (req->too_big)
-        return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                          "the request body is larger than %d bytes", CONTROL_MAX_BODY);
+        return send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
+                       CONTROL_MAX_BODY);
     switch (req->route) {
     case ROUTE_PAGE:
         return handle_page(ctl, conn);
@@ -1272,13 +1291,15 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
         return send_not_available(conn, "cluster membership", NULL);
     case ROUTE_NODE:
         if (!ident_ok(req->arg))
-            return send_error(conn, MHD_HTTP_BAD_REQUEST,
-                              "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
+            return send_rc(conn, FENNEC_EMALFORMED,
+                           "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
         return send_not_available(conn, "cluster membership", NULL);
     case ROUTE_ZONE_RELOAD:
         return handle_reload(ctl, conn, req);
     case ROUTE_ZONE_RECORDS:
         return handle_records(ctl, conn, req);
+    case ROUTE_ZONE_CHANGES:
+        return handle_changes(ctl, conn, req);
     case ROUTE_HEALTH:
         return send_not_available(conn, "health checking", NULL);
     case ROUTE_HEALTH_OVERRIDE:
@@ -1286,7 +1307,7 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
     case ROUTE_NONE:
         break;
     }
-    return send_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+    return send_rc(conn, FENNEC_ENOTFOUND, "no such endpoint");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1308,8 +1329,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->route =
             route_match(url, method, req->arg, sizeof(req->arg), &allowed, &req->write, &method_ok);
         if (req->route == ROUTE_NONE)
-            return send_error(conn, MHD_HTTP_NOT_FOUND,
-                              "no such endpoint: %.200s %.200s (see docs/api.md)", method, url);
+            return send_rc(conn, FENNEC_ENOTFOUND,
+                           "no such endpoint: %.200s %.200s (see docs/api.md)", method, url);
         if (!method_ok) {
             char msg[256];
             snprintf(msg, sizeof(msg), "%s is not allowed on %.180s; use %s", method, url, allowed);
@@ -1341,8 +1362,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
             if (errno || end == cl || v > CONTROL_MAX_BODY)
-                return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "the request body is larger than %d bytes", CONTROL_MAX_BODY);
+                return send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
+                               CONTROL_MAX_BODY);
         }
         return MHD_YES;
     }
@@ -1408,6 +1429,8 @@ int control_new(const cfg_t *cfg, server_t *srv, control_t **out)
     ctl->cfg = cfg;
     ctl->srv = srv;
     ctl->start_time = process_start_time(wall_now());
+    /* jansson seeds its hash function on first use; do it here, before the HTTP threads. */
+    json_object_seed(0);
     if (!cfg->has_control) {
         log_error(MOD, "listen.control is not configured");
         rc = FENNEC_ECONFIG;
@@ -1463,7 +1486,11 @@ int control_start(control_t *ctl)
         close(fd);
         return rc;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    /* A thread per connection: a write that waits for the writer lock (or loads a big zone)
+     * holds its own thread only, so reads and other connections go on. The connection limit
+     * bounds the threads. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     ctl->mhd = MHD_start_daemon(

@@ -5,6 +5,7 @@
  * Exit codes: 0 ok, 1 runtime failure (or --check found a problem), 2 usage or config error.
  */
 #include "fennec/cfg.h"
+#include "fennec/change.h"
 #include "fennec/common.h"
 #include "fennec/control.h"
 #include "fennec/server.h"
@@ -79,34 +80,27 @@ static void zone_list(const zone_set_t *set, char *buf, size_t cap)
     }
 }
 
-/* SIGHUP: reload the zone files of the running configuration. Unchanged files (same path,
- * size and mtime) are kept, a zone that fails to load keeps its previous version. Changes to
- * the config file itself apply at restart (the workers and the control endpoint hold it). */
+/* SIGHUP: reload the zone files of the running configuration, as one change. Unchanged files
+ * (same path, size and mtime) are kept, a zone that fails to load keeps its previous version.
+ * Changes to the config file itself apply at restart (the workers and the control endpoint
+ * hold it). */
 static void reload(daemon_state_t *st)
 {
-    zone_set_t *set = NULL;
-    size_t failed = 0;
-
-    /* Order from control.h: write lock, read lock around the build, read unlock, publish,
-     * write unlock; so that a reload through the control API cannot be lost in between. */
-    control_zone_write_lock();
-    zone_read_lock();
-    int rc = zone_set_build(st->cfg, zone_set_current(), &set, &failed);
-    zone_read_unlock();
-    if (rc == 0)
-        zone_set_publish(set);
-    control_zone_write_unlock();
+    change_t ch = {.kind = CHANGE_LOAD, .cfg = st->cfg, .source = "SIGHUP"};
+    change_result_t res;
+    char err[1024];
+    int rc = change_submit(&ch, &res, err, sizeof(err));
     if (rc != 0) {
         log_error("main", "reload failed: %s; still serving the previous zones",
-                  fennec_strerror(rc));
+                  err[0] ? err : fennec_strerror(rc));
         return;
     }
     char zones[1024];
     zone_read_lock();
     zone_list(zone_set_current(), zones, sizeof(zones));
     zone_read_unlock();
-    if (failed)
-        log_warn("main", "reload: %zu zone(s) failed to load (see above); serving %s", failed,
+    if (res.failed)
+        log_warn("main", "reload: %zu zone(s) failed to load (see above); serving %s", res.failed,
                  zones);
     else
         log_info("main", "reload: serving %s", zones);
@@ -144,21 +138,24 @@ static void stop_all(daemon_state_t *st)
 
 static int check_only(cfg_t *cfg)
 {
-    zone_set_t *set = NULL;
-    size_t failed = 0;
-    int rc = zone_set_build(cfg, NULL, &set, &failed);
+    /* The change a start would submit, validated and not applied. */
+    change_t ch = {.kind = CHANGE_LOAD, .cfg = cfg, .validate_only = true, .source = "--check"};
+    change_result_t res;
+    char err[1024];
+    zone_reader_register();
+    int rc = change_submit(&ch, &res, err, sizeof(err));
+    zone_reader_unregister();
     if (rc != 0) {
-        fprintf(stderr, "fennecd: %s: loading zones failed: %s\n", cfg->path, fennec_strerror(rc));
+        fprintf(stderr, "fennecd: %s: loading zones failed: %s\n", cfg->path,
+                err[0] ? err : fennec_strerror(rc));
         return EXIT_RUNTIME;
     }
-    size_t loaded = zone_set_count(set);
-    zone_set_free(set);
-    if (failed) {
-        fprintf(stderr, "fennecd: %s: %zu of %zu zone(s) failed to load\n", cfg->path, failed,
+    if (res.failed) {
+        fprintf(stderr, "fennecd: %s: %zu of %zu zone(s) failed to load\n", cfg->path, res.failed,
                 cfg->zone_count);
         return EXIT_RUNTIME;
     }
-    printf("%s: configuration OK, %zu zone(s) loaded\n", cfg->path, loaded);
+    printf("%s: configuration OK, %zu zone(s) loaded\n", cfg->path, res.zones);
     return EXIT_OK;
 }
 
@@ -249,19 +246,18 @@ int main(int argc, char **argv)
                  "(zone example.com on %s; see fennecd --help)",
                  CFG_DEFAULT_DNS);
 
-    /* The main thread reads zone_set_current() when it reloads. */
+    /* The main thread submits changes (start, SIGHUP) and reads the served set. */
     zone_reader_register();
-    zone_set_t *set = NULL;
-    size_t failed = 0;
-    rc = zone_set_build(st.cfg, NULL, &set, &failed);
+    change_t load = {.kind = CHANGE_LOAD, .cfg = st.cfg, .source = "start"};
+    change_result_t res;
+    rc = change_submit(&load, &res, err, sizeof(err));
     if (rc != 0) {
-        log_error("main", "loading zones failed: %s", fennec_strerror(rc));
+        log_error("main", "loading zones failed: %s", err[0] ? err : fennec_strerror(rc));
         goto unregister;
     }
-    if (failed)
-        log_warn("main", "%zu of %zu zone(s) failed to load and are not served", failed,
+    if (res.failed)
+        log_warn("main", "%zu of %zu zone(s) failed to load and are not served", res.failed,
                  st.cfg->zone_count);
-    zone_set_publish(set);
 
     rc = server_new(st.cfg, &st.srv);
     if (rc != 0) {
@@ -320,7 +316,7 @@ free_server:
     server_free(st.srv);
     uv_loop_close(uv_default_loop());
 unpublish:
-    zone_set_publish(NULL);
+    change_shutdown();
 unregister:
     zone_reader_unregister();
 cleanup:

@@ -158,6 +158,8 @@ void zone_destroy(zone_t *z)
     free(z->pages);
     store_unref(z->store);
     zone_t *next = z->successor;
+    if (next)
+        next->base = NULL;
     free(z->name);
     free(z->path);
     free(z);

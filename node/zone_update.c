@@ -38,7 +38,8 @@ struct zone_update {
     zone_t *base;
     unsigned flags;
     bool soa_changed;
-    arena_t tmp; /* drafts and copies of added rdata */
+    bool checked; /* settled and built: no more changes */
+    arena_t tmp;  /* drafts and copies of added rdata */
     draft_t **table;
     uint32_t mask;
     size_t count;
@@ -200,6 +201,10 @@ int zone_update_apply(zone_update_t *up, const zone_change_t *ch, char *err, siz
     zone_t *z = up->base;
     char text[WIRE_NAME_TEXT_MAX];
     uint8_t owner[WIRE_NAME_MAX];
+    if (up->checked) {
+        snprintf(err, errlen, "the update was checked already");
+        return -EINVAL;
+    }
     int olen = wire_name_len(ch->owner, WIRE_NAME_MAX);
     if (olen < 0) {
         snprintf(err, errlen, "invalid owner name");
@@ -325,7 +330,7 @@ static int settle(zone_update_t *up)
 }
 
 /* Builds the new node of every draft that exists after the update and checks the rules. */
-static int build_nodes(zone_update_t *up, char *err, size_t errlen)
+static int build_nodes(zone_update_t *up, uint8_t *broken, char *err, size_t errlen)
 {
     for (unsigned l = 0; l < ZONE_MAX_LABELS; l++) {
         for (draft_t *d = up->depth[l]; d; d = d->dnext) {
@@ -350,11 +355,13 @@ static int build_nodes(zone_update_t *up, char *err, size_t errlen)
                 wild = d->wild_delta > 0;
             if (wild)
                 n->flags |= ZONE_NODE_HAS_WILDCARD;
-            const char *broken = zone_node_rules(n);
-            if (broken) {
+            const char *rule = zone_node_rules(n);
+            if (rule) {
                 char msg[WIRE_NAME_TEXT_MAX + 128];
-                snprintf(msg, sizeof(msg), broken, text);
+                snprintf(msg, sizeof(msg), rule, text);
                 snprintf(err, errlen, "%s", msg);
+                if (broken)
+                    memcpy(broken, d->name, d->name_len);
                 return FENNEC_EZONE;
             }
         }
@@ -419,21 +426,40 @@ static int retire_node(zone_t *base, const zone_node_t *n)
     return (n->flags & ZONE_NODE_HEAP) ? zone_retire(base, (void *)n) : 0;
 }
 
+int zone_update_check(zone_update_t *up, uint8_t *broken, char *err, size_t errlen)
+{
+    if (up->checked)
+        return 0;
+    up->checked = true;
+    draft_t *apex = draft_get(up, up->base->apex_wire, up->base->apex_len);
+    if (!apex || draft_load(apex) != 0)
+        return -ENOMEM;
+    int rc = 0;
+    if (!up->soa_changed && (rc = bump_serial(up, apex)) != 0)
+        return rc;
+    if ((rc = settle(up)) != 0)
+        return rc;
+    return build_nodes(up, broken, err, errlen);
+}
+
 int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen)
 {
     zone_t *base = up->base;
     zone_t *v = NULL;
     size_t retired_before = base->retired.count;
     int rc;
-    draft_t *apex = draft_get(up, base->apex_wire, base->apex_len);
-    if (!apex || draft_load(apex) != 0) {
-        rc = -ENOMEM;
+    if (up->checked) {
+        /* checked by the caller; a failed check leaves no node built, so redo nothing */
+        for (unsigned l = 0; l < ZONE_MAX_LABELS; l++)
+            for (draft_t *d = up->depth[l]; d; d = d->dnext)
+                if (d->exists && !d->built) {
+                    snprintf(err, errlen, "the update failed its check");
+                    rc = FENNEC_EZONE;
+                    goto fail;
+                }
+    } else if ((rc = zone_update_check(up, NULL, err, errlen)) != 0) {
         goto fail;
     }
-    if (!up->soa_changed && (rc = bump_serial(up, apex)) != 0)
-        goto fail;
-    if ((rc = settle(up)) != 0 || (rc = build_nodes(up, err, errlen)) != 0)
-        goto fail;
 
     v = version_next(base);
     if (!v) {
@@ -444,8 +470,13 @@ int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen
     for (unsigned l = 0; l < ZONE_MAX_LABELS; l++)
         for (draft_t *d = up->depth[l]; d; d = d->dnext)
             nodes += (size_t)(d->exists && !d->old) - (size_t)(!d->exists && d->old);
-    if (zone_index_full(v, nodes) && (rc = zone_index_resize(v, base, zone_slots(v) * 2)) != 0)
-        goto fail;
+    if (zone_index_full(v, nodes)) {
+        uint64_t slots = zone_slots(v);
+        while (nodes * 2 > slots && slots < (UINT64_C(1) << 31))
+            slots *= 2; /* at most half full, as after a load: one update may add many */
+        if ((rc = zone_index_resize(v, base, (uint32_t)slots)) != 0)
+            goto fail;
+    }
     for (unsigned l = 0; l < ZONE_MAX_LABELS; l++) {
         for (draft_t *d = up->depth[l]; d; d = d->dnext) {
             if (d->old) {
@@ -478,6 +509,8 @@ int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen
             d->built = NULL;
     zone_ref(v);
     base->successor = v;
+    v->base = base;
+    v->base_mark = retired_before;
     update_free(up);
     *out = v;
     return 0;
@@ -527,7 +560,7 @@ static int diff_record(diff_t *df, const zone_node_t *n, const zone_rrset_t *rs,
                         .rdata = p + 2,
                         .rdlen = wire_get_u16(p)};
     df->count++;
-    return zone_update_apply(df->up, &ch, df->err, df->errlen);
+    return df->up ? zone_update_apply(df->up, &ch, df->err, df->errlen) : 0;
 }
 
 /* Whether the record at P (rdlen + rdata) is in RS. */
@@ -570,6 +603,22 @@ static int diff_node(const zone_node_t *n, void *arg)
     return 0;
 }
 
+/* Walks the difference between SERVED and F: what F no longer has, then what F has new.
+ * With UP, applies it (deletes, then adds); without, only counts. */
+static int reload_diff(const zone_t *served, const zone_t *f, zone_update_t *up, size_t *removed,
+                       size_t *added, char *err, size_t errlen)
+{
+    diff_t df = {.up = up, .other = f, .adding = false, .err = err, .errlen = errlen};
+    zone_node_walk(served, diff_node, &df);
+    *removed = df.count;
+    if (df.rc)
+        return df.rc;
+    df = (diff_t){.up = up, .other = served, .adding = true, .err = err, .errlen = errlen};
+    zone_node_walk(f, diff_node, &df);
+    *added = df.count;
+    return df.rc;
+}
+
 int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
                      char *err, size_t errlen)
 {
@@ -586,18 +635,31 @@ int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload
         zone_unref(f);
         return 0;
     }
-    if ((rc = zone_update_begin(served, ZONE_UPDATE_SOA, &up, err, errlen)) != 0)
+    /* Count the difference first: when it is most of the zone, the fresh load is the next
+     * version as it is (a new line), cheaper than applying it name by name. */
+    size_t removed = 0, added = 0;
+    if ((rc = reload_diff(served, f, NULL, &removed, &added, err, errlen)) != 0)
         goto cleanup;
-    diff_t df = {.up = up, .other = f, .adding = false, .err = err, .errlen = errlen};
-    zone_node_walk(served, diff_node, &df); /* what the file no longer has */
-    st->removed = df.count;
-    if ((rc = df.rc) == 0) {
-        df = (diff_t){.up = up, .other = served, .adding = true, .err = err, .errlen = errlen};
-        zone_node_walk(f, diff_node, &df); /* what the file has new */
-        st->added = df.count;
-        rc = df.rc;
+    st->removed = removed;
+    st->added = added;
+    uint32_t serial = f->serial;
+    if ((int32_t)(f->serial - served->serial) <= 0) {
+        serial = served->serial + 1;
+        log_warn("zone", "%s: the file's serial %u is not newer than the served %u; serving %u",
+                 served->name, f->serial, served->serial, serial);
     }
-    if (rc)
+    st->serial = serial;
+    if ((added + removed) * 4 > zone_record_count(f) + zone_record_count(served)) {
+        /* F is nobody's yet: its SOA can take the serial in place. */
+        const zone_rrset_t *soa = zone_node_rrset(f->apex, WIRE_TYPE_SOA);
+        uint8_t *rd = (uint8_t *)soa->data + 2;
+        wire_put_u32(rd + zone_soa_serial_offset(rd, wire_get_u16(soa->data)), serial);
+        f->serial = serial;
+        *out = f;
+        return 0;
+    }
+    if ((rc = zone_update_begin(served, ZONE_UPDATE_SOA, &up, err, errlen)) != 0 ||
+        (rc = reload_diff(served, f, up, &removed, &added, err, errlen)) != 0)
         goto cleanup;
     /* The file's SOA, with a serial that moves on from the served one (RFC 1982). */
     const zone_rrset_t *fsoa = zone_node_rrset(f->apex, WIRE_TYPE_SOA);
@@ -605,14 +667,7 @@ int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload
     uint16_t flen = wire_get_u16(fsoa->data);
     uint8_t rd[WIRE_NAME_MAX * 2 + 20];
     memcpy(rd, fsoa->data + 2, flen);
-    int off = zone_soa_serial_offset(rd, flen);
-    uint32_t serial = f->serial;
-    if ((int32_t)(f->serial - served->serial) <= 0) {
-        serial = served->serial + 1;
-        log_warn("zone", "%s: the file's serial %u is not newer than the served %u; serving %u",
-                 served->name, f->serial, served->serial, serial);
-    }
-    wire_put_u32(rd + off, serial);
+    wire_put_u32(rd + zone_soa_serial_offset(rd, flen), serial);
     zone_change_t del = {.add = false,
                          .owner = served->apex_wire,
                          .type = WIRE_TYPE_SOA,
@@ -634,9 +689,43 @@ int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload
     (*out)->file_digest = f->file_digest;
     free((*out)->path);
     (*out)->path = strdup(path);
-    st->serial = serial;
 cleanup:
     zone_update_abort(up);
     zone_unref(f);
     return rc;
+}
+
+void zone_discard(zone_t *v)
+{
+    zone_t *base = v ? v->base : NULL;
+    if (!base || base->successor != v || atomic_load(&v->refs) != 2) {
+        zone_unref(v);
+        return;
+    }
+    /* Only V and BASE hold V: take it out of the line as if it had never been committed. */
+    base->successor = NULL;
+    base->retired.count = v->base_mark;
+    uint32_t npages = zone_slots(v) >> ZONE_PAGE_SHIFT;
+    bool same = v->mask == base->mask;
+    for (uint32_t p = 0; p < npages; p++) {
+        if (same && v->pages[p] == base->pages[p])
+            continue;
+        for (uint32_t i = 0; i < ZONE_PAGE_SLOTS; i++) {
+            if (!v->pages[p][i])
+                continue;
+            const zone_node_t *n = zone_slot_node(v->pages[p][i]);
+            if ((n->flags & ZONE_NODE_HEAP) && zone_node_find(base, n->name, n->name_len) != n)
+                free((void *)n);
+        }
+        free(v->pages[p]);
+    }
+    free(v->pages);
+    free(v->retired.items);
+    if (atomic_fetch_sub(&v->store->refs, 1) == 1) {
+        arena_free(&v->store->arena); /* not reached: BASE holds the store */
+        free(v->store);
+    }
+    free(v->name);
+    free(v->path);
+    free(v);
 }

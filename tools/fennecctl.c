@@ -514,9 +514,15 @@ static int do_zone_reload(opts_t *o, const verb_t *v, char **args, int nargs)
     answer_t a;
     int ex = request(o, v, "POST", path, NULL, &a);
     if (ex == EXIT_OK) {
-        if (!o->json)
-            printf("zone %s reloaded, serial %lld\n", jstr(a.json, "zone"),
-                   (long long)jint(a.json, "serial"));
+        if (!o->json && strcmp(jstr(a.json, "result"), "unchanged") == 0)
+            printf("zone %s unchanged (the file is as it was loaded); serial %lld, index %lld\n",
+                   jstr(a.json, "zone"), (long long)jint(a.json, "serial"),
+                   (long long)jint(a.json, "index"));
+        else if (!o->json)
+            printf("zone %s reloaded: %lld added, %lld deleted; serial %lld, index %lld\n",
+                   jstr(a.json, "zone"), (long long)jint(a.json, "added"),
+                   (long long)jint(a.json, "deleted"), (long long)jint(a.json, "serial"),
+                   (long long)jint(a.json, "index"));
         answer_free(&a);
     }
     return ex;
@@ -558,8 +564,10 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
         strcat(rdata, args[i]);
     }
     char path[1024];
-    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/records"))
+    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/records")) {
+        free(rdata);
         return EXIT_USAGE;
+    }
     json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "action", action, "name", args[1], "ttl",
                              (json_int_t)ttl, "type", args[3], "rdata", rdata);
     if (!body) {
@@ -579,6 +587,210 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
         answer_free(&a);
     }
     free(rdata);
+    return ex;
+}
+
+/* Largest change file read (comments included); the batch itself must fit CONTROL_MAX_BODY. */
+#define MAX_APPLY_INPUT (16 * 1024 * 1024)
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The next blank-separated word of *P (NUL-terminated in place); NULL at the end. */
+static char *next_word(char **p)
+{
+    char *s = *p;
+    while (is_blank(*s))
+        s++;
+    if (!*s)
+        return NULL;
+    char *e = s;
+    while (*e && !is_blank(*e))
+        e++;
+    *p = *e ? e + 1 : e;
+    *e = '\0';
+    return s;
+}
+
+/*
+ * One line of a change file, "add|delete NAME TTL TYPE RDATA...", as a record edit for the
+ * batch; RDATA is the rest of the line as written. Returns NULL with a reason in WHY.
+ */
+static json_t *apply_line(char *text, char *why, size_t whylen)
+{
+    char *p = text;
+    char *action = next_word(&p), *name = next_word(&p), *ttl = next_word(&p),
+         *type = next_word(&p);
+    while (is_blank(*p))
+        p++;
+    char *rdata = p;
+    size_t n = strlen(rdata);
+    while (n > 0 && is_blank(rdata[n - 1]))
+        rdata[--n] = '\0';
+    long long t;
+    if (!action || !name || !ttl || !type || !*rdata) {
+        snprintf(why, whylen, "expected \"add|delete NAME TTL TYPE RDATA\"");
+        return NULL;
+    }
+    if (strcmp(action, "add") != 0 && strcmp(action, "delete") != 0) {
+        snprintf(why, whylen, "the action must be add or delete, not \"%.32s\"", action);
+        return NULL;
+    }
+    if (parse_ttl(ttl, &t) != 0) {
+        snprintf(why, whylen,
+                 "the TTL must be a number of seconds from 0 to 2147483647, not "
+                 "\"%.32s\"",
+                 ttl);
+        return NULL;
+    }
+    json_t *e = json_pack("{s:s, s:s, s:I, s:s, s:s}", "action", action, "name", name, "ttl",
+                          (json_int_t)t, "type", type, "rdata", rdata);
+    if (!e)
+        snprintf(why, whylen, "the line is not valid UTF-8");
+    return e;
+}
+
+/* Reads the change file F (named NAME in messages) into LIST; LINES receives the line number
+ * of each change. Returns 0, or EXIT_USAGE after printing why. */
+static int apply_read(const verb_t *v, FILE *f, const char *name, json_t *list, size_t **lines)
+{
+    char *line = NULL, why[256];
+    size_t cap = 0, total = 0, lineno = 0;
+    ssize_t n;
+    int ex = EXIT_OK;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        total += (size_t)n;
+        if (total > MAX_APPLY_INPUT) {
+            fprintf(stderr, "fennecctl: %s: %s is larger than %d bytes; nothing was sent\n",
+                    v->name, name, MAX_APPLY_INPUT);
+            ex = EXIT_USAGE;
+            break;
+        }
+        if (strlen(line) != (size_t)n) {
+            fprintf(stderr,
+                    "fennecctl: %s: %s:%zu: the line contains a NUL byte; nothing was "
+                    "sent\n",
+                    v->name, name, lineno);
+            ex = EXIT_USAGE;
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        const char *s = line;
+        while (is_blank(*s))
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        json_t *e = apply_line(line, why, sizeof(why));
+        size_t *nl = e ? realloc(*lines, (json_array_size(list) + 1) * sizeof(**lines)) : NULL;
+        if (!e || !nl) {
+            json_decref(e);
+            fprintf(stderr, "fennecctl: %s: %s:%zu: %s; nothing was sent\n", v->name, name, lineno,
+                    e ? "out of memory" : why);
+            ex = e ? EXIT_FAIL : EXIT_USAGE;
+            break;
+        }
+        *lines = nl;
+        (*lines)[json_array_size(list)] = lineno;
+        json_array_append_new(list, e);
+    }
+    if (ex == EXIT_OK && ferror(f)) {
+        fprintf(stderr, "fennecctl: %s: cannot read %s: %s; nothing was sent\n", v->name, name,
+                strerror(errno));
+        ex = EXIT_USAGE;
+    }
+    if (ex == EXIT_OK && json_array_size(list) == 0) {
+        fprintf(stderr,
+                "fennecctl: %s: %s has no changes (only blank lines and comments); nothing was "
+                "sent\nusage: fennecctl %s\n",
+                v->name, name, v->usage);
+        ex = EXIT_USAGE;
+    }
+    free(line);
+    return ex;
+}
+
+static int do_zone_apply(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)nargs;
+    const char *file = args[1];
+    bool std_in = strcmp(file, "-") == 0;
+    const char *name = std_in ? "<stdin>" : file;
+    char path[1024];
+    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/changes"))
+        return EXIT_USAGE;
+    FILE *f = std_in ? stdin : fopen(file, "re");
+    if (!f) {
+        fprintf(stderr, "fennecctl: %s: cannot open %s: %s\n", v->name, file, strerror(errno));
+        return EXIT_USAGE;
+    }
+    json_t *list = json_array();
+    size_t *lines = NULL;
+    char *body = NULL;
+    answer_t a = {0};
+    int ex = list ? apply_read(v, f, name, list, &lines) : EXIT_FAIL;
+    if (!std_in)
+        fclose(f);
+    if (ex != EXIT_OK)
+        goto cleanup;
+    json_t *root = json_pack("{s:O}", "changes", list);
+    body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (!body) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        ex = EXIT_FAIL;
+        goto cleanup;
+    }
+    if (strlen(body) > CONTROL_MAX_BODY) {
+        fprintf(stderr,
+                "fennecctl: %s: the %zu changes of %s make %zu bytes of JSON, more than the %d "
+                "a batch may have: split the file; nothing was sent\n",
+                v->name, json_array_size(list), name, strlen(body), CONTROL_MAX_BODY);
+        ex = EXIT_USAGE;
+        goto cleanup;
+    }
+    if (http_call(o, "POST", path, body, &a) != 0) {
+        ex = EXIT_FAIL;
+        goto cleanup;
+    }
+    /* A refused batch names its change by position: say which line of the file it was. */
+    json_t *at = json_is_object(a.json) ? json_object_get(a.json, "change") : NULL;
+    const char *msg = at ? json_string_value(json_object_get(a.json, "error")) : NULL;
+    if (json_is_integer(at) && msg && json_integer_value(at) >= 0 &&
+        (size_t)json_integer_value(at) < json_array_size(list)) {
+        char *where = NULL;
+        if (asprintf(&where, "%s:%zu: %s", name, lines[json_integer_value(at)], msg) >= 0) {
+            json_object_set_new(a.json, "error", json_string(where));
+            free(where);
+        }
+    }
+    ex = answer_check(o, v, &a);
+    if (ex != EXIT_OK)
+        goto cleanup;
+    if (o->json) {
+        print_json(a.json);
+    } else {
+        char applied[32], added[32], deleted[32], serial[32], index[32];
+        snprintf(applied, sizeof(applied), "%lld", (long long)jint(a.json, "applied"));
+        snprintf(added, sizeof(added), "%lld", (long long)jint(a.json, "added"));
+        snprintf(deleted, sizeof(deleted), "%lld", (long long)jint(a.json, "deleted"));
+        snprintf(serial, sizeof(serial), "%lld", (long long)jint(a.json, "serial"));
+        snprintf(index, sizeof(index), "%lld", (long long)jint(a.json, "index"));
+        table_t t = {.cols = 6};
+        table_add(&t,
+                  (const char *const[]){"ZONE", "APPLIED", "ADDED", "DELETED", "SERIAL", "INDEX"});
+        table_add(&t, (const char *const[]){jstr(a.json, "zone"), applied, added, deleted, serial,
+                                            index});
+        table_print(&t);
+    }
+cleanup:
+    answer_free(&a);
+    free(body);
+    free(lines);
+    json_decref(list);
     return ex;
 }
 
@@ -654,10 +866,20 @@ static const verb_t g_verbs[] = {
     {"node remove", 1, 1, "node remove ID",
      "Removes node ID from the cluster. Needs the cluster key.", do_node_remove},
     {"zone reload", 1, 1, "zone reload NAME",
-     "Reloads zone NAME from its file on the node and serves it if it loads; on an error the "
-     "previous version stays in service and the error (file:line) is shown. Needs the cluster "
-     "key.",
+     "Reloads zone NAME from its file on the node and serves it if it loads, then prints what "
+     "changed (records added and deleted), or that the file is unchanged since it was loaded "
+     "(nothing is applied then and record edits stay). On an error the previous version stays "
+     "in service and the error (file:line) is shown. Needs the cluster key.",
      do_zone_reload},
+    {"zone apply", 2, 2, "zone apply ZONE FILE|-",
+     "Applies the changes in FILE (- reads standard input) to ZONE as one batch: all of them, "
+     "served at once with one step of the SOA serial, or none. One change per line: "
+     "\"add|delete NAME TTL TYPE RDATA\", fields as for record add, RDATA the rest of the "
+     "line; blank lines and lines starting with # are skipped. A line that is not a change is "
+     "a usage error naming the line (exit 2, nothing sent); a change the server refuses is "
+     "named by its line too (exit 1, nothing changed). At most 64 KiB of changes as JSON "
+     "(about 600 A records) per batch. Needs the cluster key.",
+     do_zone_apply},
     {"record add", 5, -1, "record add ZONE NAME TTL TYPE RDATA...",
      "Adds a record to ZONE. NAME is relative to the zone (\"@\" for the apex) unless it ends "
      "in a dot; RDATA is in master-file format and may span several arguments "

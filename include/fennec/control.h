@@ -1,7 +1,9 @@
 /*
- * fennec — the control plane: an HTTP endpoint (libmicrohttpd, one internal polling thread,
- * never a DNS worker) serving the JSON API under /v1/, Prometheus metrics on /metrics and a
- * small HTML status page on /. See docs/api.md.
+ * fennec — the control plane: an HTTP endpoint (libmicrohttpd, a thread per connection, never
+ * a DNS worker) serving the JSON API under /v1/, Prometheus metrics on /metrics and a small
+ * HTML status page on /. See docs/api.md. Writes to zones are submitted to change_submit()
+ * (change.h), the one write path; a write waiting for another one holds only its own
+ * connection's thread.
  *
  * Writes need "Authorization: Bearer TOKEN" where TOKEN is the lower-case hex of
  * HMAC-SHA256(cluster key, "fennec-control"); reads need no token from loopback clients.
@@ -20,6 +22,7 @@
 #include "fennec/cfg.h"
 #include "fennec/query.h"
 #include "fennec/server.h"
+#include "fennec/zone.h"
 
 typedef struct control control_t;
 
@@ -43,39 +46,14 @@ typedef struct control control_t;
  */
 int control_new(const cfg_t *cfg, server_t *srv, control_t **out);
 
-/* Binds cfg->control and starts the HTTP thread. A bind error is returned (and logged). */
+/* Binds cfg->control and starts the HTTP threads. A bind error is returned (and logged). */
 int control_start(control_t *ctl);
 
-/* Stops the HTTP thread (waits for it) and closes the socket. Idempotent. */
+/* Stops the HTTP threads (waits for them) and closes the socket. Idempotent. */
 void control_stop(control_t *ctl);
 
 /* Stops and frees. control_free(NULL) is a no-op. */
 void control_free(control_t *ctl);
-
-/*
- * Reloads zones of CFG from their files and publishes the new zone set. NAME selects one
- * zone (case-insensitive, trailing dot allowed); NULL reloads every zone (what SIGHUP does).
- * The calling thread must be registered with zone_reader_register() and must not be inside
- * zone_read_lock(); it should not be a DNS worker (loading takes time). Reloads are
- * serialized with control_zone_write_lock(). For one zone: returns
- * FENNEC_ENOTFOUND when the zone is not in CFG, FENNEC_EZONE with "FILE:LINE: ..." in ERR
- * when it fails to load (the old version keeps being served). *SERIAL (may be NULL) receives
- * the serial now served. For all zones: *SERIAL is untouched and failures are logged;
- * returns FENNEC_EZONE when at least one zone failed (the others are still published).
- */
-int control_zone_reload(const cfg_t *cfg, const char *name, uint32_t *serial, char *err,
-                        size_t errlen);
-
-/*
- * The lock control_zone_reload() holds while it builds a zone set from the current one and
- * publishes it. Every other publisher that derives a new set from the current one (the
- * SIGHUP reload in main.c, replication applying an entry) takes it too, so that no change is
- * lost between read and publish. Order: write lock, then zone_read_lock() around the build,
- * zone_read_unlock(), zone_set_publish(), write unlock. Never take it inside zone_read_lock()
- * (a holder may be waiting in zone_set_publish() for that read section to end).
- */
-void control_zone_write_lock(void);
-void control_zone_write_unlock(void);
 
 /* ---- authentication helpers ---- */
 
@@ -134,15 +112,30 @@ typedef struct control_record_req {
 int control_record_parse(const char *zone, const char *body, size_t len, control_record_req_t *out,
                          char *err, size_t errlen);
 
+/* The zone change RR describes, for change_submit(); it points into RR. */
+void control_record_change(const control_record_req_t *rr, zone_change_t *out);
+
+/* A change batch parsed by control_batch_parse(): COUNT changes in order, pointing into DATA,
+ * which the batch owns. */
+typedef struct control_batch {
+    zone_change_t *changes;
+    size_t count;
+    uint8_t *data; /* owners and rdata of the changes */
+} control_batch_t;
+
 /*
- * Applies a validated record edit to the loaded zone ZONE (text apex, as configured) and
- * publishes the result at once, under the same lock as reloads. The SOA serial moves on by
- * one. Returns 0 (the new serial in *serial), FENNEC_ENOTFOUND (no such zone or record),
- * FENNEC_EEXISTS (the record exists), FENNEC_EZONE (the result breaks a zone rule) or
- * -errno, with a message for a person in ERR.
+ * Parses a change batch BODY (LEN bytes, JSON) for zone ZONE: {"changes": [EDIT, ...]} with
+ * at least one EDIT, each validated exactly as control_record_parse() validates a record edit
+ * (the same function does it). On success *OUT holds the changes (control_batch_deinit()).
+ * On error returns FENNEC_EMALFORMED (FENNEC_ESPACE when LEN > CONTROL_MAX_BODY, -ENOMEM),
+ * leaves *OUT empty and writes a message for a person into ERR; when one change is at fault
+ * the message starts with "changes[I]: " and *AT is I (0-based), else *AT is SIZE_MAX.
  */
-int control_zone_edit(const control_record_req_t *rr, const char *zone, uint32_t *serial, char *err,
-                      size_t errlen);
+int control_batch_parse(const char *zone, const char *body, size_t len, control_batch_t *out,
+                        size_t *at, char *err, size_t errlen);
+
+/* Frees what a batch holds; the batch is empty after. NULL is a no-op. */
+void control_batch_deinit(control_batch_t *b);
 
 /* ---- Prometheus text ---- */
 

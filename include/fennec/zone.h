@@ -96,9 +96,13 @@ typedef struct zone_change {
  *
  *   zone_update_begin(base)      base: the newest version of its line, not being updated
  *   zone_update_apply(up, ch)    any number of times; checks each change as it comes
- *   zone_update_commit(up, &z)   checks the zone rules at every touched name, moves the
- *                                serial on, builds the next version; or
+ *   zone_update_check(up, ...)   optional: checks the zone rules at every touched name and
+ *                                says which name breaks one; no apply after it
+ *   zone_update_commit(up, &z)   checks (if not yet done), moves the serial on, builds the
+ *                                next version; or
  *   zone_update_abort(up)        drops everything; BASE is as before.
+ *   zone_discard(z)              a committed version that will not be published after all:
+ *                                BASE forgets it and takes an update again.
  *
  * Both commit and abort free UP, also when commit fails (the update is then aborted). The
  * caller keeps its reference to BASE for the whole update and must not read or change the
@@ -117,8 +121,16 @@ enum {
 
 int zone_update_begin(zone_t *base, unsigned flags, zone_update_t **out, char *err, size_t errlen);
 int zone_update_apply(zone_update_t *up, const zone_change_t *ch, char *err, size_t errlen);
+/* BROKEN (WIRE_NAME_MAX bytes, or NULL) receives the lower-case wire name that breaks a zone
+ * rule when the result is FENNEC_EZONE. */
+int zone_update_check(zone_update_t *up, uint8_t *broken, char *err, size_t errlen);
 int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen);
 void zone_update_abort(zone_update_t *up);
+
+/* Drops the caller's reference to Z. When Z is the successor of a version and nobody else
+ * holds Z (it was never published), that version forgets it and can be updated again; Z's
+ * own nodes and pages are freed. Otherwise the same as zone_unref(). Writer thread only. */
+void zone_discard(zone_t *z);
 
 /*
  * One update with CHANGES applied in order, all or none, and the SOA serial moved on by one

@@ -6,7 +6,7 @@ the fennecctl next to fennecd)
 
 Needs curl, dig (bind9-dnsutils), promtool (package prometheus) and the python3 module
 prometheus_client (package python3-prometheus-client); a missing one fails the test, naming
-the package. Listens on 127.0.0.1 ports 15710-15717 only.
+the package. Listens on 127.0.0.1 ports 15710-15717 only (FENNEC_CTL_PORT_BASE moves them).
 
 Record edits are in memory only in this version (no journal yet); the test pins down what a
 reload does to them (see docs/cli.md, "Record edits and reloads").
@@ -22,17 +22,20 @@ import time
 import urllib.error
 import urllib.request
 
-CONTROL_PORT = 15710
-DNS_PORT = 15711
-CONTROL_PORT_NOKEY = 15712
-DNS_PORT_NOKEY = 15713
-CONTROL_PORT_CODEL = 15714
-DNS_PORT_CODEL = 15715
-CONTROL_PORT_CUBIC = 15716
-DNS_PORT_CUBIC = 15717
+# FENNEC_CTL_PORT_BASE moves the eight ports (two test runs on one host must not share them).
+PORT_BASE = int(os.environ.get("FENNEC_CTL_PORT_BASE", "15710"))
+CONTROL_PORT = PORT_BASE
+DNS_PORT = PORT_BASE + 1
+CONTROL_PORT_NOKEY = PORT_BASE + 2
+DNS_PORT_NOKEY = PORT_BASE + 3
+CONTROL_PORT_CODEL = PORT_BASE + 4
+DNS_PORT_CODEL = PORT_BASE + 5
+CONTROL_PORT_CUBIC = PORT_BASE + 6
+DNS_PORT_CUBIC = PORT_BASE + 7
 URL = "http://127.0.0.1:%d" % CONTROL_PORT
 ZONE = "example.com"
 SERIAL = 2024010101
+BIG = "big.test"  # a zone that takes a while to load, for the tests of concurrent requests
 
 failures = []
 
@@ -61,18 +64,28 @@ def zone_text(serial, extra=""):
     )
 
 
+def big_zone_text(hosts):
+    lines = ["$ORIGIN big.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n"
+             "@ IN NS ns1\nns1 IN A 127.0.0.1\n"]
+    lines += ["h%d IN A 10.%d.%d.%d\n" % (i, i >> 16 & 255, i >> 8 & 255, i & 255)
+              for i in range(hosts)]
+    return "".join(lines)
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
 
 
-def config(node, control_port, dns_port, key_file, workers=2, overload=None):
+def config(node, control_port, dns_port, key_file, workers=2, overload=None, more_zones=()):
     text = (
         "node:\n  id: %s\n  role: primary\n  data_dir: ./data-%s\n"
         "listen:\n  dns: [\"127.0.0.1:%d\"]\n  control: \"127.0.0.1:%d\"\n"
         "workers: %d\nzones:\n  - name: example.com\n    file: zones/example.com.zone\n"
         % (node, node, dns_port, control_port, workers)
     )
+    for name in more_zones:
+        text += "  - name: %s\n    file: zones/%s.zone\n" % (name, name)
     if key_file:
         text += "cluster:\n  key_file: %s\n" % key_file
     if overload:
@@ -152,7 +165,7 @@ class Ctl:
     def __init__(self, binary):
         self.binary = binary
 
-    def run(self, *args, key=None, env_extra=None):
+    def run(self, *args, key=None, env_extra=None, stdin=None):
         env = dict(os.environ)
         env.pop("FENNEC_KEY_FILE", None)
         env.pop("FENNEC_URL", None)
@@ -161,7 +174,7 @@ class Ctl:
         if key:
             cmd += ["--key-file", key]
         p = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env,
-                           timeout=30)
+                           timeout=30, input=stdin if stdin is not None else "")
         return p.returncode, p.stdout, p.stderr
 
 
@@ -245,6 +258,7 @@ def main():
     os.makedirs(os.path.join(work, "zones"))
     zone_file = os.path.join(work, "zones", "example.com.zone")
     write(zone_file, zone_text(SERIAL))
+    write(os.path.join(work, "zones", BIG + ".zone"), big_zone_text(1))
     key_path = os.path.join(work, "cluster.key")
     key = subprocess.run(["openssl", "rand", "-hex", "32"], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -254,7 +268,7 @@ def main():
                            input="fennec-control", capture_output=True, text=True,
                            check=True).stdout.split()[-1]
     write(os.path.join(work, "fennec.yaml"),
-          config("ctl1", CONTROL_PORT, DNS_PORT, "cluster.key"))
+          config("ctl1", CONTROL_PORT, DNS_PORT, "cluster.key", more_zones=(BIG,)))
     write(os.path.join(work, "nokey.yaml"),
           config("ctl2", CONTROL_PORT_NOKEY, DNS_PORT_NOKEY, None))
 
@@ -424,8 +438,12 @@ def record_tests(ctl, work, zone_file, key, token, proc):
     # API answers)
     rc, out, err = ctl.run("--json", "record", "add", ZONE, "new", "300", "A", "192.0.2.77",
                            key=key)
+    index0 = None
     if check(rc == 0, "record add --json exits 0", (rc, out, err)):
         j = json.loads(out)
+        index0 = j.pop("index", None)
+        check(isinstance(index0, int) and index0 > 0, "record add --json: the change's index",
+              index0)
         check(j == {"zone": ZONE, "result": "added", "name": new, "type": "A", "ttl": 300,
                     "serial": s0 + 1}, "record add --json: zone, result, name, type, ttl, "
               "serial + 1", j)
@@ -465,6 +483,8 @@ def record_tests(ctl, work, zone_file, key, token, proc):
         j = json.loads(out)
         check(j.get("result") == "deleted" and j.get("serial") == s0 + 4 and j.get("name") == new,
               "record delete --json: result deleted, serial + 1", j)
+        check(index0 is not None and j.get("index") == index0 + 3,
+              "one index per applied edit, none for refused ones", (index0, j.get("index")))
     for tcp in (False, True):
         st, ans, auth = dig_full(new, "A", tcp=tcp)
         soa = [a for a in auth if a[2] == "SOA"]
@@ -617,6 +637,319 @@ def record_tests(ctl, work, zone_file, key, token, proc):
           (rc, out, err, served_serial()))
 
 
+def reload_tests(ctl, zone_file, key, token):
+    """A reload says what changed: the file's records served at once, counts and index."""
+    s0 = served_serial()
+    status, before = http("GET", "/v1/status")
+    records0 = {z["name"]: z["records"] for z in before["zones"]}[ZONE]
+    write(zone_file, zone_text(s0 + 10, "fresh IN A 192.0.2.55\n"))
+    st_ = os.stat(zone_file)
+    os.utime(zone_file, (st_.st_atime, st_.st_mtime + 20))
+    status, r = http("POST", "/v1/zones/%s/reload" % ZONE, token=token)
+    ok = check(status == 200 and r.get("result") == "reloaded" and r.get("serial") == s0 + 10,
+               "reload of an edited file: reloaded, the file's serial", (status, r))
+    if ok:
+        # The file has one record more than zone_text(): the net change is known whatever
+        # way the records that stayed are counted.
+        check(isinstance(r.get("added"), int) and isinstance(r.get("deleted"), int) and
+              r["added"] >= 1 and r["added"] - r["deleted"] == 6 - records0,
+              "reload response: records added and deleted", (r, records0))
+        check(isinstance(r.get("index"), int) and r["index"] > 0, "reload response: index", r)
+    check(rdatas("fresh." + ZONE, "A") == ("NOERROR", ["192.0.2.55"]) and
+          served_serial() == s0 + 10, "the reloaded file is served at once",
+          (rdatas("fresh." + ZONE, "A"), served_serial()))
+    # The same file again: unchanged, nothing applied, the index of the version served.
+    status, u = http("POST", "/v1/zones/%s/reload" % ZONE, token=token)
+    check(status == 200 and u.get("result") == "unchanged" and u.get("added") == 0 and
+          u.get("deleted") == 0 and u.get("serial") == s0 + 10 and
+          u.get("index") == r.get("index"), "reload of an unchanged file: unchanged, same index",
+          (status, u, r.get("index")))
+    rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
+    check(rc == 0 and "unchanged" in out and "serial %d" % (s0 + 10) in out,
+          "zone reload of an unchanged file says so", (rc, out, err))
+    write(zone_file, zone_text(s0 + 11, "fresh IN A 192.0.2.55\nfresh2 IN A 192.0.2.56\n"))
+    st_ = os.stat(zone_file)
+    os.utime(zone_file, (st_.st_atime, st_.st_mtime + 40))
+    rc, out, err = ctl.run("zone", "reload", ZONE, key=key)
+    check(rc == 0 and "reloaded" in out and "serial %d" % (s0 + 11) in out and "added" in out,
+          "zone reload table: reloaded, serial, what changed", (rc, out, err))
+
+
+def edit(action, name, rtype, rdata, ttl=300):
+    return {"action": action, "name": name, "ttl": ttl, "type": rtype, "rdata": rdata}
+
+
+def batch_tests(work, token):
+    """POST /v1/zones/{zone}/changes: all changes applied with one serial step, or none."""
+    path = "/v1/zones/%s/changes" % ZONE
+    s0 = served_serial()
+    status, r = post_json(path, {"changes": [
+        edit("add", "b1", "A", "192.0.2.101"),
+        edit("add", "b1", "TXT", '"batch one"'),
+        edit("add", "b2", "MX", "10 b1"),
+        edit("delete", "fresh", "A", "192.0.2.55")]}, token)
+    ok = check(status == 200, "change batch: 200", (status, r))
+    if ok:
+        index = r.pop("index", None)
+        check(isinstance(index, int) and index > 0, "change batch: the change's index", index)
+        check(r == {"zone": ZONE, "result": "applied", "applied": 4, "added": 3, "deleted": 1,
+                    "serial": s0 + 1}, "change batch answer: zone, applied, added, deleted, "
+              "serial + 1", r)
+    for tcp in (False, True):
+        # No sleep: the batch is served before the answer is sent.
+        check(rdatas("b1." + ZONE, "A", tcp=tcp) == ("NOERROR", ["192.0.2.101"]) and
+              rdatas("b1." + ZONE, "TXT", tcp=tcp) == ("NOERROR", ['"batch one"']) and
+              rdatas("b2." + ZONE, "MX", tcp=tcp) == ("NOERROR", ["10 b1.%s." % ZONE]) and
+              dig_full("fresh." + ZONE, "A", tcp=tcp)[0] == "NXDOMAIN" and
+              served_serial(tcp=tcp) == s0 + 1,
+              "change batch answered at once over %s, one serial step" % ("TCP" if tcp else
+                                                                          "UDP"),
+              (rdatas("b1." + ZONE, "A", tcp=tcp), served_serial(tcp=tcp)))
+
+    # One bad change among good ones: refused as a whole, the change named, nothing changed.
+    s1 = served_serial()
+    good = [edit("add", "g1", "A", "192.0.2.111"), edit("delete", "b1", "A", "192.0.2.101")]
+    for bad, code, at, words, what in (
+            (edit("add", "www", "CNAME", "b1"), 422, 2, "CNAME", "CNAME beside data"),
+            (edit("add", "b1", "CNAME", "www"), 422, 2, "CNAME", "CNAME beside data (TXT left)"),
+            (edit("add", "www.example.org.", "A", "192.0.2.1"), 400, 2, "not inside zone",
+             "a name outside the zone"),
+            (edit("add", "g2", "A", "192.0.2.300"), 400, 2, "does not parse", "bad rdata"),
+            (edit("add", "g2", "SOA", "a b 1 2 3 4 5"), 400, 2, "SOA", "an SOA"),
+            (edit("delete", "nothing", "A", "192.0.2.1"), 404, 2, "no such record",
+             "a delete of a missing record"),
+            (edit("add", "www", "A", "192.0.2.10"), 409, 2, "exists", "an add of a present record"),
+            (edit("add", "g1", "A", "192.0.2.111"), 409, 2, "exists",
+             "the same add twice in one batch")):
+        status, r = post_json(path, {"changes": good + [bad]}, token)
+        msg = r.get("error", "") if isinstance(r, dict) else ""
+        check(status == code and r.get("change") == at and ("changes[%d]" % at) in msg and
+              words in msg, "batch with %s: %d naming changes[%d]" % (what, code, at),
+              (status, r))
+        check(dig_full("g1." + ZONE, "A")[0] == "NXDOMAIN" and
+              rdatas("b1." + ZONE, "A") == ("NOERROR", ["192.0.2.101"]) and
+              rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]) and
+              served_serial() == s1, "batch with %s changed nothing (dig)" % what,
+              (dig_full("g1." + ZONE, "A")[0], rdatas("b1." + ZONE, "A"), served_serial()))
+
+    # Bodies refused before any change is looked at.
+    for body, code, words, what in (
+            ({"changes": []}, 400, "empty", "an empty list"),
+            ({"changes": "add"}, 400, "array", "changes not an array"),
+            ({"change": []}, 400, "unknown field", "a misspelt field"),
+            ({"changes": [edit("add", "g1", "A", "192.0.2.111"), 5]}, 400, "changes[1]",
+             "a change that is not an object")):
+        status, r = post_json(path, body, token)
+        check(status == code and words in r.get("error", ""), "batch with %s: %d" % (what, code),
+              (status, r))
+    status, r = post_json("/v1/zones/example.net/changes",
+                          {"changes": [edit("add", "x", "A", "192.0.2.1")]}, token)
+    check(status == 404, "batch for an unknown zone: 404", (status, r))
+    status, r = post_json(path, {"changes": [edit("add", "g1", "A", "192.0.2.111")]}, None)
+    check(status == 401, "batch without a token: 401", (status, r))
+    status, r = post_json(path, {"changes": [edit("add", "g1", "A", "192.0.2.111")]},
+                          "0" * 64)
+    check(status == 401, "batch with a wrong token: 401", (status, r))
+
+    # Over 64 KiB: 413 with a JSON error, whether the length is announced or chunked.
+    big = os.path.join(work, "big-batch.json")
+    many = [edit("add", "h%d" % i, "A", "10.1.%d.%d" % (i >> 8, i & 255)) for i in range(1200)]
+    write(big, json.dumps({"changes": many}))
+    check(os.path.getsize(big) > 65536, "the oversized batch is over 64 KiB",
+          os.path.getsize(big))
+    for extra, what in (([], "announced"), (["-H", "Transfer-Encoding: chunked"], "chunked")):
+        code, body = curl(["-X", "POST", "-H", "Authorization: Bearer " + token] + extra +
+                          ["--data-binary", "@" + big, URL + path])
+        try:
+            err = json.loads(body).get("error", "")
+        except ValueError:
+            err = ""
+        check(code == 413 and "larger than 65536 bytes" in err,
+              "oversized batch (%s): 413 with a JSON error" % what, (code, body[:200]))
+    check(dig_full("h1." + ZONE, "A")[0] == "NXDOMAIN" and dig_full("g1." + ZONE, "A")[0] ==
+          "NXDOMAIN" and served_serial() == s1, "refused batches changed nothing")
+
+    # The largest batch that fits is applied in one step.
+    fits = many[:600]
+    text = json.dumps({"changes": fits})
+    check(len(text) < 65536, "600 changes fit in 64 KiB", len(text))
+    code, body = curl(["-X", "POST", "-H", "Authorization: Bearer " + token, "--data-binary",
+                       text, URL + path])
+    check(code == 200 and json.loads(body).get("applied") == 600 and served_serial() == s1 + 1
+          and rdatas("h599." + ZONE, "A") == ("NOERROR", ["10.1.2.87"]),
+          "a batch of 600 changes by curl: applied, one serial step", (code, body[:300]))
+    code, body = curl(["-X", "POST", "-H", "Authorization: Bearer " + token, "--data-binary",
+                       json.dumps({"changes": [dict(e, action="delete") for e in fits]}),
+                       URL + path])
+    check(code == 200 and dig_full("h0." + ZONE, "A")[0] == "NXDOMAIN" and
+          served_serial() == s1 + 2, "the same 600 deleted in one batch", (code, body[:300]))
+
+
+def apply_tests(ctl, work, key):
+    """fennecctl zone apply: a file or stdin sent as one batch."""
+    s0 = served_serial()
+    changes = os.path.join(work, "changes.txt")
+    write(changes, "# a change file\n\nadd   z1 300 A 192.0.2.121\n"
+                   "\tadd z1 300 TXT \"two  spaces\" \"#not a comment\"  \n"
+                   "   # an indented comment\n"
+                   "delete b1 300 TXT \"batch one\"\n")
+    rc, out, err = ctl.run("zone", "apply", ZONE, changes, key=key)
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 2 and lines[0].split() == ["ZONE", "APPLIED", "ADDED",
+                                                               "DELETED", "SERIAL", "INDEX"] and
+          lines[1].split()[:5] == [ZONE, "3", "2", "1", str(s0 + 1)],
+          "zone apply FILE: a table of what was applied", (rc, out, err))
+    for tcp in (False, True):
+        check(rdatas("z1." + ZONE, "A", tcp=tcp) == ("NOERROR", ["192.0.2.121"]) and
+              rdatas("z1." + ZONE, "TXT", tcp=tcp) == ("NOERROR",
+                                                       ['"two  spaces" "#not a comment"']) and
+              rdatas("b1." + ZONE, "TXT", tcp=tcp) == ("NOERROR", []) and
+              served_serial(tcp=tcp) == s0 + 1,
+              "zone apply FILE answered at once over %s" % ("TCP" if tcp else "UDP"),
+              (rdatas("z1." + ZONE, "TXT", tcp=tcp), served_serial(tcp=tcp)))
+    rc, out, err = ctl.run("--json", "zone", "apply", ZONE, "-", key=key,
+                           stdin="delete z1 300 A 192.0.2.121\nadd z2 60 AAAA 2001:db8::2\n")
+    ok = check(rc == 0, "zone apply - (stdin) --json exits 0", (rc, out, err))
+    if ok:
+        j = json.loads(out)
+        check(j.get("applied") == 2 and j.get("added") == 1 and j.get("deleted") == 1 and
+              j.get("serial") == s0 + 2 and isinstance(j.get("index"), int),
+              "zone apply --json: the server's answer", j)
+    check(dig_full("z1." + ZONE, "A")[0] == "NOERROR" and not dig_full("z1." + ZONE, "A")[1]
+          and rdatas("z2." + ZONE, "AAAA") == ("NOERROR", ["2001:db8::2"]),
+          "zone apply from stdin answered at once", rdatas("z2." + ZONE, "AAAA"))
+
+    # Lines that are not changes: exit 2 naming the line, nothing sent.
+    s1 = served_serial()
+    for text, words, what in (
+            ("add z3 300 A 192.0.2.1\nreplace z3 300 A 192.0.2.2\n", ":2: the action", "action"),
+            ("add z3 300 A 192.0.2.1\n\n# c\nadd z3 300 A\n", ":4: expected", "missing rdata"),
+            ("add z3 soon A 192.0.2.1\n", ":1: the TTL", "a bad TTL"),
+            ("# nothing\n\n", "no changes", "no changes")):
+        rc, out, err = ctl.run("zone", "apply", ZONE, "-", key=key, stdin=text)
+        check(rc == 2 and words in err and "nothing was sent" in err,
+              "zone apply with %s: exit 2 naming the line" % what, (rc, err))
+    rc, out, err = ctl.run("zone", "apply", ZONE, os.path.join(work, "missing.txt"), key=key)
+    check(rc == 2 and "missing.txt" in err, "zone apply of a missing file: exit 2", (rc, err))
+    big = "".join("add h%d 300 A 10.2.%d.%d\n" % (i, i >> 8, i & 255) for i in range(1500))
+    rc, out, err = ctl.run("zone", "apply", ZONE, "-", key=key, stdin=big)
+    check(rc == 2 and "split" in err, "zone apply of a batch over 64 KiB: exit 2, split it",
+          (rc, err))
+    check(served_serial() == s1 and dig_full("z3." + ZONE, "A")[0] == "NXDOMAIN",
+          "zone apply usage errors sent nothing")
+
+    # Changes the server refuses: exit 1 naming the file's line, nothing changed.
+    bad = os.path.join(work, "bad-changes.txt")
+    write(bad, "# one good, one bad\nadd z3 300 A 192.0.2.131\n\nadd www 300 CNAME z3\n")
+    rc, out, err = ctl.run("zone", "apply", ZONE, bad, key=key)
+    check(rc == 1 and "bad-changes.txt:4:" in err and "CNAME" in err and "HTTP 422" in err,
+          "zone apply with a CNAME beside data: exit 1 naming the line", (rc, err))
+    rc, out, err = ctl.run("--json", "zone", "apply", ZONE, "-", key=key,
+                           stdin="add z3 300 A 192.0.2.131\nadd z4 300 A 192.0.2.300\n")
+    check(rc == 1 and json.loads(out or "{}").get("http_status") == 400 and
+          "<stdin>:2:" in json.loads(out or "{}").get("error", ""),
+          "zone apply --json with bad rdata: 400 naming the line", (rc, out, err))
+    rc, out, err = ctl.run("zone", "apply", ZONE, "-", key=key,
+                           stdin="add z3 300 A 192.0.2.131\nadd x.example.org. 300 A 192.0.2.1\n")
+    check(rc == 1 and "<stdin>:2:" in err and "HTTP 400" in err,
+          "zone apply with a name outside the zone: exit 1", (rc, err))
+    rc, out, err = ctl.run("zone", "apply", ZONE, changes)
+    check(rc == 1 and "not authorized" in err, "zone apply without key: exit 1", (rc, err))
+    check(served_serial() == s1 and dig_full("z3." + ZONE, "A")[0] == "NXDOMAIN" and
+          rdatas("www." + ZONE, "A") == ("NOERROR", ["192.0.2.10"]),
+          "refused zone apply changed nothing (dig)", (served_serial(), s1))
+
+
+def post_json(path, obj, token):
+    return http("POST", path, body=json.dumps(obj).encode(), token=token,
+                headers={"Content-Type": "application/json"})
+
+
+def concurrency_tests(work, key, token):
+    """Every connection has its own thread: reads answer while a slow write runs, and writers
+    on eight connections at once lose nothing."""
+    import threading
+    big_path = os.path.join(work, "zones", BIG + ".zone")
+    write(big_path, big_zone_text(300000))
+    result = {}
+
+    def slow_reload():
+        t0 = time.time()
+        result["answer"] = http("POST", "/v1/zones/%s/reload" % BIG, token=token)
+        result["seconds"] = time.time() - t0
+
+    th = threading.Thread(target=slow_reload)
+    th.start()
+    during = 0
+    while th.is_alive():
+        status, _ = http("GET", "/v1/status")
+        code, _ = curl([URL + "/metrics"])
+        if th.is_alive() and status == 200 and code == 200:
+            during += 1
+    th.join()
+    status, r = result["answer"]
+    check(status == 200 and r.get("result") == "reloaded" and
+          r.get("added", 0) - r.get("deleted", 0) == 299999,
+          "a 300k-record reload through the API", (status, r, result.get("seconds")))
+    check(during >= 3, "status and /metrics answer while a slow write runs",
+          "%d answers in %.2f s" % (during, result.get("seconds", 0)))
+
+    # Eight writers at once: every edit applied once, with its own index, and served.
+    s0 = served_serial()
+    answers = [None] * 8
+
+    def writer(i):
+        got = []
+        for k in range(5):
+            got.append(post_json("/v1/zones/%s/records" % ZONE,
+                                 {"action": "add", "name": "c%d-%d" % (i, k), "ttl": 60,
+                                  "type": "A", "rdata": "198.51.100.%d" % (i * 5 + k)}, token))
+        answers[i] = got
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flat = [a for got in answers for a in (got or [])]
+    check(len(flat) == 40 and all(st == 200 for st, _ in flat),
+          "eight concurrent writers: every edit answered 200",
+          [a for a in flat if a[0] != 200][:3])
+    indexes = sorted(b.get("index") for st, b in flat if st == 200)
+    check(len(indexes) == 40 and indexes == list(range(indexes[0], indexes[0] + 40)),
+          "eight concurrent writers: forty consecutive indexes, none twice", indexes)
+    check(served_serial() == s0 + 40, "eight concurrent writers: forty serial steps",
+          (served_serial(), s0))
+    missing = [(i, k) for i in range(8) for k in range(5)
+               if rdatas("c%d-%d.%s" % (i, k, ZONE), "A") !=
+               ("NOERROR", ["198.51.100.%d" % (i * 5 + k)])]
+    check(not missing, "eight concurrent writers: every record answered", missing[:5])
+
+    # The same with batches of ten: eight indexes, eight serial steps, eighty records.
+    s0 = served_serial()
+    results = [None] * 8
+
+    def batch_writer(i):
+        results[i] = post_json("/v1/zones/%s/changes" % ZONE, {"changes": [
+            edit("add", "cb%d" % i, "A", "203.0.113.%d" % (i * 10 + k), ttl=60)
+            for k in range(10)]}, token)
+
+    threads = [threading.Thread(target=batch_writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = all(r is not None and r[0] == 200 and r[1].get("applied") == 10 for r in results)
+    check(ok, "eight concurrent batches: every batch applied", results)
+    indexes = sorted(r[1].get("index") for r in results if r and r[0] == 200)
+    check(len(indexes) == 8 and indexes == list(range(indexes[0], indexes[0] + 8)),
+          "eight concurrent batches: eight consecutive indexes", indexes)
+    check(served_serial() == s0 + 8, "eight concurrent batches: one serial step each",
+          (served_serial(), s0))
+    check(all(len(rdatas("cb%d.%s" % (i, ZONE), "A")[1]) == 10 for i in range(8)),
+          "eight concurrent batches: every record answered")
+
+
 def run_tests(ctl, work, zone_file, key, token, proc):
     # ---- CLI basics
     rc, out, err = ctl.run("--version")
@@ -627,6 +960,12 @@ def run_tests(ctl, work, zone_file, key, token, proc):
     rc, out, err = ctl.run("record", "add", "--help")
     check(rc == 0 and "record add ZONE NAME TTL TYPE RDATA" in out, "record add --help",
           (rc, out))
+    rc, out, err = ctl.run("--help")
+    check(rc == 0 and "zone apply ZONE FILE|-" in out, "--help lists zone apply", (rc, out))
+    rc, out, err = ctl.run("zone", "apply", "--help")
+    check(rc == 0 and "all of them" in out and "#" in out, "zone apply --help", (rc, out))
+    rc, out, err = ctl.run("zone", "apply", ZONE)
+    check(rc == 2 and "missing arguments" in err, "zone apply without FILE exits 2", (rc, err))
     rc, out, err = ctl.run("frobnicate")
     check(rc == 2 and "unknown command" in err, "unknown verb exits 2", (rc, err))
     rc, out, err = ctl.run("node", "add", "ns9")
@@ -737,6 +1076,10 @@ def run_tests(ctl, work, zone_file, key, token, proc):
     check(rc == 1 and "HTTP 404" in err, "reload of an unknown zone: 404", (rc, err))
 
     record_tests(ctl, work, zone_file, key, token, proc)
+    reload_tests(ctl, zone_file, key, token)
+    batch_tests(work, token)
+    apply_tests(ctl, work, key)
+    concurrency_tests(work, key, token)
 
     # ---- hostile bodies: refused, and the daemon keeps serving DNS
     big = os.path.join(work, "big.json")

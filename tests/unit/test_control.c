@@ -365,6 +365,152 @@ static char *escaped(const char *s)
     return buf;
 }
 
+/* Parses a batch BODY for example.com; *AT and ERR as control_batch_parse() sets them. */
+static int batch(const char *body, control_batch_t *b, size_t *at, char *err, size_t errlen)
+{
+    return control_batch_parse("example.com", body, strlen(body), b, at, err, errlen);
+}
+
+/* Asserts that the batch BODY is refused with RC, change AT at fault and WANT in the message,
+ * and that nothing is left to free. */
+static void batch_refused(const char *body, int rc, size_t at, const char *want)
+{
+    control_batch_t b;
+    size_t got_at = 12345;
+    char err[1024] = "";
+    int got = batch(body, &b, &got_at, err, sizeof(err));
+    if (got != rc || got_at != at || !strstr(err, want))
+        fail_msg("%s: got %d at %zu \"%s\", expected %d at %zu with \"%s\"", body, got, got_at, err,
+                 rc, at, want);
+    assert_null(b.changes);
+    assert_null(b.data);
+    assert_int_equal(b.count, 0);
+}
+
+static void test_batch_valid(void **state)
+{
+    (void)state;
+    control_batch_t b;
+    size_t at = 0;
+    char err[1024];
+    assert_int_equal(batch("{\"changes\": ["
+                           "{\"action\":\"add\",\"name\":\"WWW\",\"ttl\":300,\"type\":\"A\","
+                           "\"rdata\":\"192.0.2.1\"},"
+                           "{\"action\":\"delete\",\"name\":\"@\",\"ttl\":0,\"type\":\"MX\","
+                           "\"rdata\":\"10 mail\"},"
+                           "{\"action\":\"add\",\"name\":\"t.example.com.\",\"ttl\":5,"
+                           "\"type\":\"TXT\",\"rdata\":\"\\\"hi\\\"\"}]}",
+                           &b, &at, err, sizeof(err)),
+                     0);
+    assert_int_equal(at, SIZE_MAX);
+    assert_int_equal(b.count, 3);
+    static const uint8_t www[] = "\3www\7example\3com";
+    assert_true(b.changes[0].add);
+    assert_memory_equal(b.changes[0].owner, www, sizeof(www));
+    assert_int_equal(b.changes[0].type, 1);
+    assert_int_equal(b.changes[0].ttl, 300);
+    assert_int_equal(b.changes[0].rdlen, 4);
+    assert_memory_equal(b.changes[0].rdata, "\xc0\x00\x02\x01", 4);
+    static const uint8_t apex[] = "\7example\3com";
+    static const uint8_t mx[] = "\0\x0a\4mail\7example\3com";
+    assert_false(b.changes[1].add);
+    assert_memory_equal(b.changes[1].owner, apex, sizeof(apex));
+    assert_int_equal(b.changes[1].type, 15);
+    assert_int_equal(b.changes[1].rdlen, sizeof(mx));
+    assert_memory_equal(b.changes[1].rdata, mx, sizeof(mx));
+    static const uint8_t t[] = "\1t\7example\3com";
+    assert_memory_equal(b.changes[2].owner, t, sizeof(t));
+    assert_int_equal(b.changes[2].type, 16);
+    assert_int_equal(b.changes[2].rdlen, 3);
+    assert_memory_equal(b.changes[2].rdata, "\2hi", 3);
+    control_batch_deinit(&b);
+    assert_null(b.changes);
+    control_batch_deinit(&b); /* twice is fine */
+    control_batch_deinit(NULL);
+
+    /* Many changes: the storage grows and every change still points at its own data. */
+    char *body = malloc(CONTROL_MAX_BODY);
+    assert_non_null(body);
+    size_t n = (size_t)snprintf(body, CONTROL_MAX_BODY, "{\"changes\":[");
+    for (int i = 0; i < 600; i++)
+        n += (size_t)snprintf(body + n, CONTROL_MAX_BODY - n,
+                              "%s{\"action\":\"add\",\"name\":\"h%d\",\"ttl\":1,\"type\":\"A\","
+                              "\"rdata\":\"10.0.%d.%d\"}",
+                              i ? "," : "", i, i >> 8, i & 255);
+    n += (size_t)snprintf(body + n, CONTROL_MAX_BODY - n, "]}");
+    assert_true(n < CONTROL_MAX_BODY);
+    assert_int_equal(batch(body, &b, &at, err, sizeof(err)), 0);
+    assert_int_equal(b.count, 600);
+    for (int i = 0; i < 600; i++) {
+        char name[16];
+        int l = snprintf(name, sizeof(name), "h%d", i);
+        assert_int_equal(b.changes[i].owner[0], l);
+        assert_memory_equal(b.changes[i].owner + 1, name, (size_t)l);
+        uint8_t ip[4] = {10, 0, (uint8_t)(i >> 8), (uint8_t)(i & 255)};
+        assert_memory_equal(b.changes[i].rdata, ip, 4);
+    }
+    control_batch_deinit(&b);
+    free(body);
+}
+
+static void test_batch_refused(void **state)
+{
+    (void)state;
+    const char *good = "{\"action\":\"add\",\"name\":\"w\",\"ttl\":1,\"type\":\"A\","
+                       "\"rdata\":\"192.0.2.1\"}";
+    char body[2048];
+
+    batch_refused("", FENNEC_EMALFORMED, SIZE_MAX, "JSON object");
+    batch_refused("[]", FENNEC_EMALFORMED, SIZE_MAX, "must be a JSON object");
+    batch_refused("{}", FENNEC_EMALFORMED, SIZE_MAX, "missing field \"changes\"");
+    batch_refused("{\"changes\": []}", FENNEC_EMALFORMED, SIZE_MAX, "empty");
+    batch_refused("{\"changes\": {}}", FENNEC_EMALFORMED, SIZE_MAX, "must be an array");
+    batch_refused("{\"changes\": [], \"zone\": 1}", FENNEC_EMALFORMED, SIZE_MAX,
+                  "unknown field \"zone\"");
+    batch_refused("{\"changes\": [], \"changes\": []}", FENNEC_EMALFORMED, SIZE_MAX, "duplicate");
+
+    /* Each change is validated as a record edit, and its position is named (0-based). */
+    snprintf(body, sizeof(body), "{\"changes\": [%s, 7]}", good);
+    batch_refused(body, FENNEC_EMALFORMED, 1, "changes[1]: a record edit must be a JSON object");
+    snprintf(body, sizeof(body),
+             "{\"changes\": [%s, %s, {\"action\":\"add\",\"name\":\"w\",\"ttl\":1,"
+             "\"type\":\"A\",\"rdata\":\"192.0.2.300\"}]}",
+             good, good);
+    batch_refused(body, FENNEC_EMALFORMED, 2, "changes[2]: the record");
+    snprintf(body, sizeof(body),
+             "{\"changes\": [{\"action\":\"add\",\"name\":\"www.example.org.\",\"ttl\":1,"
+             "\"type\":\"A\",\"rdata\":\"192.0.2.1\"}, %s]}",
+             good);
+    batch_refused(body, FENNEC_EMALFORMED, 0, "not inside zone");
+    snprintf(body, sizeof(body),
+             "{\"changes\": [%s, {\"action\":\"replace\",\"name\":\"w\",\"ttl\":1,"
+             "\"type\":\"A\",\"rdata\":\"192.0.2.1\"}]}",
+             good);
+    batch_refused(body, FENNEC_EMALFORMED, 1, "changes[1]: field \"action\"");
+    snprintf(body, sizeof(body),
+             "{\"changes\": [%s, {\"action\":\"add\",\"name\":\"@\",\"ttl\":1,"
+             "\"type\":\"SOA\",\"rdata\":\"a b 1 2 3 4 5\"}]}",
+             good);
+    batch_refused(body, FENNEC_EMALFORMED, 1, "SOA");
+    snprintf(body, sizeof(body), "{\"changes\": [%s, {\"action\":\"add\"}]}", good);
+    batch_refused(body, FENNEC_EMALFORMED, 1, "changes[1]: missing field");
+
+    /* Too big: refused before parsing, as a record edit is. */
+    char *big = malloc(CONTROL_MAX_BODY + 2);
+    assert_non_null(big);
+    memset(big, ' ', CONTROL_MAX_BODY + 1);
+    big[CONTROL_MAX_BODY + 1] = '\0';
+    control_batch_t b;
+    size_t at = 0;
+    char err[256];
+    assert_int_equal(
+        control_batch_parse("example.com", big, CONTROL_MAX_BODY + 1, &b, &at, err, sizeof(err)),
+        FENNEC_ESPACE);
+    assert_int_equal(at, SIZE_MAX);
+    assert_non_null(strstr(err, "larger than"));
+    free(big);
+}
+
 static void test_prom_escape(void **state)
 {
     (void)state;
@@ -496,6 +642,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_missing, setup_req, teardown_req),
         cmocka_unit_test_setup_teardown(test_record_bad_types, setup_req, teardown_req),
         cmocka_unit_test_setup_teardown(test_record_hostile, setup_req, teardown_req),
+        cmocka_unit_test(test_batch_valid),
+        cmocka_unit_test(test_batch_refused),
         cmocka_unit_test(test_prom_escape),
         cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_rcode_names),

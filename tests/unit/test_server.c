@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fennec/change.h"
 #include "fennec/common.h"
 #include "fennec/server.h"
 #include "fennec/zone.h"
@@ -279,20 +280,18 @@ static int group_setup(void **state)
 {
     (void)state;
     char err[256];
-    zone_t *zone = NULL;
-    zone_set_t *set = NULL;
+    change_result_t res;
 
+    /* The zone is served through the write path, as fennecd serves it at start. */
     log_set_level(LOG_LEVEL_WARN);
-    if (zone_load_text("example.com", zone_builtin_example, strlen(zone_builtin_example), "builtin",
-                       &zone, err, sizeof(err)) != 0) {
+    static cfg_zone_t zones[1] = {{.name = "example.com", .text = (char *)zone_builtin_example}};
+    cfg_t zcfg = {.zones = zones, .zone_count = 1};
+    change_t load = {.kind = CHANGE_LOAD, .cfg = &zcfg, .source = "test"};
+    zone_reader_register();
+    if (change_submit(&load, &res, err, sizeof(err)) != 0 || res.failed) {
         fprintf(stderr, "zone: %s\n", err);
         return -1;
     }
-    int rc = zone_set_new(&zone, 1, &set);
-    zone_unref(zone);
-    if (rc != 0)
-        return -1;
-    zone_set_publish(set);
 
     addr_set(&g_addrs[0], "127.0.0.1", PORT_V4);
     addr_set(&g_addrs[1], "::1", PORT_V6);
@@ -312,7 +311,8 @@ static int group_teardown(void **state)
     server_stop(g_srv); /* idempotent */
     server_free(g_srv);
     g_srv = NULL;
-    zone_set_publish(NULL);
+    change_shutdown();
+    zone_reader_unregister();
     return 0;
 }
 

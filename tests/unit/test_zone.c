@@ -633,6 +633,43 @@ static void test_index_growth(void **state)
         z = nz;
     }
     assert_int_equal(zone_record_count(z), base_nodes + N);
+    {
+        /* One update that adds more names than the index has slots. */
+        zone_t *nz = NULL;
+        zone_change_t *ch = calloc(N, sizeof(*ch));
+        uint8_t(*w)[WIRE_NAME_MAX] = calloc(N, WIRE_NAME_MAX);
+        static const uint8_t rd[2] = {1, 'x'};
+        char err[256];
+        assert_non_null(ch);
+        assert_non_null(w);
+        for (int i = 0; i < N; i++) {
+            snprintf(name, sizeof(name), "b%d.batch.example.com.", i);
+            assert_true(wire_name_from_text(name, w[i]) > 0);
+            ch[i] = (zone_change_t){.add = true,
+                                    .owner = w[i],
+                                    .type = WIRE_TYPE_TXT,
+                                    .ttl = 60,
+                                    .rdata = rd,
+                                    .rdlen = 2};
+        }
+        assert_int_equal(zone_edit(z, ch, N, &nz, err, sizeof(err)), 0);
+        assert_int_equal(zone_record_count(nz), base_nodes + 2 * N);
+        for (int i = 0; i < N; i += 101) {
+            snprintf(name, sizeof(name), "b%d.batch.example.com", i);
+            must_find(nz, name);
+        }
+        /* and the same names out again in one update */
+        for (int i = 0; i < N; i++)
+            ch[i].add = false;
+        zone_t *nz2 = NULL;
+        assert_int_equal(zone_edit(nz, ch, N, &nz2, err, sizeof(err)), 0);
+        assert_null(find(nz2, "batch.example.com"));
+        zone_unref(z);
+        zone_unref(nz);
+        z = nz2;
+        free(ch);
+        free(w);
+    }
     assert_non_null(must_find(z, "g7.example.com")); /* an ENT */
     assert_int_equal(must_find(z, "g7.example.com")->children, N / 50);
     for (int k = 0; k < KEEP && kept[k]; k++) {
@@ -655,7 +692,7 @@ static void test_index_growth(void **state)
     assert_int_equal(zone_record_count(z), base_nodes);
     assert_null(find(z, "g7.example.com"));
     assert_int_equal(zone_apex(z)->children, 1); /* ns1 */
-    assert_int_equal(zone_serial(z), 7 + 2 * N);
+    assert_int_equal(zone_serial(z), 7 + 2 * N + 2);
     for (int k = 0; k < KEEP; k++)
         zone_unref(kept[k]);
     zone_unref(z);

@@ -1,0 +1,726 @@
+/*
+ * Unit tests for the one write path (node/change.c): loads, reloads, record edits and change
+ * batches submitted with change_submit() and checked in the published zone set. Zone files
+ * live in a temporary folder; their mtimes are set by hand so that "changed" and "unchanged"
+ * do not depend on the clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fennec/cfg.h"
+#include "fennec/change.h"
+#include "fennec/common.h"
+#include "fennec/wire.h"
+#include "fennec/zone.h"
+
+#define TYPE_A     1
+#define TYPE_CNAME 5
+#define TYPE_MX    15
+
+static char g_dir[256];
+static char g_com_path[300];
+static time_t g_mtime = 1700000000;
+
+static const char com_text[] = "$ORIGIN example.com.\n"
+                               "@ 300 SOA ns1 hostmaster 100 7200 3600 1209600 300\n"
+                               "@ 300 NS ns1\n"
+                               "ns1 300 A 192.0.2.1\n"
+                               "www 300 A 192.0.2.10\n"
+                               "alias 300 CNAME www\n";
+#define COM_RECORDS 5
+
+static const char net_text[] = "$ORIGIN example.net.\n"
+                               "@ 300 SOA ns1 hostmaster 7 7200 3600 1209600 300\n"
+                               "@ 300 NS ns1\n"
+                               "ns1 300 A 192.0.2.2\n";
+#define NET_RECORDS 3
+
+static cfg_zone_t g_zones[2];
+static cfg_t g_cfg; /* example.com from a file, example.net from text */
+
+/* Writes TEXT to PATH with a new mtime (one second later than the last one written). */
+static void write_zone(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    g_mtime++;
+    struct timespec ts[2] = {{g_mtime, 0}, {g_mtime, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static int submit(change_t ch, change_result_t *res, char *err, size_t errlen)
+{
+    return change_submit(&ch, res, err, errlen);
+}
+
+/* Serves exactly the zones of g_cfg, loaded fresh from their sources. */
+static void reset(void)
+{
+    change_result_t res;
+    char err[512];
+    change_shutdown();
+    write_zone(g_com_path, com_text);
+    int rc = submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err));
+    if (rc != 0 || res.failed)
+        fail_msg("load: %d %s", rc, err);
+}
+
+static const zone_set_t *current(void)
+{
+    zone_read_lock();
+    const zone_set_t *set = zone_set_current();
+    zone_read_unlock();
+    return set;
+}
+
+/* The served zone NAME with a reference (zone_unref()), or NULL. */
+static zone_t *served(const char *name)
+{
+    zone_t *z = NULL;
+    zone_read_lock();
+    const zone_set_t *set = zone_set_current();
+    for (size_t i = 0; i < zone_set_count(set); i++)
+        if (strcmp(zone_name(zone_set_at(set, i)), name) == 0) {
+            z = (zone_t *)zone_set_at(set, i);
+            zone_ref(z);
+        }
+    zone_read_unlock();
+    return z;
+}
+
+static uint32_t served_serial(const char *name)
+{
+    zone_t *z = served(name);
+    assert_non_null(z);
+    uint32_t s = zone_serial(z);
+    zone_unref(z);
+    return s;
+}
+
+static size_t served_records(const char *name)
+{
+    zone_t *z = served(name);
+    assert_non_null(z);
+    size_t n = zone_record_count(z);
+    zone_unref(z);
+    return n;
+}
+
+/* Whether the served zone ZONE has OWNER with an RRset of TYPE holding RDATA (RDLEN bytes). */
+static bool has_record(const char *zone, const char *owner, uint16_t type, const uint8_t *rdata,
+                       size_t rdlen)
+{
+    uint8_t w[WIRE_NAME_MAX];
+    int l = wire_name_from_text(owner, w);
+    assert_true(l > 0);
+    wire_name_lower(w);
+    zone_t *z = served(zone);
+    assert_non_null(z);
+    bool found = false;
+    const zone_node_t *n = zone_node_find(z, w, (size_t)l);
+    const zone_rrset_t *rs = n ? zone_node_rrset(n, type) : NULL;
+    const uint8_t *p = rs ? rs->data : NULL;
+    for (unsigned i = 0; rs && i < rs->count; i++) {
+        uint16_t len = (uint16_t)(p[0] << 8 | p[1]);
+        if (len == rdlen && memcmp(p + 2, rdata, rdlen) == 0)
+            found = true;
+        p += 2 + len;
+    }
+    zone_unref(z);
+    return found;
+}
+
+static bool has_a(const char *zone, const char *owner, const char *ip)
+{
+    uint8_t a[4];
+    assert_int_equal(inet_pton(AF_INET, ip, a), 1);
+    return has_record(zone, owner, TYPE_A, a, 4);
+}
+
+/* A change with its own storage for the owner and rdata. */
+typedef struct tchange {
+    uint8_t owner[WIRE_NAME_MAX];
+    uint8_t rdata[WIRE_NAME_MAX + 2];
+} tchange_t;
+
+static zone_change_t mk_a(tchange_t *t, bool add, const char *owner, const char *ip)
+{
+    assert_true(wire_name_from_text(owner, t->owner) > 0);
+    assert_int_equal(inet_pton(AF_INET, ip, t->rdata), 1);
+    return (zone_change_t){
+        .add = add, .owner = t->owner, .type = TYPE_A, .ttl = 300, .rdata = t->rdata, .rdlen = 4};
+}
+
+static zone_change_t mk_cname(tchange_t *t, bool add, const char *owner, const char *target)
+{
+    assert_true(wire_name_from_text(owner, t->owner) > 0);
+    int l = wire_name_from_text(target, t->rdata);
+    assert_true(l > 0);
+    return (zone_change_t){.add = add,
+                           .owner = t->owner,
+                           .type = TYPE_CNAME,
+                           .ttl = 300,
+                           .rdata = t->rdata,
+                           .rdlen = (uint16_t)l};
+}
+
+static change_t edit(const char *zone, const zone_change_t *changes, size_t count)
+{
+    return (change_t){
+        .kind = CHANGE_EDIT, .zone = zone, .changes = changes, .count = count, .source = "test"};
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_load_serves_the_configured_zones(void **state)
+{
+    (void)state;
+    change_result_t res;
+    char err[512];
+    change_shutdown();
+    assert_null(current());
+    write_zone(g_com_path, com_text);
+    uint64_t before = change_index();
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(change_index(), before + 1);
+    assert_int_equal(res.zones, 2);
+    assert_int_equal(res.failed, 0);
+    assert_int_equal(res.added, COM_RECORDS + NET_RECORDS);
+    assert_int_equal(zone_set_count(current()), 2);
+    assert_int_equal(served_serial("example.com"), 100);
+    assert_int_equal(served_serial("example.net"), 7);
+    assert_true(has_a("example.com", "www.example.com", "192.0.2.10"));
+
+    /* Nothing changed: nothing is published and no index is taken. */
+    const zone_set_t *set = current();
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_false(res.applied);
+    assert_true(res.unchanged);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(change_index(), before + 1);
+    assert_ptr_equal(current(), set);
+}
+
+static void test_validate_only_applies_nothing(void **state)
+{
+    (void)state;
+    change_result_t res;
+    char err[512];
+    change_shutdown();
+    uint64_t before = change_index();
+    write_zone(g_com_path, com_text);
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg, .validate_only = true},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_false(res.applied);
+    assert_int_equal(res.zones, 2);
+    assert_int_equal(res.failed, 0);
+    assert_null(current());
+    assert_int_equal(change_index(), before);
+
+    /* A broken file is counted, still without applying anything. */
+    write_zone(g_com_path, "@ 300 SOA ns1 h 1 2 3 4 5\n");
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg, .validate_only = true},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.failed, 1);
+    assert_int_equal(res.zones, 1);
+    assert_non_null(strstr(err, "example.com"));
+    assert_null(current());
+    assert_int_equal(change_index(), before);
+    reset();
+}
+
+static void test_edit_one_record(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, "new.example.com", "192.0.2.77");
+    uint64_t before = change_index();
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    assert_true(res.applied);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(res.serial, 101);
+    assert_int_equal(res.added, 1);
+    assert_int_equal(res.removed, 0);
+    assert_int_equal(served_serial("example.com"), 101);
+    assert_true(has_a("example.com", "new.example.com", "192.0.2.77"));
+    assert_int_equal(served_records("example.com"), COM_RECORDS + 1);
+    /* The other zone is the same object as before. */
+    assert_int_equal(served_serial("example.net"), 7);
+
+    /* The zone is named in any case, with or without the trailing dot. */
+    c = mk_a(&t, false, "NEW.example.com", "192.0.2.77");
+    assert_int_equal(submit(edit("Example.COM.", &c, 1), &res, err, sizeof(err)), 0);
+    assert_int_equal(res.index, before + 2);
+    assert_int_equal(res.removed, 1);
+    assert_false(has_a("example.com", "new.example.com", "192.0.2.77"));
+    assert_int_equal(served_serial("example.com"), 102);
+}
+
+static void test_batch_applies_all_with_one_serial_step(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    tchange_t t[4];
+    zone_change_t c[4] = {
+        mk_a(&t[0], true, "a.example.com", "192.0.2.1"),
+        mk_a(&t[1], true, "b.example.com", "192.0.2.2"),
+        mk_a(&t[2], false, "www.example.com", "192.0.2.10"),
+        /* a later change may build on an earlier one of the same batch */
+        mk_a(&t[3], false, "a.example.com", "192.0.2.1"),
+    };
+    uint64_t before = change_index();
+    assert_int_equal(submit(edit("example.com", c, 4), &res, err, sizeof(err)), 0);
+    assert_true(res.applied);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(res.serial, 101);
+    assert_int_equal(res.added, 2);
+    assert_int_equal(res.removed, 2);
+    assert_int_equal(served_serial("example.com"), 101);
+    assert_false(has_a("example.com", "a.example.com", "192.0.2.1"));
+    assert_true(has_a("example.com", "b.example.com", "192.0.2.2"));
+    assert_false(has_a("example.com", "www.example.com", "192.0.2.10"));
+    assert_int_equal(served_records("example.com"), COM_RECORDS);
+}
+
+/* Submits the batch C (N changes), expects RC with change AT at fault, and checks that nothing
+ * changed: the published set, the serial, the records and the index. */
+static void expect_refused(const zone_change_t *c, size_t n, int rc, size_t at, const char *needle)
+{
+    change_result_t res;
+    char err[512];
+    const zone_set_t *set = current();
+    uint64_t before = change_index();
+    uint32_t serial = served_serial("example.com");
+    size_t records = served_records("example.com");
+    int got = submit(edit("example.com", c, n), &res, err, sizeof(err));
+    if (got != rc || res.at != at || !strstr(err, needle))
+        fail_msg("got %d at %zu \"%s\", expected %d at %zu with \"%s\"", got, res.at, err, rc, at,
+                 needle);
+    assert_false(res.applied);
+    assert_int_equal(res.index, before);
+    assert_int_equal(change_index(), before);
+    assert_ptr_equal(current(), set);
+    assert_int_equal(served_serial("example.com"), serial);
+    assert_int_equal(served_records("example.com"), records);
+}
+
+static void test_batch_with_one_bad_change_changes_nothing(void **state)
+{
+    (void)state;
+    reset();
+    tchange_t t[5];
+    zone_change_t c[5];
+
+    /* A CNAME beside other data (RFC 1034 3.6.2), in the middle of good changes. */
+    c[0] = mk_a(&t[0], true, "one.example.com", "192.0.2.1");
+    c[1] = mk_cname(&t[1], true, "www.example.com", "one.example.com");
+    c[2] = mk_a(&t[2], true, "two.example.com", "192.0.2.2");
+    expect_refused(c, 3, FENNEC_EZONE, 1, "CNAME");
+    assert_false(has_a("example.com", "one.example.com", "192.0.2.1"));
+    assert_false(has_a("example.com", "two.example.com", "192.0.2.2"));
+
+    /* Data beside a CNAME that an earlier change of the batch added. */
+    c[0] = mk_cname(&t[0], true, "new.example.com", "www.example.com");
+    c[1] = mk_a(&t[1], true, "x.example.com", "192.0.2.9");
+    c[2] = mk_a(&t[2], true, "new.example.com", "192.0.2.3");
+    expect_refused(c, 3, FENNEC_EZONE, 2, "CNAME");
+
+    /* A name outside the zone, last of five. */
+    c[0] = mk_a(&t[0], true, "p.example.com", "192.0.2.1");
+    c[1] = mk_a(&t[1], true, "q.example.com", "192.0.2.1");
+    c[2] = mk_a(&t[2], false, "www.example.com", "192.0.2.10");
+    c[3] = mk_a(&t[3], true, "r.example.com", "192.0.2.1");
+    c[4] = mk_a(&t[4], true, "www.example.org", "192.0.2.1");
+    expect_refused(c, 5, FENNEC_EZONE, 4, "outside");
+    assert_true(has_a("example.com", "www.example.com", "192.0.2.10"));
+
+    /* A record to add that is there, and one to delete that is not. */
+    c[0] = mk_a(&t[0], true, "p.example.com", "192.0.2.1");
+    c[1] = mk_a(&t[1], true, "www.example.com", "192.0.2.10");
+    expect_refused(c, 2, FENNEC_EEXISTS, 1, "exists");
+    c[1] = mk_a(&t[1], false, "www.example.com", "192.0.2.11");
+    expect_refused(c, 2, FENNEC_ENOTFOUND, 1, "no such record");
+    /* ... the same record added twice within the batch. */
+    c[1] = mk_a(&t[1], true, "p.example.com", "192.0.2.1");
+    expect_refused(c, 2, FENNEC_EEXISTS, 1, "exists");
+
+    /* A batch of one: its only change is at fault. */
+    c[0] = mk_a(&t[0], true, "alias.example.com", "192.0.2.1");
+    expect_refused(c, 1, FENNEC_EZONE, 0, "CNAME");
+}
+
+static void test_index_counts_applied_changes_only(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, "n.example.com", "192.0.2.1");
+    uint64_t i0 = change_index();
+    assert_true(i0 > 0);
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    assert_int_equal(res.index, i0 + 1);
+    /* refused: the same record again */
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), FENNEC_EEXISTS);
+    assert_int_equal(res.index, i0 + 1);
+    /* nothing to change: an unchanged file */
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.com", .cfg = &g_cfg},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_false(res.applied);
+    assert_int_equal(res.index, i0 + 1);
+    /* validated only */
+    c = mk_a(&t, false, "n.example.com", "192.0.2.1");
+    change_t ch = edit("example.com", &c, 1);
+    ch.validate_only = true;
+    assert_int_equal(submit(ch, &res, err, sizeof(err)), 0);
+    assert_false(res.applied);
+    assert_int_equal(res.index, i0 + 1);
+    assert_true(has_a("example.com", "n.example.com", "192.0.2.1"));
+    /* applied */
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    assert_int_equal(res.index, i0 + 2);
+    assert_int_equal(change_index(), i0 + 2);
+}
+
+static void test_reload_of_an_unchanged_file_keeps_the_edits(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, "kept.example.com", "192.0.2.99");
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    const zone_set_t *set = current();
+    uint64_t before = change_index();
+
+    assert_int_equal(
+        submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.com.", .cfg = &g_cfg}, &res, err,
+               sizeof(err)),
+        0);
+    assert_true(res.unchanged);
+    assert_false(res.applied);
+    assert_int_equal(res.serial, 101);
+    assert_int_equal(res.added + res.removed, 0);
+    assert_int_equal(res.index, before);
+    assert_ptr_equal(current(), set);
+    assert_true(has_a("example.com", "kept.example.com", "192.0.2.99"));
+
+    /* The same for every zone (SIGHUP). */
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_true(res.unchanged);
+    assert_false(res.applied);
+    assert_ptr_equal(current(), set);
+    assert_true(has_a("example.com", "kept.example.com", "192.0.2.99"));
+
+    /* Zones with built-in text never change. */
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.net", .cfg = &g_cfg},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_true(res.unchanged);
+    assert_int_equal(res.serial, 7);
+    assert_ptr_equal(current(), set);
+}
+
+static void test_reload_of_a_changed_file(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    uint64_t before = change_index();
+    write_zone(g_com_path, "$ORIGIN example.com.\n"
+                           "@ 300 SOA ns1 hostmaster 200 7200 3600 1209600 300\n"
+                           "@ 300 NS ns1\n"
+                           "ns1 300 A 192.0.2.1\n"
+                           "www 300 A 192.0.2.20\n");
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.com", .cfg = &g_cfg},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_false(res.unchanged);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(res.serial, 200);
+    assert_true(res.added > 0);
+    assert_true(res.removed > 0);
+    assert_int_equal(served_serial("example.com"), 200);
+    assert_true(has_a("example.com", "www.example.com", "192.0.2.20"));
+    assert_false(has_a("example.com", "www.example.com", "192.0.2.10"));
+
+    /* A file that does not load: refused with FILE:LINE, the served version stays. */
+    const zone_set_t *set = current();
+    write_zone(g_com_path, "$ORIGIN example.com.\n"
+                           "@ 300 SOA ns1 hostmaster 300 7200 3600 1209600 300\n"
+                           "@ 300 NS ns1\n"
+                           "www 300 A 192.0.2.300\n");
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.com", .cfg = &g_cfg},
+                            &res, err, sizeof(err)),
+                     FENNEC_EZONE);
+    assert_non_null(strstr(err, "com.zone:4"));
+    assert_false(res.applied);
+    assert_int_equal(change_index(), before + 1);
+    assert_ptr_equal(current(), set);
+    assert_int_equal(served_serial("example.com"), 200);
+
+    /* SIGHUP with the broken file: counted, logged, the served version stays. */
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.failed, 1);
+    assert_false(res.applied);
+    assert_int_equal(res.zones, 2);
+    assert_ptr_equal(current(), set);
+    assert_int_equal(served_serial("example.com"), 200);
+
+    /* A missing file is a refusal too. */
+    char gone[320];
+    snprintf(gone, sizeof(gone), "%s/missing.zone", g_dir);
+    cfg_zone_t zones[1] = {{.name = "example.com", .file = gone}};
+    cfg_t cfg = {.zones = zones, .zone_count = 1};
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.com", .cfg = &cfg},
+                            &res, err, sizeof(err)),
+                     FENNEC_EZONE);
+    assert_non_null(strstr(err, "missing.zone"));
+    assert_ptr_equal(current(), set);
+}
+
+static void test_zones_no_longer_configured_disappear(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    uint64_t before = change_index();
+    cfg_t only_com = {.zones = g_zones, .zone_count = 1};
+    assert_int_equal(
+        submit((change_t){.kind = CHANGE_LOAD, .cfg = &only_com}, &res, err, sizeof(err)), 0);
+    assert_true(res.applied);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(res.zones, 1);
+    assert_int_equal(res.removed, NET_RECORDS);
+    assert_int_equal(zone_set_count(current()), 1);
+    assert_null(served("example.net"));
+    assert_non_null(current());
+
+    /* A reload or an edit of the zone that is gone: not found. */
+    assert_int_equal(
+        submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.net", .cfg = &only_com}, &res,
+               err, sizeof(err)),
+        FENNEC_ENOTFOUND);
+    assert_non_null(strstr(err, "not configured"));
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, "x.example.net", "192.0.2.1");
+    assert_int_equal(submit(edit("example.net", &c, 1), &res, err, sizeof(err)), FENNEC_ENOTFOUND);
+    assert_non_null(strstr(err, "not loaded"));
+    assert_int_equal(change_index(), before + 1);
+
+    /* Back in the configuration: loaded again; a reload of a zone that is configured but not
+     * served loads it. */
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.net", .cfg = &g_cfg},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_int_equal(res.added, NET_RECORDS);
+    assert_int_equal(res.serial, 7);
+    assert_int_equal(zone_set_count(current()), 2);
+    assert_int_equal(served_serial("example.net"), 7);
+
+    /* No zones at all: an empty set is served. */
+    cfg_t none = {0};
+    size_t all = served_records("example.com") + served_records("example.net");
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &none}, &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_int_equal(res.removed, all);
+    assert_int_equal(res.zones, 0);
+    assert_non_null(current());
+    assert_int_equal(zone_set_count(current()), 0);
+}
+
+static void test_load_keeps_a_failing_zone_and_changes_the_others(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, "edit.example.net", "192.0.2.5");
+    assert_int_equal(submit(edit("example.net", &c, 1), &res, err, sizeof(err)), 0);
+    write_zone(g_com_path, "@ 300 SOA ns1 h 1 2 3 4 5\n");
+    char extra[320];
+    snprintf(extra, sizeof(extra), "%s/org.zone", g_dir);
+    write_zone(extra, "$ORIGIN example.org.\n@ 300 SOA ns1 h 3 2 3 4 5\n@ 300 NS ns1\n"
+                      "ns1 300 A 192.0.2.3\n");
+    cfg_zone_t zones[3] = {g_zones[0], g_zones[1], {.name = "example.org", .file = extra}};
+    cfg_t cfg = {.zones = zones, .zone_count = 3};
+    uint64_t before = change_index();
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_int_equal(res.index, before + 1);
+    assert_int_equal(res.failed, 1);
+    assert_int_equal(res.zones, 3);
+    assert_non_null(strstr(err, "example.com"));
+    assert_int_equal(served_serial("example.com"), 100);
+    assert_int_equal(served_serial("example.org"), 3);
+    assert_true(has_a("example.net", "edit.example.net", "192.0.2.5"));
+}
+
+static void test_invalid_changes_are_refused(void **state)
+{
+    (void)state;
+    reset();
+    change_result_t res;
+    char err[512];
+    const zone_set_t *set = current();
+    uint64_t before = change_index();
+    assert_int_equal(submit((change_t){.kind = CHANGE_RELOAD, .zone = "example.org", .cfg = &g_cfg},
+                            &res, err, sizeof(err)),
+                     FENNEC_ENOTFOUND);
+    assert_int_equal(submit(edit("example.com", NULL, 0), &res, err, sizeof(err)),
+                     FENNEC_EMALFORMED);
+    assert_int_equal(submit(edit(NULL, NULL, 0), &res, err, sizeof(err)), FENNEC_EMALFORMED);
+    assert_int_equal(submit(edit("bad..name", NULL, 0), &res, err, sizeof(err)), FENNEC_EMALFORMED);
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD}, &res, err, sizeof(err)),
+                     FENNEC_EMALFORMED);
+    assert_int_equal(submit((change_t){.kind = (change_kind_t)99}, &res, err, sizeof(err)),
+                     FENNEC_EMALFORMED);
+    assert_int_equal(change_submit(NULL, &res, err, sizeof(err)), FENNEC_EMALFORMED);
+    /* No room for a message is fine too. */
+    assert_int_equal(submit(edit("example.com", NULL, 0), &res, NULL, 0), FENNEC_EMALFORMED);
+    assert_int_equal(change_index(), before);
+    assert_ptr_equal(current(), set);
+}
+
+#define WRITERS         8
+#define EDITS_PER_WRITE 25
+
+static void *writer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    int failures = 0;
+    zone_reader_register();
+    for (int i = 0; i < EDITS_PER_WRITE; i++) {
+        tchange_t t;
+        char owner[64], ip[32];
+        snprintf(owner, sizeof(owner), "w%d.example.com", id);
+        snprintf(ip, sizeof(ip), "10.0.%d.%d", id, i);
+        zone_change_t c;
+        /* cmocka's assertions belong to the main thread: count failures instead. */
+        if (wire_name_from_text(owner, t.owner) <= 0 || inet_pton(AF_INET, ip, t.rdata) != 1) {
+            failures++;
+            continue;
+        }
+        c = (zone_change_t){
+            .add = true, .owner = t.owner, .type = TYPE_A, .ttl = 60, .rdata = t.rdata, .rdlen = 4};
+        change_result_t res;
+        char err[256];
+        change_t ch = edit("example.com", &c, 1);
+        if (change_submit(&ch, &res, err, sizeof(err)) != 0 || !res.applied)
+            failures++;
+    }
+    zone_reader_unregister();
+    return (void *)(intptr_t)failures;
+}
+
+/* Writers on several threads lose nothing: every edit is served and numbered once. */
+static void test_concurrent_writers_lose_nothing(void **state)
+{
+    (void)state;
+    reset();
+    uint64_t before = change_index();
+    uint32_t serial = served_serial("example.com");
+    pthread_t th[WRITERS];
+    for (int i = 0; i < WRITERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < WRITERS; i++) {
+        void *failures = NULL;
+        assert_int_equal(pthread_join(th[i], &failures), 0);
+        assert_int_equal((intptr_t)failures, 0);
+    }
+    assert_int_equal(change_index(), before + WRITERS * EDITS_PER_WRITE);
+    assert_int_equal(served_serial("example.com"), serial + WRITERS * EDITS_PER_WRITE);
+    assert_int_equal(served_records("example.com"), COM_RECORDS + WRITERS * EDITS_PER_WRITE);
+    for (int id = 0; id < WRITERS; id++)
+        for (int i = 0; i < EDITS_PER_WRITE; i++) {
+            char owner[64], ip[32];
+            snprintf(owner, sizeof(owner), "w%d.example.com", id);
+            snprintf(ip, sizeof(ip), "10.0.%d.%d", id, i);
+            assert_true(has_a("example.com", owner, ip));
+        }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    log_set_level(LOG_LEVEL_ERROR);
+    snprintf(g_dir, sizeof(g_dir), "/tmp/fennec-test-change-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_com_path, sizeof(g_com_path), "%s/com.zone", g_dir);
+    g_zones[0] = (cfg_zone_t){.name = "example.com", .file = g_com_path};
+    g_zones[1] = (cfg_zone_t){.name = "Example.NET.", .text = (char *)net_text};
+    memset(&g_cfg, 0, sizeof(g_cfg));
+    g_cfg.zones = g_zones;
+    g_cfg.zone_count = 2;
+    zone_reader_register();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    change_shutdown();
+    zone_reader_unregister();
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_serves_the_configured_zones),
+        cmocka_unit_test(test_validate_only_applies_nothing),
+        cmocka_unit_test(test_edit_one_record),
+        cmocka_unit_test(test_batch_applies_all_with_one_serial_step),
+        cmocka_unit_test(test_batch_with_one_bad_change_changes_nothing),
+        cmocka_unit_test(test_index_counts_applied_changes_only),
+        cmocka_unit_test(test_reload_of_an_unchanged_file_keeps_the_edits),
+        cmocka_unit_test(test_reload_of_a_changed_file),
+        cmocka_unit_test(test_zones_no_longer_configured_disappear),
+        cmocka_unit_test(test_load_keeps_a_failing_zone_and_changes_the_others),
+        cmocka_unit_test(test_invalid_changes_are_refused),
+        cmocka_unit_test(test_concurrent_writers_lose_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
