@@ -20,8 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fennec/cfg.h"
-
 typedef struct zone zone_t;
 typedef struct zone_set zone_set_t;
 typedef struct zone_node zone_node_t;
@@ -202,13 +200,6 @@ const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, 
  * and returns that value. */
 int zone_node_walk(const zone_t *zone, int (*fn)(const zone_node_t *node, void *arg), void *arg);
 
-/*
- * Builds a zone set from the zones in CFG. A zone whose file is unchanged since OLD was
- * built (same path, size and mtime) is shared with OLD; a zone that fails to load keeps its
- * version from OLD if there is one and is left out otherwise. Errors are logged.
- * *failed receives the number of zones that failed (may be NULL).
- */
-int zone_set_build(const cfg_t *cfg, const zone_set_t *old, zone_set_t **out, size_t *failed);
 
 /* A set of the given zones (takes one reference to each). */
 int zone_set_new(zone_t *const *zones, size_t count, zone_set_t **out);

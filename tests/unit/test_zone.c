@@ -804,105 +804,6 @@ static void test_set_find(void **state)
     zone_set_free(set);
 }
 
-static const zone_t *set_zone(const zone_set_t *set, const char *name)
-{
-    for (size_t i = 0; i < zone_set_count(set); i++)
-        if (strcmp(zone_name(zone_set_at(set, i)), name) == 0)
-            return zone_set_at(set, i);
-    return NULL;
-}
-
-static void test_set_build(void **state)
-{
-    (void)state;
-    char p1[300], p2[300], p3[300];
-    snprintf(p1, sizeof(p1), "%s/a.zone", g_dir);
-    snprintf(p2, sizeof(p2), "%s/b.zone", g_dir);
-    snprintf(p3, sizeof(p3), "%s/c.zone", g_dir);
-    write_file(p1, "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
-    write_file(p2, "@ 300 SOA ns1 h 10 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
-    set_mtime(p1, 1700000000);
-    set_mtime(p2, 1700000000);
-
-    cfg_zone_t zones[2] = {
-        {.name = "example.com", .file = p1},
-        {.name = "Example.NET.", .file = p2},
-    };
-    cfg_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.zones = zones;
-    cfg.zone_count = 2;
-
-    zone_set_t *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL, *s5 = NULL;
-    size_t failed = 99;
-    assert_int_equal(zone_set_build(&cfg, NULL, &s1, &failed), 0);
-    assert_int_equal(failed, 0);
-    assert_int_equal(zone_set_count(s1), 2);
-    const zone_t *a1 = set_zone(s1, "example.com"), *b1 = set_zone(s1, "example.net");
-    assert_non_null(a1);
-    assert_non_null(b1);
-    assert_int_equal(zone_serial(a1), 1);
-    assert_int_equal(zone_serial(b1), 10);
-
-    /* Nothing changed: the very same zones. */
-    assert_int_equal(zone_set_build(&cfg, s1, &s2, &failed), 0);
-    assert_int_equal(failed, 0);
-    assert_ptr_equal(set_zone(s2, "example.com"), a1);
-    assert_ptr_equal(set_zone(s2, "example.net"), b1);
-    /* The old set can go first: the new one keeps the shared zones alive. */
-    zone_set_free(s1);
-    assert_int_equal(zone_serial(set_zone(s2, "example.com")), 1);
-
-    /* a.zone changed (same size, new mtime): reloaded; b.zone reused. */
-    write_file(p1, "@ 300 SOA ns1 h 2 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
-    set_mtime(p1, 1700000100);
-    assert_int_equal(zone_set_build(&cfg, s2, &s3, &failed), 0);
-    assert_int_equal(failed, 0);
-    const zone_t *a3 = set_zone(s3, "example.com");
-    assert_ptr_not_equal(a3, a1);
-    assert_int_equal(zone_serial(a3), 2);
-    assert_ptr_equal(set_zone(s3, "example.net"), b1);
-
-    /* A broken a.zone: the old version stays, the failure is counted. */
-    write_file(p1, "@ 300 SOA ns1 h 3 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.300\n");
-    set_mtime(p1, 1700000200);
-    assert_int_equal(zone_set_build(&cfg, s3, &s4, &failed), 0);
-    assert_int_equal(failed, 1);
-    assert_int_equal(zone_set_count(s4), 2);
-    assert_ptr_equal(set_zone(s4, "example.com"), a3);
-    assert_int_equal(zone_serial(set_zone(s4, "example.com")), 2);
-    assert_ptr_equal(set_zone(s4, "example.net"), b1);
-
-    /* A new zone whose file is missing is left out; a built-in text zone loads. */
-    cfg_zone_t zones2[2] = {
-        {.name = "example.net", .file = p3},
-        {.name = "example.com", .file = NULL, .text = (char *)zone_builtin_example},
-    };
-    cfg.zones = zones2;
-    cfg.zone_count = 2;
-    zone_set_t *s0 = NULL;
-    assert_int_equal(zone_set_build(&cfg, NULL, &s0, &failed), 0);
-    assert_int_equal(failed, 1);
-    assert_int_equal(zone_set_count(s0), 1);
-    assert_non_null(set_zone(s0, "example.com"));
-    assert_int_equal(zone_serial(set_zone(s0, "example.com")), 2026112201u);
-    zone_set_free(s0);
-
-    /* Fixed again: reloaded. */
-    cfg.zones = zones;
-    cfg.zone_count = 2;
-    write_file(p1, "@ 300 SOA ns1 h 4 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n");
-    set_mtime(p1, 1700000300);
-    assert_int_equal(zone_set_build(&cfg, s4, &s5, &failed), 0);
-    assert_int_equal(failed, 0);
-    assert_int_equal(zone_serial(set_zone(s5, "example.com")), 4);
-
-    zone_set_free(s2);
-    zone_set_free(s3);
-    zone_set_free(s4);
-    zone_set_free(s5);
-}
-
 static void test_publish(void **state)
 {
     (void)state;
@@ -952,7 +853,6 @@ int main(void)
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_set_find),
-        cmocka_unit_test(test_set_build),
         cmocka_unit_test(test_publish),
         cmocka_unit_test(test_reload_diff),
         cmocka_unit_test(test_index_growth),
