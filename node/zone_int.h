@@ -82,9 +82,9 @@ struct zone {
     /* Lineage: set once, by the writer, when the next version is committed. */
     zone_t *successor; /* holds a reference */
     zone_retired_t retired;
-    zone_t *base;       /* the version this one was built from while that one lives, or NULL */
-    size_t base_mark;   /* the base's retired count before this version was committed */
-    bool updating; /* an update is open on this version */
+    zone_t *base;     /* the version this one was built from while that one lives, or NULL */
+    size_t base_mark; /* the base's retired count before this version was committed */
+    bool updating;    /* an update is open on this version */
 };
 
 static inline uint32_t zone_slots(const zone_t *z)
