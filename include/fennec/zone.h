@@ -200,7 +200,6 @@ const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, 
  * and returns that value. */
 int zone_node_walk(const zone_t *zone, int (*fn)(const zone_node_t *node, void *arg), void *arg);
 
-
 /* A set of the given zones (takes one reference to each). */
 int zone_set_new(zone_t *const *zones, size_t count, zone_set_t **out);
 void zone_set_free(zone_set_t *set);
