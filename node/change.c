@@ -157,6 +157,22 @@ static int next_push(next_t *n, zone_t *z)
     return 0;
 }
 
+/* The served set with FRESH in place of SERVED[S] (S == SIZE_MAX: added after the others),
+ * one reference each, into NEXT. */
+static int next_replacing(next_t *next, zone_t **served, size_t nserved, size_t s, zone_t *fresh)
+{
+    int rc = 0;
+    for (size_t i = 0; i <= nserved && rc == 0; i++) {
+        zone_t *z = i == nserved ? (s == SIZE_MAX ? fresh : NULL) : i == s ? fresh : served[i];
+        if (!z)
+            continue;
+        zone_ref(z);
+        if ((rc = next_push(next, z)) != 0)
+            zone_unref(z);
+    }
+    return rc;
+}
+
 static const char *source_of(const change_t *ch)
 {
     return ch->source ? ch->source : "change";
@@ -264,19 +280,8 @@ static int validate_reload(const change_t *ch, const char *canon, zone_t **serve
     res->added = st.added;
     res->removed = st.removed;
     next->changed = true;
-    /* The served set with FRESH in place of PREV, or added after the others. */
-    for (size_t i = 0; i < nserved && rc == 0; i++) {
-        zone_t *z = i == s ? fresh : served[i];
-        zone_ref(z);
-        if ((rc = next_push(next, z)) != 0)
-            zone_unref(z);
-    }
-    if (rc == 0 && !prev) {
-        zone_ref(fresh);
-        if ((rc = next_push(next, fresh)) != 0)
-            zone_unref(fresh);
-    }
-    zone_unref(fresh);
+    rc = next_replacing(next, served, nserved, s, fresh);
+    zone_discard(fresh); /* the set holds it now, or nobody does */
     return rc;
 }
 
@@ -301,6 +306,8 @@ static int validate_edit(const change_t *ch, const char *canon, zone_t **served,
         for (size_t i = 0; i < ch->count; i++) {
             uint8_t lower[WIRE_NAME_MAX];
             int l = wire_name_len(ch->changes[i].owner, WIRE_NAME_MAX);
+            if (l < 0)
+                continue;
             memcpy(lower, ch->changes[i].owner, (size_t)l);
             wire_name_lower(lower);
             if (wire_name_equal(lower, broken))
@@ -321,13 +328,8 @@ static int validate_edit(const change_t *ch, const char *canon, zone_t **served,
     }
     res->serial = zone_serial(fresh);
     next->changed = true;
-    for (size_t i = 0; i < nserved && rc == 0; i++) {
-        zone_t *z = i == s ? fresh : served[i];
-        zone_ref(z);
-        if ((rc = next_push(next, z)) != 0)
-            zone_unref(z);
-    }
-    zone_unref(fresh);
+    rc = next_replacing(next, served, nserved, s, fresh);
+    zone_discard(fresh); /* the set holds it now, or nobody does */
     return rc;
 }
 

@@ -712,7 +712,18 @@ static void test_version_line(void **state)
     assert_int_equal(zone_serial(z), 7);
     assert_int_equal(zone_serial(a), 8);
     assert_int_equal(zone_serial(b), 9);
+    /* A committed version that is discarded (never published) leaves its base free to take
+     * another update; the base still answers as before. */
+    zone_t *c = NULL, *d = NULL;
+    assert_int_equal(edit_a(b, true, "discarded", 1, &c), 0);
+    assert_int_equal(edit_a(b, true, "other", 1, &d), -EBUSY);
+    zone_discard(c);
+    assert_null(find(b, "discarded.example.com"));
+    assert_int_equal(edit_a(b, true, "other", 1, &c), 0);
+    assert_non_null(find(c, "other.example.com"));
+    assert_null(find(c, "discarded.example.com"));
     /* The newest can go before the older ones: each older one holds its successor. */
+    zone_unref(c);
     zone_unref(b);
     assert_non_null(find(a, "x.example.com"));
     zone_unref(a);
