@@ -2,22 +2,29 @@
 # fennec benchmark: fennecd against NSD and Knot DNS on the same machine, zone and queries.
 #
 # usage: sudo tests/bench/run.sh [--fennecd PATH] [--runs N] [--load-runs N] [--quick]
-#                                [--out DIR]
+#                                [--change-runs N] [--no-changes] [--out DIR]
 #
 #   --fennecd PATH  fennecd binary (default: build-bench/fennecd, then build-release/fennecd,
-#                   then build/fennecd in the repository). Use a Release build.
+#                   then build/release/fennecd, then build/fennecd in the repository). Use a
+#                   Release build.
 #   --runs N        runs of the quick figures (steady, max, overload, recovery, scaling);
 #                   the table shows the median, the individual runs are listed below it
 #                   (default 3, with --quick 1)
 #   --load-runs N   runs of the 1,000,000-record zone load (default 1)
+#   --change-runs N runs of the change benchmark on the big zone (change_bench.py: record
+#                   edits through fennec's control API against Knot DNS dynamic update;
+#                   default: --runs)
+#   --no-changes    leave the change benchmark out
 #   --quick         smoke test: small zones, 2 s per measurement
 #   --out DIR       where results.txt, raw.txt and the server logs go (default: a new
 #                   /tmp/fennec-bench-results.XXXXXX)
 #
 # Needs root (a cgroup v1 cpu controller at /sys/fs/cgroup/cpu for the overload figures),
-# 2 or more CPUs, nsd, knotd, dnsperf, taskset and /usr/bin/python3. Everything runs on
-# 127.0.0.1, ports 15921-15933. Every server this script starts is stopped and its cgroup is
-# removed when it exits, also on an error or Ctrl-C. docs/benchmarks.md describes the figures.
+# 2 or more CPUs, nsd, knotd, dnsperf, taskset and /usr/bin/python3 (with python3-dnspython
+# for the change benchmark). Everything runs on 127.0.0.1, ports 15921-15933 and
+# 15941-15943 (change benchmark). Every server this script starts is stopped and its cgroup
+# is removed when it exits, also on an error or Ctrl-C. docs/benchmarks.md describes the
+# figures.
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,7 +32,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TOOL=$HERE/benchtool.py
 PY=/usr/bin/python3
 
-FENNECD="" RUNS="" LOAD_RUNS=1 QUICK=0 OUT=""
+FENNECD="" RUNS="" LOAD_RUNS=1 QUICK=0 OUT="" CHANGE_RUNS="" CHANGES=1
 die() { echo "run.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -34,7 +41,9 @@ while [ $# -gt 0 ]; do
     --load-runs) LOAD_RUNS=${2:?--load-runs needs a number}; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=${2:?--out needs a folder}; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --change-runs) CHANGE_RUNS=${2:?--change-runs needs a number}; shift 2 ;;
+    --no-changes) CHANGES=0; shift ;;
+    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -52,11 +61,16 @@ PERIOD_US=10000  # overload: CFS period
 LOAD_DEADLINE=300 # seconds a server may take to load the big zone
 case $RUNS in '' | *[!0-9]* | 0) die "--runs wants a number >= 1" ;; esac
 case $LOAD_RUNS in '' | *[!0-9]* | 0) die "--load-runs wants a number >= 1" ;; esac
-if [ "$RUNS" -gt 50 ] || [ "$LOAD_RUNS" -gt 20 ]; then die "--runs at most 50, --load-runs at most 20"; fi
+CHANGE_RUNS=${CHANGE_RUNS:-$RUNS}
+case $CHANGE_RUNS in '' | *[!0-9]* | 0) die "--change-runs wants a number >= 1" ;; esac
+if [ "$RUNS" -gt 50 ] || [ "$LOAD_RUNS" -gt 20 ] || [ "$CHANGE_RUNS" -gt 20 ]; then
+    die "--runs at most 50, --load-runs and --change-runs at most 20"
+fi
 
 declare -A PORT=([nsd]=15921 [knot]=15922 [fennec]=15923 [fennec-nocc]=15924
     [fennec-2w]=15925 [fennec-1wu]=15926 [load-nsd]=15931 [load-knot]=15932
     [load-fennec]=15933)
+CHANGE_PORTS="15941 15942 15943" # change_bench.py: fennec DNS, fennec control, Knot
 
 # --- checks --------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "needs root: the overload figures put the server into a cgroup (run it with sudo)"
@@ -65,6 +79,9 @@ if [ ! -w /sys/fs/cgroup/cpu/cgroup.procs ] || [ ! -e /sys/fs/cgroup/cpu/cpu.cfs
 fi
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (servers on CPU 1, dnsperf on CPU 0)"
 [ -x "$PY" ] || die "needs /usr/bin/python3"
+if [ "$CHANGES" = 1 ] && ! "$PY" -c 'import dns.update' 2>/dev/null; then
+    die "the change benchmark needs dnspython: apt-get install python3-dnspython (or pass --no-changes)"
+fi
 NSD=$(command -v nsd || echo /usr/sbin/nsd)
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
 for b in "$NSD" "$KNOTD"; do [ -x "$b" ] || die "$b not found: apt-get install nsd knot"; done
@@ -72,7 +89,7 @@ for b in dnsperf taskset timeout ss; do
     command -v $b >/dev/null || die "$b not found: apt-get install dnsperf util-linux coreutils iproute2"
 done
 if [ -z "$FENNECD" ]; then
-    for c in build-bench build-release build; do
+    for c in build-bench build-release build/release build; do
         [ -x "$ROOT/$c/fennecd" ] && FENNECD=$ROOT/$c/fennecd && break
     done
 fi
@@ -80,7 +97,7 @@ if [ -z "$FENNECD" ] || [ ! -f "$FENNECD" ] || [ ! -x "$FENNECD" ]; then
     die "no fennecd (build one: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DFENNEC_TESTS=OFF && cmake --build build-bench --target fennecd; or pass --fennecd)"
 fi
 FENNECD=$(readlink -f "$FENNECD")
-for p in "${PORT[@]}"; do
+for p in "${PORT[@]}" $CHANGE_PORTS; do
     [ -z "$(ss -Hlnu "sport = :$p")$(ss -Hlnt "sport = :$p")" ] || die "port $p is in use"
 done
 
@@ -418,10 +435,31 @@ for r in $(seq "$LOAD_RUNS"); do
     for k in nsd knot fennec; do m_load "$k" "$r"; sleep 1; done
 done
 
+# changes: record edits through fennec's control API against Knot DNS dynamic update, on the
+# big zone; change_bench.py starts and stops its own servers (CPU 1, outside the cgroup) and
+# runs on CPU 0
+if [ "$CHANGES" = 1 ]; then
+    cargs=(--fennecd "$FENNECD" --knotd "$KNOTD" --runs "$CHANGE_RUNS" --zonedir "$BIGZ"
+        --hosts "$BIG_HOSTS" --out "$OUT" --workdir "$WORK/change")
+    [ "$QUICK" = 1 ] && cargs+=(--quick)
+    MATCH[change]=$WORK/change/ # in the command lines of the servers it starts
+    log "change benchmark: $PY $HERE/change_bench.py ${cargs[*]}"
+    timeout -k 10 $((CHANGE_RUNS * 1500 + 600)) "$PY" "$HERE/change_bench.py" "${cargs[@]}" >/dev/null &
+    KPIDS[change]=$!
+    wait "${KPIDS[change]}"
+    rc=$?
+    unset "KPIDS[change]" "MATCH[change]"
+    [ "$rc" = 0 ] || log "change benchmark failed (exit $rc): see $OUT/logs/change-run.log"
+fi
+
 {
     grep '^#' "$RAW" | sed 's/^# //'
     echo
     "$PY" "$TOOL" report "$RAW"
+    if [ -s "$OUT/change_results.txt" ]; then
+        echo
+        cat "$OUT/change_results.txt"
+    fi
 } >"$RESULTS"
 cat "$RESULTS"
 echo
