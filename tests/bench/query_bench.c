@@ -2,9 +2,12 @@
  * fennec benchmark: the zone store and the query engine without sockets. Loads a zone file,
  * builds the queries of a dnsperf query file ("name type" per line, EDNS with 1232 bytes),
  * answers them QUERIES times in a row with query_answer_set() and prints the load time, the
- * RSS after the load and the nanoseconds per answer (the best of 3 passes).
+ * RSS after the load and the nanoseconds per answer (the best of 3 passes). With EDITS, it
+ * then adds EDITS new A records one zone_edit() at a time and deletes them again in batches
+ * of 100, and prints the microseconds per single edit, the changes per second of the
+ * batches and the RSS after the adds.
  *
- * usage: query_bench ZONEFILE ORIGIN QUERYFILE [QUERIES]
+ * usage: query_bench ZONEFILE ORIGIN QUERYFILE [QUERIES [EDITS]]
  * Built by tests/bench/query_bench.sh against the library of a build tree, so that two
  * versions of fennec can be compared on the same machine in one run.
  */
@@ -65,10 +68,64 @@ static int query_build(query_t *q, const char *name, const char *type, uint16_t 
     return 0;
 }
 
+/* The name and address of new record I. */
+static void edit_make(long i, const char *origin, uint8_t *owner, uint8_t *rd, zone_change_t *ch,
+                      bool add)
+{
+    char text[WIRE_NAME_TEXT_MAX];
+    snprintf(text, sizeof(text), "edit%ld.%s.", i, origin);
+    wire_name_from_text(text, owner);
+    rd[0] = 192;
+    rd[1] = 0;
+    rd[2] = 2;
+    rd[3] = (uint8_t)i;
+    *ch = (zone_change_t){
+        .add = add, .owner = owner, .type = WIRE_TYPE_A, .ttl = 300, .rdata = rd, .rdlen = 4};
+}
+
+static int edit_bench(zone_t **z, const char *origin, long edits)
+{
+    char err[512];
+    long rss0 = rss_kib();
+    double t0 = now_s();
+    for (long i = 0; i < edits; i++) {
+        uint8_t owner[WIRE_NAME_MAX], rd[4];
+        zone_change_t ch;
+        zone_t *nz = NULL;
+        edit_make(i, origin, owner, rd, &ch, true);
+        if (zone_edit(*z, &ch, 1, &nz, err, sizeof(err)) != 0) {
+            fprintf(stderr, "query_bench: edit %ld: %s\n", i, err);
+            return 1;
+        }
+        zone_unref(*z);
+        *z = nz;
+    }
+    double single = (now_s() - t0) / (double)edits * 1e6;
+    long rss = rss_kib();
+    t0 = now_s();
+    for (long b = 0; b + 100 <= edits; b += 100) {
+        static uint8_t owners[100][WIRE_NAME_MAX], rds[100][4];
+        zone_change_t ch[100];
+        zone_t *nz = NULL;
+        for (int k = 0; k < 100; k++)
+            edit_make(b + k, origin, owners[k], rds[k], &ch[k], false);
+        if (zone_edit(*z, ch, 100, &nz, err, sizeof(err)) != 0) {
+            fprintf(stderr, "query_bench: batch at %ld: %s\n", b, err);
+            return 1;
+        }
+        zone_unref(*z);
+        *z = nz;
+    }
+    double rate = (double)(edits / 100 * 100) / (now_s() - t0);
+    printf("edit_us %.2f\nrss_growth_by_adds_kib %ld\nbatch_changes_per_s %.0f\n", single,
+           rss - rss0, rate);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: query_bench ZONEFILE ORIGIN QUERYFILE [QUERIES]\n");
+        fprintf(stderr, "usage: query_bench ZONEFILE ORIGIN QUERYFILE [QUERIES [EDITS]]\n");
         return 2;
     }
     long total = argc > 4 ? atol(argv[4]) : 2000000;
@@ -135,6 +192,9 @@ int main(int argc, char **argv)
     printf("load_s %.3f\nrss_kib %ld\nrecords %zu\nns_per_query %.1f\nanswer_bytes %zu\n", load,
            rss, zone_record_count(z), best, bytes / 3 / (size_t)total);
     zone_set_free(set);
+    long edits = argc > 5 ? atol(argv[5]) : 0;
+    if (edits > 0 && edits <= 10000000 && edit_bench(&z, argv[2], edits) != 0)
+        return 1;
     zone_unref(z);
     query_ctx_free(ctx);
     free(qs);
