@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <libknot/descriptor.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -172,23 +171,6 @@ static int next_replacing(next_t *next, zone_t **served, size_t nserved, size_t 
             zone_unref(z);
     }
     return rc;
-}
-
-/*
- * Changes free what the previous versions no longer share (index pages, page tables,
- * replaced names) while the nodes they add live on beside those holes, on whatever thread
- * submitted them: the allocator keeps the holes resident. Giving the free pages back at
- * most once a second keeps the RSS near what the data needs (measured: 100,000 records added
- * through the API to a 999k-record zone cost +68 MiB of RSS without, +22 MiB with).
- */
-static void trim_now(void)
-{
-    static uint64_t last;
-    uint64_t now = fennec_now_ns();
-    if (now - last < 1000000000u)
-        return;
-    last = now;
-    malloc_trim(0);
 }
 
 static const char *source_of(const change_t *ch)
@@ -448,7 +430,6 @@ int change_submit(const change_t *ch, change_result_t *res, char *err, size_t er
     res->index = atomic_load(&g_index) + 1;
     atomic_store(&g_index, res->index);
     res->applied = true;
-    trim_now();
 
 unlock:
     next_deinit(&next, res->applied);

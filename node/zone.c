@@ -12,8 +12,11 @@
 #include "fennec/common.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <urcu.h>
 
 /* ---- arena ---- */
@@ -610,6 +613,86 @@ static void set_free_rcu(struct rcu_head *head)
     zone_set_free(caa_container_of(head, zone_set_t, rcu));
 }
 
+/*
+ * Changes free what older versions no longer share (index pages, page tables, replaced
+ * names) while the nodes they add live on beside those holes: the allocator keeps the holes
+ * resident. A trimmer thread gives free heap pages back to the system (malloc_trim), off
+ * the write path and the query path: once the publisher has been quiet for 200 ms, and at
+ * least once a second while publications go on. A trim takes up to some 30 ms on a big
+ * heap. Measured: 100,000 records added through the API to a 999k-record zone grew the RSS
+ * by 68 MiB without trimming, about 22 MiB with.
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool started, stop;
+    uint64_t last_publish, last_trim; /* ns; last_trim < last_publish: a trim is owed */
+} g_trim = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+#define TRIM_QUIET_NS 200000000u
+#define TRIM_EVERY_NS 1000000000u
+
+static void *trim_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_trim.lock);
+    while (!g_trim.stop) {
+        uint64_t now = fennec_now_ns();
+        bool owed = g_trim.last_trim < g_trim.last_publish;
+        uint64_t due = g_trim.last_publish + TRIM_QUIET_NS;
+        if (owed && g_trim.last_trim + TRIM_EVERY_NS < due)
+            due = g_trim.last_trim + TRIM_EVERY_NS;
+        if (owed && now >= due) {
+            g_trim.last_trim = now;
+            pthread_mutex_unlock(&g_trim.lock);
+            malloc_trim(0);
+            pthread_mutex_lock(&g_trim.lock);
+            continue;
+        }
+        if (!owed) {
+            pthread_cond_wait(&g_trim.cond, &g_trim.lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t wait = due - now;
+        ts.tv_sec += (time_t)(wait / 1000000000u);
+        ts.tv_nsec += (long)(wait % 1000000000u);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g_trim.cond, &g_trim.lock, &ts);
+    }
+    pthread_mutex_unlock(&g_trim.lock);
+    return NULL;
+}
+
+/* Notes a publication for the trimmer (started on first use); STOP ends it (shutdown). */
+static void trim_note(bool stop)
+{
+    pthread_mutex_lock(&g_trim.lock);
+    if (stop) {
+        bool started = g_trim.started;
+        g_trim.stop = true;
+        g_trim.started = false;
+        pthread_cond_signal(&g_trim.cond);
+        pthread_mutex_unlock(&g_trim.lock);
+        if (started)
+            pthread_join(g_trim.thread, NULL);
+        pthread_mutex_lock(&g_trim.lock);
+        g_trim.stop = false;
+        pthread_mutex_unlock(&g_trim.lock);
+        return;
+    }
+    g_trim.last_publish = fennec_now_ns();
+    if (!g_trim.started)
+        g_trim.started = pthread_create(&g_trim.thread, NULL, trim_main, NULL) == 0;
+    pthread_cond_signal(&g_trim.cond);
+    pthread_mutex_unlock(&g_trim.lock);
+}
+
 void zone_set_publish(zone_set_t *set)
 {
     zone_set_t *old = rcu_xchg_pointer(&g_current, set);
@@ -618,6 +701,7 @@ void zone_set_publish(zone_set_t *set)
         synchronize_rcu();
         zone_set_free(old);
         rcu_barrier();
+        trim_note(true);
         return;
     }
     if (!old)
@@ -630,6 +714,7 @@ void zone_set_publish(zone_set_t *set)
     call_rcu(&old->rcu, set_free_rcu);
     if (reg)
         rcu_unregister_thread();
+    trim_note(false);
 }
 
 const char zone_builtin_example[] =
