@@ -267,21 +267,12 @@ static uint32_t slot_find(const zone_t *z, const uint8_t *name, size_t len, uint
     }
 }
 
-int zone_index_insert(zone_t *z, zone_t *base, const zone_node_t *n)
+int zone_index_put(zone_t *z, zone_t *base, const zone_node_t *n, bool replace)
 {
     bool found;
     uint32_t i = slot_find(z, n->name, n->name_len, n->hash, &found);
-    if (found)
-        return FENNEC_EEXISTS;
-    return slot_set(z, base, i, zone_slot_make(n));
-}
-
-int zone_index_replace(zone_t *z, zone_t *base, const zone_node_t *n)
-{
-    bool found;
-    uint32_t i = slot_find(z, n->name, n->name_len, n->hash, &found);
-    if (!found)
-        return FENNEC_ENOTFOUND;
+    if (found != replace)
+        return replace ? FENNEC_ENOTFOUND : FENNEC_EEXISTS;
     return slot_set(z, base, i, zone_slot_make(n));
 }
 

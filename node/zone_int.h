@@ -114,13 +114,12 @@ zone_t *zone_version_new(const char *origin_text, const uint8_t *apex, size_t ap
                          uint32_t slots);
 void zone_destroy(zone_t *z);
 
-/* Index writes on a version under construction. zone_index_insert() places a node whose
- * name is absent; zone_index_replace() swaps the node stored for the same name;
- * zone_index_remove() takes the name out (backward-shift deletion). Each copies a page of
- * BASE before its first write (BASE NULL: the pages are the version's own) and retires the
- * original in BASE. */
-int zone_index_insert(zone_t *z, zone_t *base, const zone_node_t *n);
-int zone_index_replace(zone_t *z, zone_t *base, const zone_node_t *n);
+/* Index writes on a version under construction. zone_index_put() places a node whose name
+ * is absent (FENNEC_EEXISTS otherwise) or, with REPLACE, swaps the node stored for the same
+ * name (FENNEC_ENOTFOUND otherwise); zone_index_remove() takes the name out (backward-shift
+ * deletion). Each copies a page of BASE before its first write (BASE NULL: the pages are
+ * the version's own) and retires the original in BASE. */
+int zone_index_put(zone_t *z, zone_t *base, const zone_node_t *n, bool replace);
 int zone_index_remove(zone_t *z, zone_t *base, const zone_node_t *n);
 /* Rebuilds the index of Z with SLOTS slots (a power of two), retiring the old pages in BASE
  * (or freeing them when BASE is NULL). */

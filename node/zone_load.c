@@ -384,7 +384,7 @@ static int node_link(zone_t *z, zone_node_t *node)
         if (rc)
             return rc;
     }
-    int rc = zone_index_insert(z, NULL, node);
+    int rc = zone_index_put(z, NULL, node, false);
     if (rc)
         return rc;
     z->node_count++;

@@ -486,8 +486,7 @@ int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen
                     goto fail;
             }
             if (d->exists) {
-                rc = d->old ? zone_index_replace(v, base, d->built)
-                            : zone_index_insert(v, base, d->built);
+                rc = zone_index_put(v, base, d->built, d->old != NULL);
                 zone_deleg_count(v, d->built, 1);
                 v->records += node_records(d->built);
                 if (d->built->flags & ZONE_NODE_APEX)
