@@ -1,0 +1,64 @@
+/*
+ * fennec — frames of the replication stream (proto/replication.proto).
+ *
+ * A frame is a 4-byte big-endian length, then that many bytes of one protobuf Frame message.
+ * Lengths above the reader's maximum are refused as soon as the 4 bytes arrive, before any
+ * of the body is buffered, so a peer cannot make a node hold more than MAX + 4 bytes of one
+ * frame. Pure code: no I/O, no threads, no clock; any thread, one reader per stream.
+ */
+#ifndef FENNEC_FRAME_H
+#define FENNEC_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "replication.pb-c.h"
+
+typedef Fennec__Replication__Frame frame_t;
+
+#define FRAME_HEADER_LEN  4
+#define FRAME_MAX_DEFAULT (16u << 20) /* bytes of message; a snapshot chunk is cut below it */
+
+/*
+ * Encodes F as one frame into a new buffer (*out, *len bytes; the caller frees it with
+ * free()). Errors: FENNEC_EMALFORMED when F fails frame_check() (ERR says why),
+ * FENNEC_ESPACE when the message is longer than MAX bytes, -ENOMEM.
+ */
+int frame_encode(const frame_t *f, size_t max, uint8_t **out, size_t *len, char *err,
+                 size_t errlen);
+
+/* An incremental reader: bytes in as they arrive, whole frames out. Caller-owned. */
+typedef struct frame_reader {
+    uint8_t *buf;
+    size_t start; /* where the unread bytes begin */
+    size_t len;   /* bytes held, from buf */
+    size_t cap;
+    size_t max; /* longest message accepted, bytes */
+    int error;  /* the first error; once set, the stream is unusable */
+} frame_reader_t;
+
+void frame_reader_init(frame_reader_t *r, size_t max);
+void frame_reader_deinit(frame_reader_t *r);
+
+/* Takes N bytes of the stream (copied). Errors: the reader's error if it has one, -ENOMEM. */
+int frame_reader_feed(frame_reader_t *r, const uint8_t *data, size_t n);
+
+/*
+ * The next whole frame in *out (free it with frame_free()), or *out NULL when more bytes are
+ * needed. Errors (the stream must then be closed; ERR says why): FENNEC_EMALFORMED for a
+ * length above the maximum, a message protobuf cannot decode, or one that fails
+ * frame_check(). The error sticks: later calls return it again.
+ */
+int frame_reader_next(frame_reader_t *r, frame_t **out, char *err, size_t errlen);
+
+void frame_free(frame_t *f);
+
+/*
+ * What protobuf does not check: a frame has a kind; an entry has an index > 0 and a payload;
+ * records have an owner that is a valid uncompressed wire name, a type other than 0 and
+ * rdata of at most 65535 bytes; zone names are valid names; nonces are 32 bytes and MACs 32
+ * bytes. Returns 0 or FENNEC_EMALFORMED with the first problem in ERR.
+ */
+int frame_check(const frame_t *f, char *err, size_t errlen);
+
+#endif

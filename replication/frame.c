@@ -1,0 +1,244 @@
+/*
+ * Frames of the replication stream: length-prefixed protobuf messages. The reader buffers at
+ * most one frame, refuses a length above its maximum before reading the body, and checks
+ * every decoded message with frame_check(), so what reaches the stream code is well formed.
+ */
+#include "fennec/frame.h"
+#include "fennec/common.h"
+#include "fennec/wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONCE_LEN 32
+#define MAC_LEN   32
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return FENNEC_EMALFORMED;
+}
+
+/* ---- checks ---- */
+
+static int check_zone(const char *zone, const char *what, char *err, size_t errlen)
+{
+    uint8_t wire[WIRE_NAME_MAX];
+    if (!zone || !zone[0] || wire_name_from_text(zone, wire) < 0)
+        return fail(err, errlen, "%s: invalid zone name", what);
+    return 0;
+}
+
+static int check_records(Fennec__Replication__Record *const *recs, size_t n, const char *what,
+                         char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Fennec__Replication__Record *r = recs[i];
+        if (!r->owner.data || wire_name_len(r->owner.data, r->owner.len) != (int)r->owner.len)
+            return fail(err, errlen, "%s[%zu]: the owner is not a wire name", what, i);
+        if (r->type == 0 || r->type > 0xFFFF)
+            return fail(err, errlen, "%s[%zu]: type %u", what, i, r->type);
+        if (r->rdata.len > 0xFFFF)
+            return fail(err, errlen, "%s[%zu]: rdata of %zu bytes", what, i, r->rdata.len);
+    }
+    return 0;
+}
+
+static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t errlen)
+{
+    if (e->index == 0)
+        return fail(err, errlen, "entry: index 0");
+    switch (e->payload_case) {
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_DIFF: {
+        const Fennec__Replication__ZoneDiff *d = e->zone_diff;
+        int rc = check_zone(d->zone, "zone diff", err, errlen);
+        if (rc == 0)
+            rc = check_records(d->removed, d->n_removed, "zone diff: removed", err, errlen);
+        if (rc == 0)
+            rc = check_records(d->added, d->n_added, "zone diff: added", err, errlen);
+        return rc;
+    }
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_WHOLE: {
+        const Fennec__Replication__ZoneWhole *w = e->zone_whole;
+        int rc = check_zone(w->zone, "whole zone", err, errlen);
+        return rc ? rc : check_records(w->records, w->n_records, "whole zone", err, errlen);
+    }
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_REMOVED:
+        return check_zone(e->zone_removed->zone, "zone removed", err, errlen);
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH:
+        return 0; /* YAML: the configuration checker judges it */
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_MEMBERSHIP:
+        for (size_t i = 0; i < e->membership->n_members; i++) {
+            const Fennec__Replication__Member *m = e->membership->members[i];
+            if (!m->id || !m->id[0] || !m->address || !m->address[0])
+                return fail(err, errlen, "membership: member %zu without id or address", i);
+        }
+        return 0;
+    default:
+        return fail(err, errlen, "entry %llu without a payload", (unsigned long long)e->index);
+    }
+}
+
+int frame_check(const frame_t *f, char *err, size_t errlen)
+{
+    switch (f->kind_case) {
+    case FENNEC__REPLICATION__FRAME__KIND_HELLO:
+        if (f->hello->version == 0)
+            return fail(err, errlen, "hello: version 0");
+        if (!f->hello->node_id || !f->hello->node_id[0])
+            return fail(err, errlen, "hello: no node id");
+        if (f->hello->nonce.len != NONCE_LEN)
+            return fail(err, errlen, "hello: a nonce of %zu bytes (want %d)", f->hello->nonce.len,
+                        NONCE_LEN);
+        return 0;
+    case FENNEC__REPLICATION__FRAME__KIND_PROOF:
+        if (f->proof->mac.len != MAC_LEN)
+            return fail(err, errlen, "proof: a MAC of %zu bytes (want %d)", f->proof->mac.len,
+                        MAC_LEN);
+        return 0;
+    case FENNEC__REPLICATION__FRAME__KIND_ENTRY:
+        return check_entry(f->entry, err, errlen);
+    case FENNEC__REPLICATION__FRAME__KIND_SNAPSHOT: {
+        const Fennec__Replication__SnapshotChunk *s = f->snapshot;
+        if (s->index == 0)
+            return fail(err, errlen, "snapshot: index 0");
+        if (s->zone && s->zone[0]) {
+            int rc = check_zone(s->zone, "snapshot", err, errlen);
+            if (rc)
+                return rc;
+        } else if (s->n_records) {
+            return fail(err, errlen, "snapshot: records without a zone");
+        }
+        return check_records(s->records, s->n_records, "snapshot", err, errlen);
+    }
+    case FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT:
+    case FENNEC__REPLICATION__FRAME__KIND_ACK:
+    case FENNEC__REPLICATION__FRAME__KIND_ERROR:
+        return 0;
+    default:
+        return fail(err, errlen, "a frame without a message");
+    }
+}
+
+/* ---- encoding ---- */
+
+int frame_encode(const frame_t *f, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+    int rc = frame_check(f, err, errlen);
+    if (rc)
+        return rc;
+    size_t n = fennec__replication__frame__get_packed_size(f);
+    if (n > max || n > UINT32_MAX) {
+        snprintf(err, errlen, "a frame of %zu bytes is over the maximum of %zu", n, max);
+        return FENNEC_ESPACE;
+    }
+    uint8_t *buf = malloc(FRAME_HEADER_LEN + n);
+    if (!buf)
+        return -ENOMEM;
+    wire_put_u32(buf, (uint32_t)n);
+    fennec__replication__frame__pack(f, buf + FRAME_HEADER_LEN);
+    *out = buf;
+    *len = FRAME_HEADER_LEN + n;
+    return 0;
+}
+
+/* ---- reading ---- */
+
+void frame_reader_init(frame_reader_t *r, size_t max)
+{
+    memset(r, 0, sizeof(*r));
+    r->max = max ? max : FRAME_MAX_DEFAULT;
+}
+
+void frame_reader_deinit(frame_reader_t *r)
+{
+    free(r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+int frame_reader_feed(frame_reader_t *r, const uint8_t *data, size_t n)
+{
+    if (r->error)
+        return r->error;
+    if (n == 0)
+        return 0;
+    if (r->start) {
+        memmove(r->buf, r->buf + r->start, r->len - r->start);
+        r->len -= r->start;
+        r->start = 0;
+    }
+    if (n > SIZE_MAX - r->len)
+        return -ENOMEM;
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n)
+            cap *= 2;
+        uint8_t *b = realloc(r->buf, cap);
+        if (!b)
+            return -ENOMEM;
+        r->buf = b;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, data, n);
+    r->len += n;
+    /* A length over the maximum is refused now, not once the body has been buffered. */
+    if (r->len >= FRAME_HEADER_LEN && wire_get_u32(r->buf) > r->max)
+        r->error = FENNEC_EMALFORMED;
+    return r->error;
+}
+
+int frame_reader_next(frame_reader_t *r, frame_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!r->buf && !r->error)
+        return 0; /* nothing fed yet */
+    const uint8_t *p = r->buf ? r->buf + r->start : NULL;
+    size_t have = r->len - r->start;
+    if (r->error) {
+        if (p && have >= FRAME_HEADER_LEN && wire_get_u32(p) > r->max)
+            return fail(err, errlen, "a frame of %u bytes is over the maximum of %zu",
+                        wire_get_u32(p), r->max);
+        return fail(err, errlen, "the stream had a bad frame before");
+    }
+    if (have < FRAME_HEADER_LEN)
+        return 0;
+    size_t n = wire_get_u32(p);
+    if (n > r->max) {
+        r->error = FENNEC_EMALFORMED;
+        return fail(err, errlen, "a frame of %zu bytes is over the maximum of %zu", n, r->max);
+    }
+    if (have - FRAME_HEADER_LEN < n)
+        return 0;
+    frame_t *f = fennec__replication__frame__unpack(NULL, n, p + FRAME_HEADER_LEN);
+    r->start += FRAME_HEADER_LEN + n;
+    if (!f) {
+        r->error = FENNEC_EMALFORMED;
+        return fail(err, errlen, "a frame of %zu bytes that is not a replication message", n);
+    }
+    int rc = frame_check(f, err, errlen);
+    if (rc) {
+        r->error = rc;
+        frame_free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+void frame_free(frame_t *f)
+{
+    if (f)
+        fennec__replication__frame__free_unpacked(f, NULL);
+}
