@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
     cmake gcc make pkg-config
     libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libknot-dev
-    libyaml-dev liburcu-dev libmicrohttpd-dev libjansson-dev libssl-dev
+    libyaml-dev liburcu-dev libmicrohttpd-dev libjansson-dev libssl-dev liblmdb-dev
     bind9-dnsutils
 )
 

@@ -30,7 +30,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 PACKAGES=(
     # build and runtime libraries (docs/dependencies.md says why each is there)
     libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libcmocka-dev
-    libknot-dev libyaml-dev liburcu-dev libmicrohttpd-dev libjansson-dev libssl-dev
+    libknot-dev libyaml-dev liburcu-dev libmicrohttpd-dev libjansson-dev libssl-dev liblmdb-dev
     # test and benchmark peers
     nsd knot knot-dnsutils bind9-dnsutils dnsperf python3-dnspython prometheus
     python3-prometheus-client
