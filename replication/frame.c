@@ -91,8 +91,44 @@ static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t er
     }
 }
 
+/*
+ * Whether MSG or any message inside it carries fields this version does not know. They are
+ * refused: both ends speak the version their hello names, and protobuf-c keeps unknown
+ * fields as they came, including ones (field number 0) that it would not decode again.
+ */
+static bool has_unknown_fields(const ProtobufCMessage *msg)
+{
+    if (msg->n_unknown_fields)
+        return true;
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)msg;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + fd->quantifier_offset);
+            const ProtobufCMessage *const *arr =
+                *(const ProtobufCMessage *const *const *)(base + fd->offset);
+            for (size_t k = 0; k < n; k++)
+                if (arr[k] && has_unknown_fields(arr[k]))
+                    return true;
+            continue;
+        }
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
+            continue; /* another member of the oneof is set */
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + fd->offset);
+        if (sub && has_unknown_fields(sub))
+            return true;
+    }
+    return false;
+}
+
 int frame_check(const frame_t *f, char *err, size_t errlen)
 {
+    if (has_unknown_fields(&f->base))
+        return fail(err, errlen, "a message with fields this version does not know");
     switch (f->kind_case) {
     case FENNEC__REPLICATION__FRAME__KIND_HELLO:
         if (f->hello->version == 0)

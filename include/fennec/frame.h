@@ -54,7 +54,8 @@ int frame_reader_next(frame_reader_t *r, frame_t **out, char *err, size_t errlen
 void frame_free(frame_t *f);
 
 /*
- * What protobuf does not check: a frame has a kind; an entry has an index > 0 and a payload;
+ * What protobuf does not check: no message carries fields this version does not know; a
+ * frame has a kind; an entry has an index > 0 and a payload;
  * records have an owner that is a valid uncompressed wire name, a type other than 0 and
  * rdata of at most 65535 bytes; zone names are valid names; nonces are 32 bytes and MACs 32
  * bytes. Returns 0 or FENNEC_EMALFORMED with the first problem in ERR.

@@ -261,6 +261,18 @@ static void test_bad_messages_refused(void **state)
     assert_int_equal(read_one(body, n, err, sizeof(err)), FENNEC_EMALFORMED);
     assert_non_null(strstr(err, "without a payload"));
 
+    /* A field this version does not know (field 15 beside an ack), and one with field
+     * number 0 inside a record: both refused. */
+    static const uint8_t unknown[] = {0x32, 0x02, 0x08, 0x07, 0x78, 0x01};
+    assert_int_equal(read_one(unknown, sizeof(unknown), err, sizeof(err)), FENNEC_EMALFORMED);
+    assert_non_null(strstr(err, "does not know"));
+    static const uint8_t zero_field[] = {
+        0x22, 0x35, 0x08, 0x09, 0x10, 0x01, 0x22, 0x0b, 'e',  'x',  'a',  'm',  'p',  'l',
+        'e',  '.',  'c',  'o',  'm',  0x28, 0x03, 0x30, 0x01, 0x3a, 0x1e, 0x0a, 0x11, 0x03,
+        'w',  'w',  'w',  0x07, 'e',  'x',  'a',  'm',  'p',  'l',  'e',  0x03, 'c',  'o',
+        'm',  0x00, 0x10, 0x01, 0x18, 0xac, 0x02, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01};
+    assert_int_equal(read_one(zero_field, sizeof(zero_field), err, sizeof(err)), FENNEC_EMALFORMED);
+
     /* Hello: a nonce of the wrong size, no node id. */
     Fennec__Replication__Hello hello = FENNEC__REPLICATION__HELLO__INIT;
     frame_t f = FENNEC__REPLICATION__FRAME__INIT;
