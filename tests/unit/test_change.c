@@ -24,6 +24,7 @@
 #include "fennec/cfg.h"
 #include "fennec/change.h"
 #include "fennec/common.h"
+#include "testutil.h"
 #include "fennec/wire.h"
 #include "fennec/zone.h"
 
@@ -683,8 +684,7 @@ static int setup(void **state)
 {
     (void)state;
     log_set_level(LOG_LEVEL_ERROR);
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fennec-test-change-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (testutil_tmpdir_make(g_dir, sizeof(g_dir), "change") != 0)
         return -1;
     snprintf(g_com_path, sizeof(g_com_path), "%s/com.zone", g_dir);
     g_zones[0] = (cfg_zone_t){.name = "example.com", .file = g_com_path};
@@ -701,9 +701,7 @@ static int teardown(void **state)
     (void)state;
     change_shutdown();
     zone_reader_unregister();
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return testutil_tmpdir_remove(g_dir);
 }
 
 int main(void)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fennec/common.h"
+#include "testutil.h"
 #include "fennec/journal.h"
 
 static char g_dir[256];
@@ -21,16 +22,13 @@ static char g_dir[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fennec-test-journal-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return testutil_tmpdir_make(g_dir, sizeof(g_dir), "journal");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return testutil_tmpdir_remove(g_dir);
 }
 
 static journal_t *open_ok(size_t max)

@@ -16,6 +16,7 @@
 
 #include "fennec/cfg.h"
 #include "fennec/common.h"
+#include "testutil.h"
 #include "fennec/wire.h"
 #include "fennec/zone.h"
 
@@ -440,16 +441,13 @@ static void set_mtime(const char *path, time_t sec)
 static int setup_dir(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fennec-test-zone-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return testutil_tmpdir_make(g_dir, sizeof(g_dir), "zone");
 }
 
 static int teardown_dir(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return testutil_tmpdir_remove(g_dir);
 }
 
 static void test_include(void **state)

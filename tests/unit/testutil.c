@@ -6,7 +6,10 @@
 
 #include <cmocka.h>
 
+#include <ftw.h>
 #include <libknot/packet/pkt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -89,4 +92,24 @@ void testutil_answer_parse(resp_t *r)
         }
     }
     assert_int_equal(pos, r->len); /* nothing after the last record */
+}
+
+int testutil_tmpdir_make(char *dir, size_t len, const char *name)
+{
+    if ((size_t)snprintf(dir, len, "/tmp/fennec-test-%s-XXXXXX", name) >= len)
+        return -1;
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int testutil_tmpdir_remove(const char *dir)
+{
+    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }

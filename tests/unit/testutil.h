@@ -56,4 +56,10 @@ void testutil_query_add_opt(qbuf_t *q, uint16_t payload, uint32_t ttlf);
  * libknot's parser, and fills in the header fields and records of R. At most 64 records. */
 void testutil_answer_parse(resp_t *r);
 
+/* A new empty folder /tmp/fennec-test-NAME-XXXXXX in DIR (LEN bytes); 0 or -1. */
+int testutil_tmpdir_make(char *dir, size_t len, const char *name);
+
+/* Removes DIR and everything in it; 0 or -1. */
+int testutil_tmpdir_remove(const char *dir);
+
 #endif
