@@ -28,6 +28,10 @@ const char *fennec_strerror(int code)
         return "already exists";
     case FENNEC_ENOTSUP:
         return "not supported";
+    case FENNEC_ETIMEOUT:
+        return "timed out";
+    case FENNEC_EDAMAGED:
+        return "stored data is damaged";
     default:
         break;
     }
@@ -83,4 +87,16 @@ uint64_t fennec_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t fennec_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+double fennec_wall_now(void)
+{
+    return (double)fennec_wall_ns() / 1e9;
 }

@@ -51,6 +51,13 @@ typedef enum change_kind {
     /* COUNT record changes applied to the served ZONE in order, all or none, with one step
      * of the SOA serial. A record edit is a batch of one. */
     CHANGE_EDIT = 3,
+    /* Node MEMBER_ID (1..63 of [A-Za-z0-9._-]) joins the cluster with its control endpoint
+     * MEMBER_ADDRESS (host:port), or changes its address: FENNEC_EEXISTS when it is a member
+     * with that address already. Primary only. */
+    CHANGE_MEMBER_ADD = 4,
+    /* Node MEMBER_ID leaves the cluster: FENNEC_ENOTFOUND when it is not a member. The
+     * primary itself cannot be removed (FENNEC_EMALFORMED). Primary only. */
+    CHANGE_MEMBER_REMOVE = 5,
 } change_kind_t;
 
 typedef struct change {
@@ -61,6 +68,8 @@ typedef struct change {
     const cfg_t *cfg;   /* LOAD, RELOAD: the configured zones, borrowed; unused by EDIT */
     bool validate_only; /* validate and stop: nothing is applied, no index is taken */
     const char *source; /* who asked, for the log ("start", "SIGHUP", "api"); may be NULL */
+    const char *member_id;      /* MEMBER_ADD, MEMBER_REMOVE */
+    const char *member_address; /* MEMBER_ADD */
 } change_t;
 
 typedef struct change_result {

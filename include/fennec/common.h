@@ -25,6 +25,8 @@ enum {
     FENNEC_ENOTFOUND,  /* no such object */
     FENNEC_EEXISTS,    /* object already exists */
     FENNEC_ENOTSUP,    /* feature not available */
+    FENNEC_ETIMEOUT,   /* waited as long as allowed */
+    FENNEC_EDAMAGED,   /* stored data is damaged (a journal, a snapshot) */
 };
 
 /* Text for a negative errno value or a FENNEC_E* code. Never returns NULL. */
@@ -59,5 +61,9 @@ void log_write(log_level_t level, const char *module, const char *fmt, ...)
 
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t fennec_now_ns(void);
+
+/* Wall clock (CLOCK_REALTIME): nanoseconds, and seconds as a double, since 1970. */
+uint64_t fennec_wall_ns(void);
+double fennec_wall_now(void);
 
 #endif

@@ -1,0 +1,160 @@
+/*
+ * fennec — replication state: what a node knows about the log and the other nodes, for the
+ * status contract (docs/replication.md, /v1/status "replication", /metrics, fennecctl lag,
+ * the status page). The stream code (primary and secondary) and the write path (change.c)
+ * report events here; the control endpoint reads consistent copies. One mutex inside; every
+ * function may be called from any thread and never blocks on I/O.
+ *
+ * Times: *_ns arguments are wall-clock nanoseconds since 1970 (commit times travel between
+ * nodes); NOW arguments are wall-clock seconds since 1970 as a double (fennec_now_wall()).
+ *
+ * Lag, per node, as the DESIGN's status contract has it:
+ *   entries_behind       = the primary's last index - the node's applied index (never < 0);
+ *   seconds_behind       = now - commit time of the oldest entry the node has not applied,
+ *                          0 when it has applied everything it knows of;
+ *   connected, last_contact_seconds: so that a stalled stream never reads as "0 behind".
+ */
+#ifndef FENNEC_REPL_H
+#define FENNEC_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REPL_ID_MAX   64 /* node id, NUL included: 1..63 of [A-Za-z0-9._-] */
+#define REPL_ADDR_MAX 80 /* host:port, NUL included */
+
+typedef enum repl_peer_state {
+    REPL_NEVER_CONNECTED = 0,
+    REPL_DISCONNECTED,
+    REPL_SNAPSHOT,    /* receiving (secondary) or being sent (primary) a snapshot */
+    REPL_CATCHING_UP, /* connected, more than one heartbeat's worth of entries behind */
+    REPL_STREAMING,   /* connected and following the log */
+} repl_peer_state_t;
+
+/* "never_connected", "disconnected", "snapshot", "catching_up", "streaming". */
+const char *repl_state_name(repl_peer_state_t st);
+
+/* A member of the cluster, as the log says (membership entries). */
+typedef struct repl_member {
+    char id[REPL_ID_MAX];
+    char address[REPL_ADDR_MAX]; /* the node's control endpoint */
+} repl_member_t;
+
+/* ---- set up ---------------------------------------------------------------------------- */
+
+/* This node: its id and role (true: primary). Called once at start, before the rest. */
+void repl_state_init(const char *node_id, bool primary, const char *primary_addr);
+
+/* Forgets everything (end of process, tests). */
+void repl_state_reset(void);
+
+/* ---- the log (both roles) ---------------------------------------------------------------- */
+
+/* Entry INDEX, committed by the primary at COMMIT_NS, is durable and applied here. Called by
+ * the write path for every entry in index order (a primary's own commits, a secondary's
+ * applied entries, the journal replayed at start). Keeps the commit times of the recent
+ * entries (at least the last 65536) for seconds_behind. */
+void repl_applied(uint64_t index, uint64_t commit_ns);
+
+/* A snapshot at INDEX was installed: every entry up to INDEX counts as applied. */
+void repl_applied_snapshot(uint64_t index, uint64_t commit_ns);
+
+/* The membership the log says now (a membership entry was applied; also at start). */
+int repl_members_set(const repl_member_t *members, size_t count);
+
+/* Copies the member list into a new array *OUT (free()), returns the count (0: *OUT NULL)
+ * or -ENOMEM. */
+int repl_members_get(repl_member_t **out);
+
+/* Whether ID is a member; its address into ADDRESS (REPL_ADDR_MAX bytes) when not NULL. */
+bool repl_member_find(const char *id, char *address);
+
+/* ---- primary: its view of each secondary --------------------------------------------------- */
+
+/* A stream from node ID was authenticated (CONNECTED true) or ended (false). */
+void repl_peer_connected(const char *id, bool connected, double now);
+
+/* What the stream to ID is doing (REPL_SNAPSHOT, REPL_CATCHING_UP, REPL_STREAMING). */
+void repl_peer_state_set(const char *id, repl_peer_state_t st);
+
+/* Node ID acknowledged that it applied everything up to APPLIED (any frame from it also
+ * counts as contact). */
+void repl_peer_ack(const char *id, uint64_t applied, double now);
+
+/* ---- secondary: its view of the primary ---------------------------------------------------- */
+
+/* The stream to the primary was authenticated (true) or ended (false). */
+void repl_primary_connected(bool connected, double now);
+
+/* What the stream from the primary is doing (REPL_SNAPSHOT, REPL_CATCHING_UP, REPL_STREAMING). */
+void repl_primary_state_set(repl_peer_state_t st);
+
+/* The primary said (heartbeat or entry) that its last index is INDEX, at its clock TIME_NS. */
+void repl_primary_seen(uint64_t index, uint64_t time_ns, double now);
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+typedef struct repl_node_status {
+    char id[REPL_ID_MAX];
+    char address[REPL_ADDR_MAX];
+    bool self; /* this node (a primary lists itself first) */
+    bool connected;
+    repl_peer_state_t state;
+    uint64_t applied_index;
+    uint64_t entries_behind;
+    double seconds_behind;
+    double last_contact_seconds; /* < 0: never */
+} repl_node_status_t;
+
+typedef struct repl_status {
+    bool primary;
+    char node_id[REPL_ID_MAX];
+    char primary_addr[REPL_ADDR_MAX]; /* secondary: cluster.primary */
+    uint64_t index;                   /* primary: its last index; secondary: its applied index */
+    double commit_time;               /* commit time of INDEX, seconds since 1970; 0: none */
+    /* secondary only: */
+    bool connected;
+    repl_peer_state_t state;
+    uint64_t applied_index;
+    uint64_t primary_index;
+    uint64_t entries_behind;
+    double seconds_behind;
+    double last_contact_seconds; /* < 0: never */
+    /* primary: every member but itself; secondary: empty. Owned: repl_status_free(). */
+    repl_node_status_t *nodes;
+    size_t node_count;
+} repl_status_t;
+
+/* A consistent copy of the state at NOW. Returns 0 or -ENOMEM. */
+int repl_status_get(repl_status_t *out, double now);
+void repl_status_free(repl_status_t *st);
+
+/*
+ * Waits until every connected secondary has acknowledged INDEX, at most TIMEOUT_MS.
+ * Returns 0 (all connected nodes have it; also when none is connected) or FENNEC_ETIMEOUT
+ * with the ids of the nodes still behind in LAGGING (LAGLEN bytes, may be 0). Blocks the
+ * calling thread only (a control connection's thread).
+ */
+int repl_wait_all(uint64_t index, uint32_t timeout_ms, char *lagging, size_t laglen);
+
+/* ---- lag history for the status page -------------------------------------------------------- */
+
+#define REPL_HISTORY_POINTS 120 /* one sample every 5 s: the last 10 minutes */
+
+typedef struct repl_history {
+    double start; /* time of the first sample, seconds since 1970 */
+    double step;  /* seconds between samples */
+    size_t points;
+    size_t series; /* one per node (primary: every member; secondary: itself) */
+    char (*ids)[REPL_ID_MAX];
+    double *seconds_behind; /* series × points, row-major; < 0: no sample (not connected) */
+} repl_history_t;
+
+/* Takes a sample now when the last one is at least step old (called by the control endpoint
+ * and the stream threads; cheap when no sample is due). */
+void repl_history_tick(double now);
+int repl_history_get(repl_history_t *out);
+void repl_history_free(repl_history_t *h);
+
+#endif
