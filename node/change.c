@@ -368,6 +368,9 @@ static void log_applied(const change_t *ch, const char *zone, const change_resul
                  res->zones, res->added, res->removed, res->failed, (unsigned long long)res->index,
                  source_of(ch));
         break;
+    case CHANGE_MEMBER_ADD:
+    case CHANGE_MEMBER_REMOVE:
+        break;
     }
 }
 
