@@ -200,6 +200,24 @@ size_t zone_record_count(const zone_t *zone)
     return zone->records;
 }
 
+const char *zone_source(const zone_t *zone, uint64_t *digest)
+{
+    if (digest)
+        *digest = zone->file_digest;
+    return zone->path;
+}
+
+int zone_source_set(zone_t *zone, const char *path, uint64_t digest)
+{
+    char *p = path ? strdup(path) : NULL;
+    if (path && !p)
+        return -ENOMEM;
+    free(zone->path);
+    zone->path = p;
+    zone->file_digest = digest;
+    return 0;
+}
+
 const zone_node_t *zone_apex(const zone_t *zone)
 {
     return zone->apex;

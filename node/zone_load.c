@@ -622,3 +622,77 @@ int zone_load_text(const char *origin, const char *text, size_t len, const char 
 {
     return zone_load(origin, NULL, text, len, name, out, err, errlen);
 }
+
+int zone_from_records(const char *origin, const zone_change_t *recs, size_t count, const char *name,
+                      zone_t **out, char *err, size_t errlen)
+{
+    int rc = 0;
+    loader_t ld = {.err = err, .errlen = errlen, .source = name};
+    uint8_t apex[WIRE_NAME_MAX];
+    char text[WIRE_NAME_TEXT_MAX];
+    if (err && errlen)
+        err[0] = 0;
+    int alen = wire_name_from_text(origin, apex);
+    if (alen < 0) {
+        loader_fail(&ld, name, 0, "invalid zone name \"%s\"", origin);
+        return ld.rc;
+    }
+    wire_name_lower(apex);
+    wire_name_to_text(apex, text);
+    zone_t *z = zone_version_new(text, apex, (size_t)alen, ZONE_PAGE_SLOTS);
+    if (!z)
+        return -ENOMEM;
+    z->store = calloc(1, sizeof(*z->store));
+    ld.recs = calloc(count ? count : 1, sizeof(*ld.recs));
+    if (!z->store || !ld.recs) {
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    atomic_init(&z->store->refs, 1);
+    ld.zone = z;
+    for (size_t i = 0; i < count; i++) {
+        const zone_change_t *c = &recs[i];
+        int olen = wire_name_len(c->owner, WIRE_NAME_MAX);
+        uint8_t *o = olen > 0 ? arena_alloc(&ld.tmp, (size_t)olen) : NULL;
+        if (olen < 0) {
+            loader_fail(&ld, name, 0, "record %zu: invalid owner name", i);
+            break;
+        }
+        if (!o) {
+            rc = -ENOMEM;
+            goto cleanup;
+        }
+        memcpy(o, c->owner, (size_t)olen);
+        wire_name_lower(o);
+        wire_name_to_text(o, text);
+        if (!wire_name_in(o, (size_t)olen, z->apex_wire, z->apex_len)) {
+            loader_fail(&ld, name, 0, "record %zu: %s is outside the zone %s", i, text, z->name);
+            break;
+        }
+        if (!zone_type_allowed(c->type) || !zone_rdata_fits(c->type, c->rdata, c->rdlen)) {
+            loader_fail(&ld, name, 0, "record %zu: %s type %u: not a record a zone can hold", i,
+                        text, c->type);
+            break;
+        }
+        ld.recs[ld.count++] = (rec_t){.owner = o,
+                                      .owner_len = (uint8_t)olen,
+                                      .type = c->type,
+                                      .ttl = c->ttl,
+                                      .rdata = c->rdata,
+                                      .rdlen = c->rdlen,
+                                      .line = i + 1,
+                                      .file = name};
+    }
+    rc = ld.rc ? ld.rc : zone_build(&ld);
+    if (rc == -ENOMEM)
+        snprintf(err, errlen, "%s: out of memory", name);
+cleanup:
+    arena_free(&ld.tmp);
+    free(ld.recs);
+    if (rc) {
+        zone_destroy(z);
+        return rc;
+    }
+    *out = z;
+    return 0;
+}

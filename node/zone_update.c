@@ -435,7 +435,8 @@ int zone_update_check(zone_update_t *up, uint8_t *broken, char *err, size_t errl
     if (!apex || draft_load(apex) != 0)
         return -ENOMEM;
     int rc = 0;
-    if (!up->soa_changed && (rc = bump_serial(up, apex)) != 0)
+    if (!up->soa_changed && !(up->flags & ZONE_UPDATE_KEEP_SERIAL) &&
+        (rc = bump_serial(up, apex)) != 0)
         return rc;
     if ((rc = settle(up)) != 0)
         return rc;
@@ -538,16 +539,16 @@ int zone_edit(zone_t *old, const zone_change_t *changes, size_t count, zone_t **
     return zone_update_commit(up, out, err, errlen);
 }
 
-/* ---- reload as a difference ---- */
+/* ---- differences between versions ---- */
 
 typedef struct diff {
-    zone_update_t *up;
+    zone_diff_fn fn; /* receives each record of the difference; NULL: only count */
+    void *arg;
     const zone_t *other; /* the zone the walked one is compared with */
-    bool adding;         /* walking the file's zone: add what the served one lacks */
+    bool adding;         /* walking the newer zone: what the other one lacks is added */
+    bool soa;            /* the SOA RRset takes part */
     size_t count;
     int rc;
-    char *err;
-    size_t errlen;
 } diff_t;
 
 static int diff_record(diff_t *df, const zone_node_t *n, const zone_rrset_t *rs, const uint8_t *p)
@@ -559,7 +560,7 @@ static int diff_record(diff_t *df, const zone_node_t *n, const zone_rrset_t *rs,
                         .rdata = p + 2,
                         .rdlen = wire_get_u16(p)};
     df->count++;
-    return df->up ? zone_update_apply(df->up, &ch, df->err, df->errlen) : 0;
+    return df->fn ? df->fn(&ch, df->arg) : 0;
 }
 
 /* Whether the record at P (rdlen + rdata) is in RS. */
@@ -577,14 +578,14 @@ static bool rrset_has(const zone_rrset_t *rs, const uint8_t *p)
 }
 
 /* For one node of the walked zone: its records the other zone lacks (all of an RRset whose
- * TTL differs) are removed from the served zone, or added from the file's. SOA is apart. */
+ * TTL differs), as removed (walking the older zone) or added (the newer one). */
 static int diff_node(const zone_node_t *n, void *arg)
 {
     diff_t *df = arg;
     const zone_node_t *o = zone_node_find(df->other, n->name, n->name_len);
     for (unsigned s = 0; s < n->rrset_count; s++) {
         const zone_rrset_t *rs = &n->rrsets[s];
-        if (rs->type == WIRE_TYPE_SOA)
+        if (rs->type == WIRE_TYPE_SOA && !df->soa)
             continue;
         const zone_rrset_t *ors = o ? zone_node_rrset(o, rs->type) : NULL;
         if (ors && ors->ttl == rs->ttl && ors->len == rs->len &&
@@ -602,20 +603,96 @@ static int diff_node(const zone_node_t *n, void *arg)
     return 0;
 }
 
-/* Walks the difference between SERVED and F: what F no longer has, then what F has new.
- * With UP, applies it (deletes, then adds); without, only counts. */
-static int reload_diff(const zone_t *served, const zone_t *f, zone_update_t *up, size_t *removed,
-                       size_t *added, char *err, size_t errlen)
+/*
+ * Calls diff_node() for every node of A that may differ from B. Versions of one line share
+ * the index pages they did not write, and nodes are immutable: where A and B have the same
+ * page, or the same node in a slot, nothing differs, so only written pages are read. Indexes
+ * of different sizes (a resize, another line) are walked in full.
+ */
+static void diff_walk(const zone_t *a, const zone_t *b, diff_t *df)
 {
-    diff_t df = {.up = up, .other = f, .adding = false, .err = err, .errlen = errlen};
-    zone_node_walk(served, diff_node, &df);
+    if (a->mask != b->mask) {
+        zone_node_walk(a, diff_node, df);
+        return;
+    }
+    uint32_t npages = zone_slots(a) >> ZONE_PAGE_SHIFT;
+    for (uint32_t p = 0; p < npages && df->rc == 0; p++) {
+        const uint64_t *pa = a->pages[p], *pb = b->pages[p];
+        if (pa == pb)
+            continue;
+        for (uint32_t i = 0; i < ZONE_PAGE_SLOTS && df->rc == 0; i++)
+            if (pa[i] && (pa[i] & ZONE_SLOT_PTR) != (pb[i] & ZONE_SLOT_PTR))
+                diff_node(zone_slot_node(pa[i]), df);
+    }
+}
+
+/* Walks the difference between FROM and TO: what TO no longer has, then what TO has new. */
+static int diff_run(const zone_t *from, const zone_t *to, bool soa, zone_diff_fn fn, void *arg,
+                    size_t *removed, size_t *added)
+{
+    diff_t df = {.fn = fn, .arg = arg, .other = to, .adding = false, .soa = soa};
+    diff_walk(from, to, &df);
     *removed = df.count;
     if (df.rc)
         return df.rc;
-    df = (diff_t){.up = up, .other = served, .adding = true, .err = err, .errlen = errlen};
-    zone_node_walk(f, diff_node, &df);
+    df = (diff_t){.fn = fn, .arg = arg, .other = from, .adding = true, .soa = soa};
+    diff_walk(to, from, &df);
     *added = df.count;
     return df.rc;
+}
+
+int zone_diff(const zone_t *from, const zone_t *to, zone_diff_fn fn, void *arg)
+{
+    size_t removed, added;
+    return diff_run(from, to, true, fn, arg, &removed, &added);
+}
+
+typedef struct records_walk {
+    zone_diff_fn fn;
+    void *arg;
+    int rc;
+} records_walk_t;
+
+static int records_node(const zone_node_t *n, void *arg)
+{
+    records_walk_t *w = arg;
+    for (unsigned s = 0; s < n->rrset_count; s++) {
+        const zone_rrset_t *rs = &n->rrsets[s];
+        const uint8_t *p = rs->data;
+        for (unsigned k = 0; k < rs->count; k++) {
+            zone_change_t ch = {.add = true,
+                                .owner = n->name,
+                                .type = rs->type,
+                                .ttl = rs->ttl,
+                                .rdata = p + 2,
+                                .rdlen = wire_get_u16(p)};
+            if ((w->rc = w->fn(&ch, w->arg)) != 0)
+                return 1;
+            p += 2u + wire_get_u16(p);
+        }
+    }
+    return 0;
+}
+
+int zone_records(const zone_t *zone, zone_diff_fn fn, void *arg)
+{
+    records_walk_t w = {.fn = fn, .arg = arg};
+    zone_node_walk(zone, records_node, &w);
+    return w.rc;
+}
+
+static int apply_to_update(const zone_change_t *ch, void *arg)
+{
+    void **a = arg;
+    return zone_update_apply(a[0], ch, a[1], *(size_t *)a[2]);
+}
+
+/* The reload difference between SERVED and F (the SOA apart): applied to UP, or counted. */
+static int reload_diff(const zone_t *served, const zone_t *f, zone_update_t *up, size_t *removed,
+                       size_t *added, char *err, size_t errlen)
+{
+    void *a[3] = {up, err, &errlen};
+    return diff_run(served, f, false, up ? apply_to_update : NULL, a, removed, added);
 }
 
 int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,

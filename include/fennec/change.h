@@ -65,9 +65,9 @@ typedef struct change {
     const char *zone;             /* RELOAD, EDIT: apex, any case, trailing dot allowed */
     const zone_change_t *changes; /* EDIT: COUNT changes (at least one), borrowed */
     size_t count;
-    const cfg_t *cfg;   /* LOAD, RELOAD: the configured zones, borrowed; unused by EDIT */
-    bool validate_only; /* validate and stop: nothing is applied, no index is taken */
-    const char *source; /* who asked, for the log ("start", "SIGHUP", "api"); may be NULL */
+    const cfg_t *cfg;           /* LOAD, RELOAD: the configured zones, borrowed; unused by EDIT */
+    bool validate_only;         /* validate and stop: nothing is applied, no index is taken */
+    const char *source;         /* who asked, for the log ("start", "SIGHUP", "api"); may be NULL */
     const char *member_id;      /* MEMBER_ADD, MEMBER_REMOVE */
     const char *member_address; /* MEMBER_ADD */
 } change_t;

@@ -114,7 +114,8 @@ typedef struct zone_change {
 typedef struct zone_update zone_update_t;
 
 enum {
-    ZONE_UPDATE_SOA = 1 << 0, /* SOA may be changed; the serial is then the caller's */
+    ZONE_UPDATE_SOA = 1 << 0,         /* SOA may be changed; the serial is then the caller's */
+    ZONE_UPDATE_KEEP_SERIAL = 1 << 1, /* the serial never moves by itself (replaying a diff) */
 };
 
 int zone_update_begin(zone_t *base, unsigned flags, zone_update_t **out, char *err, size_t errlen);
@@ -156,6 +157,37 @@ typedef struct zone_reload_stats {
  */
 int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
                      char *err, size_t errlen);
+
+/*
+ * Differences and contents, for the journal. FN receives one record at a time as a change
+ * (borrowed for the call; add true: the record is in the newer zone only); a non-zero return
+ * stops the walk and is returned.
+ *
+ * zone_diff(): what FROM has and TO lacks (removed), then what TO has and FROM lacks (added),
+ * SOA included; an RRset whose TTL differs is removed and added whole. Applied to FROM with
+ * ZONE_UPDATE_SOA | ZONE_UPDATE_KEEP_SERIAL (deletes, then adds) it gives TO's records. Costs
+ * in proportion to the index pages that differ when TO descends from FROM (or the reverse),
+ * else to both zones' sizes.
+ * zone_records(): every record of ZONE (add true), in no particular order.
+ */
+typedef int (*zone_diff_fn)(const zone_change_t *ch, void *arg);
+int zone_diff(const zone_t *from, const zone_t *to, zone_diff_fn fn, void *arg);
+int zone_records(const zone_t *zone, zone_diff_fn fn, void *arg);
+
+/*
+ * A zone ORIGIN (text) made of RECS[0..COUNT) (owner, type, ttl, rdata; ADD ignored), checked
+ * as a zone file's records are (inside the zone, class IN types, rdata form, zone rules,
+ * SOA and NS at the apex); NAME is used in messages ("NAME: record I: what"). Same errors as
+ * zone_load_text().
+ */
+int zone_from_records(const char *origin, const zone_change_t *recs, size_t count, const char *name,
+                      zone_t **out, char *err, size_t errlen);
+
+/* The zone file this version's line last loaded (PATH, NULL for none) and the digest of its
+ * records: what a reload compares the file with. Set on a version nobody else holds yet
+ * (one restored from the journal). */
+const char *zone_source(const zone_t *zone, uint64_t *digest);
+int zone_source_set(zone_t *zone, const char *path, uint64_t digest);
 
 /* Reference counting: a new zone has one reference. zone_unref(NULL) is a no-op. */
 void zone_ref(zone_t *zone);

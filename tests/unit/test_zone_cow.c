@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <libzscanner/scanner.h>
 #include <stdbool.h>
@@ -255,6 +256,7 @@ typedef struct run {
     version_t old[KEEP]; /* a ring; set NULL when empty */
     unsigned old_next;
     version_t scratch;
+    version_t replica; /* a second line, kept equal by applying zone_diff() of each edit */
     query_ctx_t *ctx;
     char batch[16384]; /* the batch being applied, for messages */
     /* what was checked */
@@ -421,6 +423,80 @@ static void version_recheck(run_t *r, const version_t *v, uint64_t names, const 
     version_expect(r, &again, v, names, label);
 }
 
+/* What a journal entry holds: removed and added records, copied. */
+typedef struct diff_copy {
+    zone_change_t ch[4096];
+    uint8_t owner[4096][WIRE_NAME_MAX];
+    uint8_t rdata[4096][600];
+    size_t n;
+    bool adds_started, order_broken;
+} diff_copy_t;
+
+static int diff_copy_one(const zone_change_t *c, void *arg)
+{
+    diff_copy_t *d = arg;
+    if (d->n == 4096 || c->rdlen > 600)
+        return -ENOSPC;
+    if (c->add)
+        d->adds_started = true;
+    else if (d->adds_started)
+        d->order_broken = true;
+    int l = wire_name_len(c->owner, WIRE_NAME_MAX);
+    memcpy(d->owner[d->n], c->owner, (size_t)l);
+    memcpy(d->rdata[d->n], c->rdata, c->rdlen);
+    d->ch[d->n] = *c;
+    d->ch[d->n].owner = d->owner[d->n];
+    d->ch[d->n].rdata = d->rdata[d->n];
+    d->n++;
+    return 0;
+}
+
+static diff_copy_t g_diff, g_whole;
+
+/*
+ * A replica follows by differences, as a secondary does: zone_diff(OLD, NEW) applied to the
+ * replica's newest version (another line, loaded on its own) must answer exactly as NEW; and
+ * NEW rebuilt from its records (zone_records(), zone_from_records()) too.
+ */
+static void run_replicate(run_t *r, const zone_t *old, const zone_t *z)
+{
+    char err[512];
+    g_diff.n = 0;
+    g_diff.adds_started = g_diff.order_broken = false;
+    if (zone_diff(old, z, diff_copy_one, &g_diff) != 0)
+        run_fail(r, "zone_diff failed");
+    if (g_diff.order_broken)
+        run_fail(r, "zone_diff gave a removed record after an added one");
+    zone_t *base = (zone_t *)zone_set_at(r->replica.set, 0), *next = NULL;
+    zone_update_t *up = NULL;
+    int rc =
+        zone_update_begin(base, ZONE_UPDATE_SOA | ZONE_UPDATE_KEEP_SERIAL, &up, err, sizeof(err));
+    for (size_t i = 0; rc == 0 && i < g_diff.n; i++)
+        rc = zone_update_apply(up, &g_diff.ch[i], err, sizeof(err));
+    rc = rc ? (zone_update_abort(up), rc) : zone_update_commit(up, &next, err, sizeof(err));
+    if (rc != 0)
+        run_fail(r, "the difference (%zu records) does not apply to the replica: %s", g_diff.n,
+                 err);
+    if (zone_serial(next) != zone_serial(z) || zone_record_count(next) != zone_record_count(z))
+        run_fail(r, "replica: serial %u, %zu records; primary: serial %u, %zu records",
+                 zone_serial(next), zone_record_count(next), zone_serial(z), zone_record_count(z));
+    zone_set_free(r->replica.set);
+    r->replica.set = set_of(next);
+    version_ask(r, &r->replica, ALL_NAMES);
+    version_expect(r, &r->replica, &r->cur, ALL_NAMES, "the replica following by differences");
+
+    g_whole.n = 0;
+    if (zone_records(z, diff_copy_one, &g_whole) != 0 || g_whole.n != zone_record_count(z))
+        run_fail(r, "zone_records gave %zu of %zu records", g_whole.n, zone_record_count(z));
+    zone_t *w = NULL;
+    if (zone_from_records(ORIGIN, g_whole.ch, g_whole.n, "entry", &w, err, sizeof(err)) != 0)
+        run_fail(r, "the zone's own records do not make a zone: %s", err);
+    zone_set_free(r->scratch.set);
+    r->scratch.set = set_of(w);
+    version_ask(r, &r->scratch, ALL_NAMES);
+    version_expect(r, &r->scratch, &r->cur, ALL_NAMES, "the zone rebuilt from its records");
+}
+
 /* Loads the model from scratch into r->scratch and expects R's current version to answer
  * exactly as it does. */
 static void run_compare_scratch(run_t *r)
@@ -462,12 +538,16 @@ static void run_init(run_t *r, uint64_t seed, uint32_t serial, bool ttl_rule)
     assert_non_null(r->ctx);
     version_alloc(&r->cur);
     version_alloc(&r->scratch);
+    version_alloc(&r->replica);
     char err[512];
     zone_t *z = NULL;
     model_text(&r->model, serial, g_text, sizeof(g_text));
     if (zone_load_text(ORIGIN, g_text, strlen(g_text), "start.zone", &z, err, sizeof(err)))
         fail_msg("%s", err);
     r->cur.set = set_of(z);
+    if (zone_load_text(ORIGIN, g_text, strlen(g_text), "start.zone", &z, err, sizeof(err)))
+        fail_msg("%s", err);
+    r->replica.set = set_of(z);
     version_ask(r, &r->cur, ALL_NAMES);
     run_tally(r);
 }
@@ -484,6 +564,7 @@ static void run_deinit(run_t *r)
     }
     version_release(&r->cur);
     version_release(&r->scratch);
+    version_release(&r->replica);
     query_ctx_free(r->ctx);
 }
 
@@ -584,6 +665,7 @@ static int run_edit(run_t *r, const edit_t *e, size_t n, char *err, size_t errle
     version_recheck(r, slot, ALL_NAMES, "the version replaced");
     version_ask(r, &r->cur, ALL_NAMES);
     run_tally(r);
+    run_replicate(r, zone_set_at(slot->set, 0), z);
     run_compare_scratch(r);
     return 0;
 }
