@@ -1,12 +1,21 @@
 /*
- * The one write path (see change.h). The writer lock is held from the moment the served set
- * is read until the next one is published, so two changes never start from the same version
- * and lose each other's work. Validation builds the complete next zone set before anything
- * is published: the apply step only numbers and publishes it and cannot fail, which is where
- * a journal commit will go.
+ * The one write path (see change.h). Three locks, always taken in this order:
+ *   g_writer  the tip: the zones and members of the newest accepted change, its index; held
+ *             from reading the tip to enqueuing the change built on it, so two changes never
+ *             start from the same version;
+ *   g_queue   the changes waiting for the committer, and the ones it refused;
+ *   g_pub     what is published: its index, commit time and members (for snapshots).
+ * The committer never takes g_writer: when a journal commit fails it refuses that group and
+ * everything queued behind it and leaves the versions built for them on g_failed; the next
+ * holder of g_writer drops them (newest first) and starts again from what is published.
  */
 #include "fennec/change.h"
 #include "fennec/common.h"
+#include "fennec/entry.h"
+#include "fennec/frame.h"
+#include "fennec/journal.h"
+#include "fennec/repl.h"
+#include "fennec/snapshot.h"
 #include "fennec/wire.h"
 
 #include <errno.h>
@@ -17,35 +26,88 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MOD "change"
 
-static pthread_mutex_t g_writer = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic uint64_t g_index;
+#define SNAPSHOT_EVERY_DEFAULT 10000
+#define JOURNAL_KEEP_DEFAULT   10000
 
-/* Where a validated change leads: the next set, ready to publish. */
-typedef struct next {
-    zone_t **zones; /* the next set's zones, one reference each */
+/* One change on its way to the journal: its entries and the zone set they lead to. */
+typedef struct item {
+    struct item *next;
+    journal_rec_t *recs; /* the entries, their bytes owned */
+    uint64_t *commit_ns;
+    size_t nrecs;
+    zone_set_t *set; /* the set to publish once committed; NULL: the zones did not change */
+    zone_t **zones;  /* the set's zones, one reference each */
+    bool *created;   /* zones[i] was built for this change (discarded if it fails) */
     size_t count;
-    bool changed; /* the next set differs from the served one */
-    zone_set_t *set;
+    repl_member_t *members; /* the member list after it, when it changed it; owned */
+    size_t member_count;
+    bool members_changed;
+    /* the outcome, under g_queue */
+    bool has_waiter; /* a caller waits for it: it frees the item once it collected the code */
+    bool collected;
+    bool dropped; /* its versions were dropped after a failure; the waiter frees it */
+    bool done;
+    int rc;
+    char err[256];
+} item_t;
+
+typedef struct tip {
+    zone_t **zones; /* one reference each */
+    size_t count;
+    repl_member_t *members;
+    size_t member_count;
+    uint64_t index;
+    bool none; /* no set was ever published */
+} tip_t;
+
+static pthread_mutex_t g_writer = PTHREAD_MUTEX_INITIALIZER;
+static tip_t g_tip = {.none = true};
+static bool g_tip_valid; /* g_tip reflects the published state or builds on it */
+
+static pthread_mutex_t g_queue = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_queue_cond = PTHREAD_COND_INITIALIZER; /* work for the committer */
+static pthread_cond_t g_done_cond = PTHREAD_COND_INITIALIZER;  /* an item is done */
+static item_t *g_head, *g_tail;                                /* waiting */
+static item_t *g_failed; /* refused by a failed commit, newest first, not yet dropped */
+static bool g_busy;      /* the committer is working on a group */
+static bool g_stop;
+
+static pthread_mutex_t g_pub = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t g_index;
+static uint64_t g_commit_ns;
+static repl_member_t *g_pub_members;
+static size_t g_pub_member_count;
+
+/* The journal, once change_open() ran. */
+static journal_t *g_journal;
+static char *g_dir;
+static char *g_node_id;
+static bool g_primary = true;
+static uint64_t g_snapshot_every = SNAPSHOT_EVERY_DEFAULT;
+static uint64_t g_journal_keep = JOURNAL_KEEP_DEFAULT;
+static pthread_t g_committer, g_snapshotter;
+static bool g_threads;
+static uint64_t g_snapshot_index;                             /* under g_pub */
+static pthread_cond_t g_snap_cond = PTHREAD_COND_INITIALIZER; /* with g_pub */
+static bool g_snap_wanted;
+static void (*g_hook)(uint64_t, void *);
+static void *g_hook_arg;
+
+/* Statistics, under g_pub. */
+static const double g_fsync_le[CHANGE_FSYNC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0};
+static change_journal_stats_t g_stats;
+
+/* Where a validated change leads: the next zones, ready to become a set. */
+typedef struct next {
+    zone_t **zones; /* one reference each */
+    size_t count;
+    bool changed; /* the next zones differ from the tip's */
 } next_t;
-
-/* Drops N. Versions built for it that were not published (a refusal, a validation only)
- * are discarded, so that the served version they were built from takes the next change. */
-static void next_deinit(next_t *n, bool published)
-{
-    zone_set_free(n->set);
-    for (size_t i = 0; i < n->count; i++) {
-        if (published)
-            zone_unref(n->zones[i]);
-        else
-            zone_discard(n->zones[i]);
-    }
-    free(n->zones);
-    memset(n, 0, sizeof(*n));
-}
-
 static void say(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -78,29 +140,12 @@ static size_t zones_find(zone_t *const *zones, size_t count, const char *canon)
     return SIZE_MAX;
 }
 
-/* The served zones, one reference each, into *ZONES (free() the array); *NONE tells that no
- * set is published at all. Under the writer lock the served set cannot change; the read
- * section only follows the RCU protocol. */
-static int served_take(zone_t ***zones, size_t *count, bool *none)
+static bool zones_has(zone_t *const *zones, size_t count, const zone_t *z)
 {
-    zone_read_lock();
-    const zone_set_t *cur = zone_set_current();
-    *none = cur == NULL;
-    size_t n = zone_set_count(cur);
-    zone_t **z = calloc(n + 1, sizeof(*z));
-    if (z) {
-        for (size_t i = 0; i < n; i++) {
-            /* The cast only reaches the reference count of an immutable zone. */
-            z[i] = (zone_t *)zone_set_at(cur, i);
-            zone_ref(z[i]);
-        }
-    }
-    zone_read_unlock();
-    if (!z)
-        return -ENOMEM;
-    *zones = z;
-    *count = n;
-    return 0;
+    for (size_t i = 0; i < count; i++)
+        if (zones[i] == z)
+            return true;
+    return false;
 }
 
 static void zones_free(zone_t **zones, size_t count)
@@ -108,6 +153,25 @@ static void zones_free(zone_t **zones, size_t count)
     for (size_t i = 0; zones && i < count; i++)
         zone_unref(zones[i]);
     free(zones);
+}
+
+/* Drops zones that were built for a change that will not be published: those not in BASE
+ * are discarded (their base version takes updates again), the others unreferenced. */
+static void zones_drop(zone_t **zones, size_t count, zone_t *const *base, size_t nbase)
+{
+    for (size_t i = count; zones && i-- > 0;) {
+        if (zones_has(base, nbase, zones[i]))
+            zone_unref(zones[i]);
+        else
+            zone_discard(zones[i]);
+    }
+    free(zones);
+}
+
+static void next_drop(next_t *n)
+{
+    zones_drop(n->zones, n->count, g_tip.zones, g_tip.count);
+    memset(n, 0, sizeof(*n));
 }
 
 static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *canon)
@@ -333,8 +397,6 @@ static int validate_edit(const change_t *ch, const char *canon, zone_t **served,
     return rc;
 }
 
-/* ---- apply ------------------------------------------------------------------------------- */
-
 static void log_applied(const change_t *ch, const char *zone, const change_result_t *res)
 {
     switch (ch->kind) {
@@ -374,25 +436,650 @@ static void log_applied(const change_t *ch, const char *zone, const change_resul
     }
 }
 
+/* ---- the tip ----------------------------------------------------------------------------- */
+
+static void members_free_copy(repl_member_t **m, size_t *n)
+{
+    free(*m);
+    *m = NULL;
+    *n = 0;
+}
+
+static int members_copy(const repl_member_t *src, size_t n, repl_member_t **out)
+{
+    *out = calloc(n ? n : 1, sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    if (n)
+        memcpy(*out, src, n * sizeof(**out));
+    return 0;
+}
+
+static void tip_clear(void)
+{
+    zones_free(g_tip.zones, g_tip.count);
+    members_free_copy(&g_tip.members, &g_tip.member_count);
+    g_tip.zones = NULL;
+    g_tip.count = 0;
+}
+
+/* The tip becomes what is published (after a failed commit, or at first use). */
+static int tip_from_published(void)
+{
+    tip_clear();
+    zone_read_lock();
+    const zone_set_t *cur = zone_set_current();
+    size_t n = zone_set_count(cur);
+    zone_t **z = calloc(n + 1, sizeof(*z));
+    for (size_t i = 0; z && i < n; i++) {
+        /* The cast only reaches the reference count of an immutable zone. */
+        z[i] = (zone_t *)zone_set_at(cur, i);
+        zone_ref(z[i]);
+    }
+    g_tip.none = cur == NULL;
+    zone_read_unlock();
+    if (!z)
+        return -ENOMEM;
+    g_tip.zones = z;
+    g_tip.count = n;
+    pthread_mutex_lock(&g_pub);
+    int rc = members_copy(g_pub_members, g_pub_member_count, &g_tip.members);
+    g_tip.member_count = rc == 0 ? g_pub_member_count : 0;
+    g_tip.index = atomic_load(&g_index);
+    pthread_mutex_unlock(&g_pub);
+    g_tip_valid = rc == 0;
+    return rc;
+}
+
+static void item_free(item_t *it)
+{
+    if (!it)
+        return;
+    for (size_t i = 0; i < it->nrecs; i++)
+        free((void *)it->recs[i].data);
+    free(it->recs);
+    free(it->commit_ns);
+    zone_set_free(it->set);
+    free(it->members);
+    free(it->zones);
+    free(it->created);
+    free(it);
+}
+
+/* Drops the changes a failed commit refused, newest first, and starts again from what is
+ * published. Under g_writer. */
+static void failed_drop(void)
+{
+    pthread_mutex_lock(&g_queue);
+    item_t *f = g_failed;
+    g_failed = NULL;
+    pthread_mutex_unlock(&g_queue);
+    if (!f && g_tip_valid)
+        return;
+    tip_clear(); /* the tip holds the newest versions: let them go first */
+    for (item_t *it = f, *nx; it; it = nx) {
+        nx = it->next;
+        zone_set_free(it->set);
+        it->set = NULL;
+        for (size_t i = it->count; i-- > 0;) {
+            if (it->created[i])
+                zone_discard(it->zones[i]);
+            else
+                zone_unref(it->zones[i]);
+        }
+        it->count = 0;
+        pthread_mutex_lock(&g_queue);
+        bool keep = it->has_waiter && !it->collected;
+        it->dropped = true;
+        pthread_mutex_unlock(&g_queue);
+        if (!keep)
+            item_free(it);
+    }
+    if (tip_from_published() != 0)
+        log_error(MOD, "out of memory reading the served zones");
+}
+
+/* Takes the writer lock with the tip ready to build on. */
+static int writer_lock(void)
+{
+    pthread_mutex_lock(&g_writer);
+    failed_drop();
+    return g_tip_valid ? 0 : -ENOMEM;
+}
+
+/* ---- committing -------------------------------------------------------------------------- */
+
+static void stats_fsync(double seconds, size_t entries, bool ok)
+{
+    g_stats.groups++;
+    if (!ok) {
+        g_stats.failures++;
+        return;
+    }
+    g_stats.entries += entries;
+    g_stats.count++;
+    g_stats.sum += seconds;
+    for (unsigned b = 0; b < CHANGE_FSYNC_BUCKETS; b++)
+        if (seconds <= g_fsync_le[b])
+            g_stats.bucket[b]++;
+}
+
+/*
+ * Commits the items of LIST (in order) in one journal transaction and publishes the last
+ * set; or refuses them all. Returns the journal's code. The caller then marks them done.
+ */
+static int commit_group(item_t *list, char *err, size_t errlen)
+{
+    size_t n = 0;
+    for (item_t *it = list; it; it = it->next)
+        n += it->nrecs;
+    int rc = 0;
+    uint64_t t0 = fennec_now_ns();
+    if (g_journal && n) {
+        journal_rec_t *recs = malloc(n * sizeof(*recs));
+        if (!recs)
+            return -ENOMEM;
+        size_t k = 0;
+        for (item_t *it = list; it; it = it->next)
+            for (size_t i = 0; i < it->nrecs; i++)
+                recs[k++] = it->recs[i];
+        rc = journal_append(g_journal, recs, n, err, errlen);
+        free(recs);
+    }
+    double secs = (double)(fennec_now_ns() - t0) / 1e9;
+    pthread_mutex_lock(&g_pub);
+    if (g_journal)
+        stats_fsync(secs, n, rc == 0);
+    pthread_mutex_unlock(&g_pub);
+    if (rc != 0) {
+        log_error(MOD, "%s; the change is refused", err);
+        return rc;
+    }
+
+    /* Publish the newest set; the ones before it were never seen. */
+    item_t *last_set = NULL, *last_members = NULL;
+    uint64_t last = 0, last_ns = 0;
+    for (item_t *it = list; it; it = it->next) {
+        if (it->set)
+            last_set = it;
+        if (it->members_changed)
+            last_members = it;
+        for (size_t i = 0; i < it->nrecs; i++) {
+            last = it->recs[i].index;
+            last_ns = it->commit_ns[i];
+            repl_applied(last, last_ns);
+        }
+    }
+    if (last_members)
+        repl_members_set(last_members->members, last_members->member_count);
+    pthread_mutex_lock(&g_pub);
+    if (last_set) {
+        zone_set_publish(last_set->set);
+        last_set->set = NULL;
+    }
+    if (last_members) {
+        free(g_pub_members);
+        g_pub_members = last_members->members;
+        g_pub_member_count = last_members->member_count;
+        last_members->members = NULL;
+    }
+    if (last) {
+        atomic_store(&g_index, last);
+        g_commit_ns = last_ns;
+    }
+    bool snap = g_dir && last >= g_snapshot_index + g_snapshot_every;
+    if (snap && !g_snap_wanted) {
+        g_snap_wanted = true;
+        pthread_cond_signal(&g_snap_cond);
+    }
+    pthread_mutex_unlock(&g_pub);
+    for (item_t *it = list; it; it = it->next) {
+        zone_set_free(it->set); /* superseded in the same group */
+        it->set = NULL;
+        zones_free(it->zones, it->count);
+        it->zones = NULL;
+        it->count = 0;
+    }
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    (void)arg;
+    zone_reader_register();
+    pthread_mutex_lock(&g_queue);
+    for (;;) {
+        while (!g_head && !g_stop)
+            pthread_cond_wait(&g_queue_cond, &g_queue);
+        if (!g_head && g_stop)
+            break;
+        item_t *list = g_head;
+        g_head = g_tail = NULL;
+        g_busy = true;
+        pthread_mutex_unlock(&g_queue);
+
+        char err[256] = "";
+        int rc = commit_group(list, err, sizeof(err));
+        uint64_t last = atomic_load(&g_index);
+
+        pthread_mutex_lock(&g_queue);
+        if (rc != 0) {
+            /* This group and everything built on it: refused, kept for the writer to drop. */
+            item_t *all = list;
+            item_t *t = list;
+            while (t->next)
+                t = t->next;
+            t->next = g_head;
+            g_head = g_tail = NULL;
+            for (item_t *it = all, *nx; it; it = nx) {
+                nx = it->next;
+                it->rc = rc;
+                snprintf(it->err, sizeof(it->err), "%s", err);
+                it->done = true;
+                it->next = g_failed; /* newest first */
+                g_failed = it;
+            }
+        } else {
+            for (item_t *it = list; it; it = it->next)
+                it->done = true;
+        }
+        g_busy = false;
+        pthread_cond_broadcast(&g_done_cond);
+        void (*hook)(uint64_t, void *) = g_hook;
+        void *hook_arg = g_hook_arg;
+        pthread_mutex_unlock(&g_queue);
+        if (rc == 0 && hook)
+            hook(last, hook_arg);
+        pthread_mutex_lock(&g_queue);
+    }
+    pthread_mutex_unlock(&g_queue);
+    zone_reader_unregister();
+    return NULL;
+}
+
+/*
+ * Hands IT (built on the tip under g_writer) to the committer, or commits it here when there
+ * is no committer. The tip already includes it. Returns with IT queued; the caller waits with
+ * item_wait() after releasing g_writer.
+ */
+static void item_enqueue(item_t *it)
+{
+    pthread_mutex_lock(&g_queue);
+    if (g_failed) {
+        /* Built on changes a failed commit refused: refused with them. */
+        it->rc = g_failed->rc;
+        snprintf(it->err, sizeof(it->err), "%s", g_failed->err);
+        it->done = true;
+        it->next = g_failed;
+        g_failed = it;
+        pthread_mutex_unlock(&g_queue);
+        return;
+    }
+    it->next = NULL;
+    if (g_tail)
+        g_tail->next = it;
+    else
+        g_head = it;
+    g_tail = it;
+    pthread_cond_signal(&g_queue_cond);
+    pthread_mutex_unlock(&g_queue);
+}
+
+/* Waits until IT (queued with has_waiter) is committed or refused; returns its code. Frees
+ * IT, or leaves that to failed_drop() when it still has to drop IT's versions. */
+static int item_wait(item_t *it, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&g_queue);
+    while (!it->done)
+        pthread_cond_wait(&g_done_cond, &g_queue);
+    int rc = it->rc;
+    if (rc && errlen)
+        snprintf(err, errlen, "%s", it->err);
+    it->collected = true;
+    bool mine = rc == 0 || it->dropped;
+    pthread_mutex_unlock(&g_queue);
+    if (mine)
+        item_free(it);
+    return rc;
+}
+
+/* Without a committer thread: commit IT now (under g_writer). */
+static int item_commit_inline(item_t *it, char *err, size_t errlen)
+{
+    it->next = NULL;
+    int rc = commit_group(it, err, errlen);
+    if (rc != 0) {
+        pthread_mutex_lock(&g_queue);
+        it->rc = rc;
+        it->done = true;
+        it->next = g_failed;
+        g_failed = it;
+        pthread_mutex_unlock(&g_queue);
+        return rc;
+    }
+    item_free(it);
+    return 0;
+}
+
+static bool committer_running(void)
+{
+    return g_threads;
+}
+
+/* ---- building items ---------------------------------------------------------------------- */
+
+static item_t *item_new(void)
+{
+    return calloc(1, sizeof(item_t));
+}
+
+static int item_add_rec(item_t *it, uint64_t index, uint64_t commit_ns, uint8_t *data, size_t len)
+{
+    journal_rec_t *r = realloc(it->recs, (it->nrecs + 1) * sizeof(*r));
+    if (!r) {
+        free(data);
+        return -ENOMEM;
+    }
+    it->recs = r;
+    uint64_t *t = realloc(it->commit_ns, (it->nrecs + 1) * sizeof(*t));
+    if (!t) {
+        free(data);
+        return -ENOMEM;
+    }
+    it->commit_ns = t;
+    it->recs[it->nrecs] = (journal_rec_t){.index = index, .data = data, .len = len};
+    it->commit_ns[it->nrecs] = commit_ns;
+    it->nrecs++;
+    return 0;
+}
+
+/*
+ * IT takes the zones ZONES[0..COUNT) (references moved in) as its next set and the tip moves
+ * to them. CREATED[i]: not in the tip before. Returns 0 or -ENOMEM (the zones are then
+ * dropped and the tip is unchanged).
+ */
+static int item_set_zones(item_t *it, zone_t **zones, size_t count)
+{
+    it->created = calloc(count + 1, sizeof(*it->created));
+    zone_t **tipz = calloc(count + 1, sizeof(*tipz));
+    int rc = it->created && tipz ? zone_set_new(zones, count, &it->set) : -ENOMEM;
+    if (rc != 0) {
+        free(tipz);
+        zones_drop(zones, count, g_tip.zones, g_tip.count);
+        return rc;
+    }
+    for (size_t i = 0; i < count; i++) {
+        it->created[i] = !zones_has(g_tip.zones, g_tip.count, zones[i]);
+        tipz[i] = zones[i];
+        zone_ref(tipz[i]);
+    }
+    it->zones = zones;
+    it->count = count;
+    zones_free(g_tip.zones, g_tip.count);
+    g_tip.zones = tipz;
+    g_tip.count = count;
+    g_tip.none = false;
+    return 0;
+}
+
+/* The entry with INDEX in BUF decoded and applied to the tip's zones: *NEXT the zones after
+ * it (references), or for a membership entry *MEMBERS. */
+typedef struct applied {
+    zone_t **zones; /* NULL: zones unchanged */
+    size_t count;
+    repl_member_t *members; /* NULL: members unchanged */
+    size_t member_count;
+    uint64_t commit_ns;
+} applied_t;
+
+/*
+ * Applies the encoded entry DATA to BASE (zones, members) and returns what follows from it
+ * in *OUT: the one apply function of every node. The entry is decoded and checked first.
+ */
+static int entry_apply_to(zone_t *const *zones, size_t count, const uint8_t *data, size_t len,
+                          uint64_t want_index, applied_t *out, char *err, size_t errlen)
+{
+    entry_t *e = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = frame_entry_decode(data, len, &e, err, errlen);
+    if (rc)
+        return rc;
+    if (want_index && e->index != want_index) {
+        snprintf(err, errlen, "entry %llu where %llu was due", (unsigned long long)e->index,
+                 (unsigned long long)want_index);
+        frame_entry_free(e);
+        return FENNEC_EMALFORMED;
+    }
+    out->commit_ns = e->commit_time_ns;
+    switch (e->payload_case) {
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_MEMBERSHIP: {
+        int n = entry_members(e->membership, &out->members);
+        if (n < 0)
+            rc = n;
+        else
+            out->member_count = (size_t)n;
+        break;
+    }
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH:
+        /* Health checks and pools: applied by the health module once it exists; the entry
+         * keeps its place in the log. */
+        break;
+    default: {
+        size_t pos = SIZE_MAX;
+        zone_t *fresh = NULL;
+        rc = entry_zone_apply(e, zones, count, &pos, &fresh, err, errlen);
+        if (rc)
+            break;
+        size_t n = count + (pos == SIZE_MAX ? 1 : 0) - (fresh ? 0 : 1);
+        zone_t **z = calloc(n + 1, sizeof(*z));
+        if (!z) {
+            if (fresh)
+                zone_discard(fresh);
+            rc = -ENOMEM;
+            break;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (i == pos && !fresh)
+                continue;
+            z[k] = i == pos ? fresh : zones[i];
+            if (i != pos)
+                zone_ref(z[k]);
+            k++;
+        }
+        if (pos == SIZE_MAX)
+            z[k++] = fresh;
+        out->zones = z;
+        out->count = k;
+    }
+    }
+    frame_entry_free(e);
+    return rc;
+}
+
+/* Packs the entry that takes zone TIP_Z (NULL: not served) to NEXT_Z (NULL: removed). */
+static int pack_zone(uint64_t index, uint64_t ns, zone_t *tip_z, zone_t *next_z, uint8_t **buf,
+                     size_t *len)
+{
+    if (!next_z)
+        return entry_pack_removed(index, ns, zone_name(tip_z), buf, len);
+    if (tip_z && zone_is_successor(next_z, tip_z))
+        return entry_pack_diff(index, ns, tip_z, next_z, buf, len);
+    return entry_pack_whole(index, ns, next_z, buf, len);
+}
+
+/*
+ * The validated zones NEXT (references moved in) as entries after the tip, one per zone that
+ * changed, into IT; each diff is applied again from its bytes (the version served is the one
+ * every node computes). On success IT has the entries and the set, and the tip moved on.
+ */
+static int item_from_next(item_t *it, next_t *next, char *err, size_t errlen)
+{
+    uint64_t index = g_tip.index;
+    uint64_t ns = fennec_wall_ns();
+    int rc = 0;
+    zone_t **cur = calloc(g_tip.count + 1, sizeof(*cur)); /* the zones as entries take them */
+    size_t ncur = g_tip.count;
+    if (!cur) {
+        next_drop(next);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < ncur; i++) {
+        cur[i] = g_tip.zones[i];
+        zone_ref(cur[i]);
+    }
+    /* Zones no longer served, then zones changed or added, in the order of NEXT. */
+    for (size_t i = 0; rc == 0 && i < g_tip.count; i++) {
+        if (zones_find(next->zones, next->count, zone_name(g_tip.zones[i])) != SIZE_MAX)
+            continue;
+        uint8_t *buf;
+        size_t len;
+        if ((rc = pack_zone(++index, ns, g_tip.zones[i], NULL, &buf, &len)) == 0)
+            rc = item_add_rec(it, index, ns, buf, len);
+    }
+    for (size_t i = 0; rc == 0 && i < next->count; i++) {
+        zone_t *nz = next->zones[i];
+        size_t t = zones_find(g_tip.zones, g_tip.count, zone_name(nz));
+        zone_t *tz = t == SIZE_MAX ? NULL : g_tip.zones[t];
+        if (tz == nz)
+            continue;
+        uint8_t *buf;
+        size_t len;
+        if ((rc = pack_zone(++index, ns, tz, nz, &buf, &len)) != 0 ||
+            (rc = item_add_rec(it, index, ns, buf, len)) != 0)
+            break;
+        if (!tz || !zone_is_successor(nz, tz))
+            continue;
+        /* The version served is the entry applied to the tip's version. */
+        zone_discard(nz);
+        next->zones[i] = NULL;
+        applied_t ap;
+        rc = entry_apply_to(&tz, 1, buf, len, index, &ap, err, errlen);
+        if (rc != 0) {
+            log_error(MOD, "%s: the entry made from a validated change does not apply: %s",
+                      zone_name(tz), err);
+            break;
+        }
+        next->zones[i] = ap.zones[0];
+        free(ap.zones);
+    }
+    zones_free(cur, ncur);
+    if (rc != 0) {
+        /* compact out the holes left by a failed re-apply */
+        size_t k = 0;
+        for (size_t i = 0; i < next->count; i++)
+            if (next->zones[i])
+                next->zones[k++] = next->zones[i];
+        next->count = k;
+        next_drop(next);
+        return rc;
+    }
+    g_tip.index = index;
+    rc = item_set_zones(it, next->zones, next->count);
+    memset(next, 0, sizeof(*next));
+    return rc;
+}
+
+static int item_from_members(item_t *it, const repl_member_t *m, size_t n)
+{
+    uint64_t index = g_tip.index + 1, ns = fennec_wall_ns();
+    uint8_t *buf;
+    size_t len;
+    int rc = entry_pack_members(index, ns, m, n, &buf, &len);
+    if (rc == 0)
+        rc = item_add_rec(it, index, ns, buf, len);
+    if (rc == 0)
+        rc = members_copy(m, n, &it->members);
+    if (rc != 0)
+        return rc;
+    repl_member_t *tm = NULL;
+    if ((rc = members_copy(m, n, &tm)) != 0)
+        return rc;
+    it->member_count = n;
+    it->members_changed = true;
+    free(g_tip.members);
+    g_tip.members = tm;
+    g_tip.member_count = n;
+    g_tip.index = index;
+    return 0;
+}
+/* ---- change_submit ------------------------------------------------------------------------ */
+
+/* The member list after CH, into *OUT (free()) and *N. */
+static int validate_member(const change_t *ch, repl_member_t **out, size_t *n, char *err,
+                           size_t errlen)
+{
+    if (!ch->member_id || !repl_member_id_valid(ch->member_id)) {
+        say(err, errlen, "a node id is 1 to 63 letters, digits, '-', '_' or '.'");
+        return FENNEC_EMALFORMED;
+    }
+    size_t at = SIZE_MAX;
+    for (size_t i = 0; i < g_tip.member_count; i++)
+        if (strcmp(g_tip.members[i].id, ch->member_id) == 0)
+            at = i;
+    size_t count = g_tip.member_count;
+    repl_member_t *m = calloc(count + 2, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    if (count)
+        memcpy(m, g_tip.members, count * sizeof(*m));
+    if (ch->kind == CHANGE_MEMBER_ADD) {
+        cfg_addr_t parsed;
+        if (!ch->member_address || strlen(ch->member_address) >= REPL_ADDR_MAX ||
+            cfg_addr_parse(ch->member_address, &parsed) != 0) {
+            say(err, errlen,
+                "the address of node %s must be IPv4:port or [IPv6]:port, not "
+                "\"%.80s\"",
+                ch->member_id, ch->member_address ? ch->member_address : "");
+            free(m);
+            return FENNEC_EMALFORMED;
+        }
+        if (at != SIZE_MAX && strcmp(m[at].address, ch->member_address) == 0) {
+            say(err, errlen, "node %s is a member with address %s already", ch->member_id,
+                ch->member_address);
+            free(m);
+            return FENNEC_EEXISTS;
+        }
+        if (at == SIZE_MAX)
+            at = count++;
+        snprintf(m[at].id, sizeof(m[at].id), "%s", ch->member_id);
+        snprintf(m[at].address, sizeof(m[at].address), "%s", ch->member_address);
+    } else {
+        if (g_node_id && strcmp(ch->member_id, g_node_id) == 0) {
+            say(err, errlen, "node %s is this primary: it cannot remove itself", ch->member_id);
+            free(m);
+            return FENNEC_EMALFORMED;
+        }
+        if (at == SIZE_MAX) {
+            say(err, errlen, "node %s is not a member", ch->member_id);
+            free(m);
+            return FENNEC_ENOTFOUND;
+        }
+        memmove(&m[at], &m[at + 1], (count - at - 1) * sizeof(*m));
+        count--;
+    }
+    *out = m;
+    *n = count;
+    return 0;
+}
+
 int change_submit(const change_t *ch, change_result_t *res, char *err, size_t errlen)
 {
-    zone_t **served = NULL;
-    size_t nserved = 0;
     next_t next = {0};
     char canon[WIRE_NAME_TEXT_MAX] = "";
-    bool none = false;
     int rc = 0;
 
     memset(res, 0, sizeof(*res));
     res->at = SIZE_MAX;
     if (errlen)
         err[0] = '\0';
-    if (!ch || (ch->kind != CHANGE_LOAD && ch->kind != CHANGE_RELOAD && ch->kind != CHANGE_EDIT) ||
-        (ch->kind != CHANGE_EDIT && !ch->cfg)) {
+    if (!ch || ch->kind < CHANGE_LOAD || ch->kind > CHANGE_MEMBER_REMOVE ||
+        ((ch->kind == CHANGE_LOAD || ch->kind == CHANGE_RELOAD) && !ch->cfg)) {
         say(err, errlen, "not a valid change");
         return FENNEC_EMALFORMED;
     }
-    if (ch->kind != CHANGE_LOAD && name_canon(ch->zone, canon) != 0) {
+    if ((ch->kind == CHANGE_RELOAD || ch->kind == CHANGE_EDIT) &&
+        name_canon(ch->zone, canon) != 0) {
         say(err, errlen, "invalid zone name \"%.256s\"", ch->zone ? ch->zone : "");
         return FENNEC_EMALFORMED;
     }
@@ -400,46 +1087,95 @@ int change_submit(const change_t *ch, change_result_t *res, char *err, size_t er
         say(err, errlen, "the change has no record changes");
         return FENNEC_EMALFORMED;
     }
+    if (!g_primary) {
+        say(err, errlen,
+            "this node is a secondary: changes are made on the primary and reach "
+            "this node through replication");
+        return FENNEC_ENOTSUP;
+    }
 
-    pthread_mutex_lock(&g_writer);
-    res->index = atomic_load(&g_index);
-    if ((rc = served_take(&served, &nserved, &none)) != 0) {
+    if ((rc = writer_lock()) != 0) {
         say(err, errlen, "out of memory");
-        goto unlock;
+        pthread_mutex_unlock(&g_writer);
+        return rc;
+    }
+    res->index = g_tip.index;
+    item_t *it = NULL;
+
+    if (ch->kind == CHANGE_MEMBER_ADD || ch->kind == CHANGE_MEMBER_REMOVE) {
+        repl_member_t *m = NULL;
+        size_t n = 0;
+        if ((rc = validate_member(ch, &m, &n, err, errlen)) != 0 || ch->validate_only) {
+            free(m);
+            goto unlock;
+        }
+        if (!(it = item_new()))
+            rc = -ENOMEM;
+        else
+            rc = item_from_members(it, m, n);
+        free(m);
+        goto queue;
     }
 
     /* 1. validate: the whole next set, or a refusal. */
     if (ch->kind == CHANGE_LOAD)
-        rc = validate_load(ch, served, nserved, &next, res, err, errlen);
+        rc = validate_load(ch, g_tip.zones, g_tip.count, &next, res, err, errlen);
     else if (ch->kind == CHANGE_RELOAD)
-        rc = validate_reload(ch, canon, served, nserved, &next, res, err, errlen);
+        rc = validate_reload(ch, canon, g_tip.zones, g_tip.count, &next, res, err, errlen);
     else
-        rc = validate_edit(ch, canon, served, nserved, &next, res, err, errlen);
-    if (ch->kind == CHANGE_LOAD && none)
-        next.changed = true; /* the first load publishes a set, even an empty one */
-    if (rc == 0 && next.changed && !ch->validate_only) {
-        rc = zone_set_new(next.zones, next.count, &next.set);
-        if (rc != 0)
-            say(err, errlen, "cannot build the zone set: %s", fennec_strerror(rc));
-    }
-    if (rc != 0 || !next.changed || ch->validate_only)
+        rc = validate_edit(ch, canon, g_tip.zones, g_tip.count, &next, res, err, errlen);
+    if (rc != 0 || ch->validate_only ||
+        (!next.changed && !(ch->kind == CHANGE_LOAD && g_tip.none))) {
+        next_drop(&next);
         goto unlock;
+    }
 
-    /* 2. journal: the primary will append and commit the change here. */
+    /* 2. journal: entries after the tip, handed to the committer. */
+    if (!(it = item_new())) {
+        next_drop(&next);
+        rc = -ENOMEM;
+        goto unlock;
+    }
+    rc = item_from_next(it, &next, err, errlen);
 
-    /* 3. apply: number it and publish; nothing can fail any more. */
-    zone_set_publish(next.set);
-    next.set = NULL;
-    res->index = atomic_load(&g_index) + 1;
-    atomic_store(&g_index, res->index);
-    res->applied = true;
+queue:
+    if (rc != 0) {
+        if (!errlen || !err[0])
+            say(err, errlen, "%s", fennec_strerror(rc));
+        item_free(it);
+        /* The tip may have moved part way: start again from what is published. */
+        g_tip_valid = false;
+        failed_drop();
+        goto unlock;
+    }
+    uint64_t index = g_tip.index;
+    if (it->nrecs == 0 && !it->set) {
+        item_free(it);
+        goto unlock;
+    }
+    if (!committer_running()) {
+        rc = item_commit_inline(it, err, errlen);
+        if (rc != 0)
+            failed_drop();
+        pthread_mutex_unlock(&g_writer);
+    } else {
+        it->has_waiter = true;
+        item_enqueue(it);
+        pthread_mutex_unlock(&g_writer);
+        /* 3. apply: published by the committer once durable. */
+        rc = item_wait(it, err, errlen);
+    }
+    if (rc == 0) {
+        res->index = index;
+        res->applied = true;
+        log_applied(ch, canon, res);
+    } else {
+        res->index = atomic_load(&g_index);
+    }
+    return rc;
 
 unlock:
-    next_deinit(&next, res->applied);
     pthread_mutex_unlock(&g_writer);
-    if (res->applied)
-        log_applied(ch, canon, res);
-    zones_free(served, nserved);
     return rc;
 }
 
@@ -451,6 +1187,555 @@ uint64_t change_index(void)
 void change_shutdown(void)
 {
     pthread_mutex_lock(&g_writer);
+    /* Wait for the committer to finish what it has. */
+    pthread_mutex_lock(&g_queue);
+    while (g_head || g_busy)
+        pthread_cond_wait(&g_done_cond, &g_queue);
+    pthread_mutex_unlock(&g_queue);
+    failed_drop();
+    tip_clear();
+    g_tip.none = true;
+    g_tip_valid = true;
+    pthread_mutex_lock(&g_pub);
     zone_set_publish(NULL);
+    pthread_mutex_unlock(&g_pub);
     pthread_mutex_unlock(&g_writer);
+}
+
+/* ---- a secondary's entries ------------------------------------------------------------------ */
+
+/* Puts the items of LIST (oldest first) on the failed list with code RC. */
+static void failed_push(item_t *list, int rc)
+{
+    pthread_mutex_lock(&g_queue);
+    for (item_t *it = list, *nx; it; it = nx) {
+        nx = it->next;
+        it->rc = rc;
+        it->done = true;
+        it->next = g_failed;
+        g_failed = it;
+    }
+    pthread_mutex_unlock(&g_queue);
+}
+
+int change_apply_entries(const uint8_t *const *data, const size_t *lens, size_t count, char *err,
+                         size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    if (writer_lock() != 0) {
+        pthread_mutex_unlock(&g_writer);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    item_t *last = NULL;
+    item_t *items = NULL, **tail = &items;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        entry_t *peek = fennec__replication__entry__unpack(NULL, lens[i], data[i]);
+        uint64_t index = peek ? peek->index : 0;
+        if (peek)
+            fennec__replication__entry__free_unpacked(peek, NULL);
+        if (index && index <= g_tip.index)
+            continue; /* a resend of what this node has */
+        applied_t ap;
+        rc = entry_apply_to(g_tip.zones, g_tip.count, data[i], lens[i], g_tip.index + 1, &ap, err,
+                            errlen);
+        if (rc != 0)
+            break;
+        item_t *it = item_new();
+        uint8_t *copy = malloc(lens[i] ? lens[i] : 1);
+        if (!it || !copy) {
+            free(copy);
+            item_free(it);
+            zones_drop(ap.zones, ap.count, g_tip.zones, g_tip.count);
+            free(ap.members);
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(copy, data[i], lens[i]);
+        rc = item_add_rec(it, g_tip.index + 1, ap.commit_ns, copy, lens[i]);
+        if (rc == 0 && ap.members) {
+            it->members = ap.members;
+            it->member_count = ap.member_count;
+            it->members_changed = true;
+            repl_member_t *tm = NULL;
+            if ((rc = members_copy(ap.members, ap.member_count, &tm)) == 0) {
+                free(g_tip.members);
+                g_tip.members = tm;
+                g_tip.member_count = ap.member_count;
+            }
+        } else {
+            free(ap.members);
+        }
+        if (rc == 0 && ap.zones)
+            rc = item_set_zones(it, ap.zones, ap.count);
+        else if (ap.zones)
+            zones_drop(ap.zones, ap.count, g_tip.zones, g_tip.count);
+        if (rc != 0) {
+            item_free(it);
+            break;
+        }
+        g_tip.index++;
+        *tail = it;
+        tail = &it->next;
+        last = it;
+    }
+    if (rc != 0 && !last) {
+        g_tip_valid = false;
+        failed_drop();
+        pthread_mutex_unlock(&g_writer);
+        return rc;
+    }
+    int arc = rc;
+    char aerr[256];
+    snprintf(aerr, sizeof(aerr), "%s", errlen ? err : "");
+    /* Hand over every item at once: one group commit. */
+    size_t n = 0;
+    for (item_t *it = items; it; it = it->next)
+        n++;
+    item_t **arr = calloc(n + 1, sizeof(*arr));
+    if (!arr) {
+        failed_push(items, -ENOMEM);
+        failed_drop();
+        pthread_mutex_unlock(&g_writer);
+        return -ENOMEM;
+    }
+    n = 0;
+    for (item_t *it = items; it; it = it->next)
+        arr[n++] = it;
+    if (committer_running()) {
+        for (size_t i = 0; i < n; i++) {
+            arr[i]->has_waiter = true;
+            arr[i]->next = NULL;
+        }
+        pthread_mutex_lock(&g_queue);
+        bool failed = g_failed != NULL;
+        if (!failed && n) {
+            for (size_t i = 0; i + 1 < n; i++)
+                arr[i]->next = arr[i + 1];
+            if (g_tail)
+                g_tail->next = arr[0];
+            else
+                g_head = arr[0];
+            g_tail = arr[n - 1];
+            pthread_cond_signal(&g_queue_cond);
+        }
+        pthread_mutex_unlock(&g_queue);
+        for (size_t i = 0; failed && i < n; i++)
+            item_enqueue(arr[i]); /* refused with the failed ones */
+        pthread_mutex_unlock(&g_writer);
+        int wrc = 0;
+        for (size_t i = 0; i < n; i++) {
+            int r = item_wait(arr[i], wrc ? NULL : err, wrc ? 0 : errlen);
+            if (r != 0 && wrc == 0)
+                wrc = r;
+        }
+        free(arr);
+        if (wrc != 0)
+            return wrc;
+    } else {
+        rc = 0;
+        size_t i = 0;
+        for (; i < n && rc == 0; i++)
+            rc = item_commit_inline(arr[i], err, errlen);
+        for (; rc != 0 && i < n; i++) {
+            arr[i]->next = NULL;
+            failed_push(arr[i], rc); /* built on the one refused */
+        }
+        free(arr);
+        if (rc != 0)
+            failed_drop();
+        pthread_mutex_unlock(&g_writer);
+        if (rc != 0)
+            return rc;
+    }
+    if (arc != 0 && errlen)
+        snprintf(err, errlen, "%s", aerr);
+    return arc;
+}
+/* ---- snapshots ------------------------------------------------------------------------------ */
+
+/* What is published, as snapshot data (references taken). */
+static int published_data(snapshot_data_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_lock(&g_pub);
+    zone_read_lock();
+    const zone_set_t *cur = zone_set_current();
+    size_t n = zone_set_count(cur);
+    d->zones = calloc(n + 1, sizeof(*d->zones));
+    for (size_t i = 0; d->zones && i < n; i++) {
+        d->zones[i] = (zone_t *)zone_set_at(cur, i);
+        zone_ref(d->zones[i]);
+    }
+    zone_read_unlock();
+    d->zone_count = d->zones ? n : 0;
+    d->index = atomic_load(&g_index);
+    d->commit_ns = g_commit_ns;
+    int rc = d->zones ? members_copy(g_pub_members, g_pub_member_count, &d->members) : -ENOMEM;
+    d->member_count = rc == 0 ? g_pub_member_count : 0;
+    pthread_mutex_unlock(&g_pub);
+    if (rc)
+        snapshot_data_free(d);
+    return rc;
+}
+
+int change_snapshot_now(char *err, size_t errlen)
+{
+    if (!g_dir || !g_journal) {
+        say(err, errlen, "no journal is open");
+        return FENNEC_ENOTFOUND;
+    }
+    snapshot_data_t d;
+    int rc = published_data(&d);
+    if (rc) {
+        say(err, errlen, "out of memory");
+        return rc;
+    }
+    uint64_t t0 = fennec_now_ns();
+    rc = snapshot_write(g_dir, &d, err, errlen);
+    uint64_t index = d.index;
+    snapshot_data_free(&d);
+    if (rc != 0) {
+        log_error(MOD, "snapshot at index %llu not written: %s", (unsigned long long)index, err);
+        return rc;
+    }
+    pthread_mutex_lock(&g_pub);
+    g_snapshot_index = index;
+    g_stats.snapshots++;
+    pthread_mutex_unlock(&g_pub);
+    /* Entries the snapshot covers may go, but a secondary a little behind should find the
+     * ones it needs: keep journal_keep of them. */
+    uint64_t below = index + 1 > g_journal_keep ? index + 1 - g_journal_keep : 0;
+    if (below > 0 && (rc = journal_compact(g_journal, below, err, errlen)) != 0) {
+        log_error(MOD, "journal not compacted: %s", err);
+        return rc;
+    }
+    journal_info_t ji;
+    journal_info_get(g_journal, &ji);
+    log_info(MOD,
+             "snapshot at index %llu written in %.0f ms; the journal keeps %llu..%llu (%zu KiB)",
+             (unsigned long long)index, (double)(fennec_now_ns() - t0) / 1e6,
+             (unsigned long long)ji.first, (unsigned long long)ji.last, ji.bytes_used / 1024);
+    return 0;
+}
+
+static void *snapshotter_main(void *arg)
+{
+    (void)arg;
+    zone_reader_register();
+    pthread_mutex_lock(&g_pub);
+    for (;;) {
+        while (!g_snap_wanted && !g_stop)
+            pthread_cond_wait(&g_snap_cond, &g_pub);
+        if (g_stop)
+            break;
+        pthread_mutex_unlock(&g_pub);
+        char err[512];
+        change_snapshot_now(err, sizeof(err));
+        pthread_mutex_lock(&g_pub);
+        g_snap_wanted = false;
+    }
+    pthread_mutex_unlock(&g_pub);
+    zone_reader_unregister();
+    return NULL;
+}
+
+int change_install_snapshot(snapshot_data_t *d, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&g_writer);
+    pthread_mutex_lock(&g_queue);
+    while (g_head || g_busy)
+        pthread_cond_wait(&g_done_cond, &g_queue);
+    pthread_mutex_unlock(&g_queue);
+    failed_drop();
+    int rc = 0;
+    if (g_journal && (rc = journal_compact(g_journal, UINT64_MAX, err, errlen)) != 0) {
+        pthread_mutex_unlock(&g_writer);
+        return rc;
+    }
+    zone_set_t *set = NULL;
+    if ((rc = zone_set_new(d->zones, d->zone_count, &set)) != 0) {
+        say(err, errlen, "out of memory");
+        pthread_mutex_unlock(&g_writer);
+        return rc;
+    }
+    repl_applied_snapshot(d->index, d->commit_ns);
+    repl_members_set(d->members, d->member_count);
+    pthread_mutex_lock(&g_pub);
+    zone_set_publish(set);
+    atomic_store(&g_index, d->index);
+    g_commit_ns = d->commit_ns;
+    g_snapshot_index = d->index;
+    free(g_pub_members);
+    g_pub_members = d->members;
+    g_pub_member_count = d->member_count;
+    d->members = NULL;
+    d->member_count = 0;
+    pthread_mutex_unlock(&g_pub);
+    snapshot_data_free(d);
+    tip_from_published();
+    pthread_mutex_unlock(&g_writer);
+    log_info(MOD, "snapshot at index %llu installed", (unsigned long long)g_tip.index);
+    return 0;
+}
+
+/* ---- start and stop ------------------------------------------------------------------------- */
+
+typedef struct replay {
+    uint64_t next;
+    size_t count;
+    uint64_t commit_ns;
+    char *err;
+    size_t errlen;
+} replay_t;
+
+/* One journal entry at start: applied to the tip like a secondary's, not journaled again. */
+static int replay_one(uint64_t index, const uint8_t *data, size_t len, void *arg)
+{
+    replay_t *r = arg;
+    applied_t ap;
+    char why[512];
+    int rc = entry_apply_to(g_tip.zones, g_tip.count, data, len, index, &ap, why, sizeof(why));
+    if (rc == 0 && index != r->next)
+        rc = FENNEC_EMALFORMED;
+    if (rc != 0) {
+        say(r->err, r->errlen, "journal entry %llu: %s", (unsigned long long)index, why);
+        return rc;
+    }
+    if (ap.zones) {
+        zones_free(g_tip.zones, g_tip.count);
+        g_tip.zones = ap.zones;
+        g_tip.count = ap.count;
+    }
+    if (ap.members) {
+        free(g_tip.members);
+        g_tip.members = ap.members;
+        g_tip.member_count = ap.member_count;
+    }
+    g_tip.index = index;
+    repl_applied(index, ap.commit_ns);
+    r->commit_ns = ap.commit_ns;
+    r->next = index + 1;
+    r->count++;
+    return 0;
+}
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t errlen)
+{
+    char why[1024] = "";
+    int rc = mkdirs(cc->data_dir);
+    if (rc) {
+        say(err, errlen, "data_dir %s: %s", cc->data_dir, fennec_strerror(rc));
+        return rc;
+    }
+    pthread_mutex_lock(&g_writer);
+    failed_drop();
+    journal_t *j = NULL;
+    rc = journal_open(cc->data_dir, cc->journal_max_bytes, &j, why, sizeof(why));
+    if (rc) {
+        say(err, errlen, "%s%s", why,
+            rc == FENNEC_EMALFORMED ? "; start fennecd with --reseed to set it aside and fetch "
+                                      "the data again (a secondary) or load the zone files "
+                                      "again (a primary)"
+                                    : "");
+        pthread_mutex_unlock(&g_writer);
+        return rc == FENNEC_EMALFORMED ? FENNEC_EDAMAGED : rc;
+    }
+    snapshot_data_t snap = {0};
+    rc = snapshot_read(cc->data_dir, &snap, why, sizeof(why));
+    if (rc == FENNEC_ENOTFOUND) {
+        rc = 0;
+    } else if (rc != 0) {
+        say(err, errlen,
+            "%s; start fennecd with --reseed to set the data aside and fetch it "
+            "again",
+            why);
+        journal_close(j);
+        pthread_mutex_unlock(&g_writer);
+        return rc == -ENOMEM ? rc : FENNEC_EDAMAGED;
+    }
+    journal_info_t ji;
+    journal_info_get(j, &ji);
+    if (ji.last && ji.last < snap.index) {
+        /* Entries older than the snapshot: a snapshot installed after them. */
+        if ((rc = journal_compact(j, UINT64_MAX, why, sizeof(why))) != 0) {
+            say(err, errlen, "%s", why);
+            goto fail;
+        }
+        journal_info_get(j, &ji);
+    }
+    if (ji.first > snap.index + 1) {
+        say(err, errlen,
+            "the journal in %s starts at entry %llu but the snapshot is of index %llu: entries "
+            "are missing; start fennecd with --reseed",
+            cc->data_dir, (unsigned long long)ji.first, (unsigned long long)snap.index);
+        rc = FENNEC_EDAMAGED;
+        goto fail;
+    }
+
+    /* The snapshot, then the journal after it. */
+    tip_clear();
+    g_tip.zones = snap.zones;
+    g_tip.count = snap.zone_count;
+    g_tip.members = snap.members;
+    g_tip.member_count = snap.member_count;
+    g_tip.index = snap.index;
+    snap.zones = NULL;
+    snap.zone_count = 0;
+    snap.members = NULL;
+    snap.member_count = 0;
+    if (g_tip.index)
+        repl_applied_snapshot(g_tip.index, snap.commit_ns);
+    replay_t r = {
+        .next = g_tip.index + 1, .commit_ns = snap.commit_ns, .err = err, .errlen = errlen};
+    uint64_t t0 = fennec_now_ns();
+    if (ji.last > g_tip.index) {
+        rc = journal_read(j, g_tip.index + 1, replay_one, &r);
+        if (rc != 0) {
+            if (rc == FENNEC_ENOTFOUND || rc == FENNEC_EMALFORMED)
+                say(err, errlen,
+                    "%s%sthe journal in %s does not replay; start fennecd with "
+                    "--reseed",
+                    r.count || !errlen ? "" : "", errlen && err[0] ? ": " : "", cc->data_dir);
+            rc = rc == -ENOMEM ? rc : FENNEC_EDAMAGED;
+            tip_clear();
+            goto fail;
+        }
+    }
+    zone_set_t *set = NULL;
+    if (g_tip.index > 0 && (rc = zone_set_new(g_tip.zones, g_tip.count, &set)) != 0) {
+        say(err, errlen, "out of memory");
+        tip_clear();
+        goto fail;
+    }
+    if (g_tip.index > 0)
+        repl_members_set(g_tip.members, g_tip.member_count);
+    pthread_mutex_lock(&g_pub);
+    if (set)
+        zone_set_publish(set);
+    atomic_store(&g_index, g_tip.index);
+    g_commit_ns = r.commit_ns;
+    g_snapshot_index = snap.index;
+    free(g_pub_members);
+    members_copy(g_tip.members, g_tip.member_count, &g_pub_members);
+    g_pub_member_count = g_pub_members ? g_tip.member_count : 0;
+    g_stats.bytes_max = ji.bytes_max;
+    pthread_mutex_unlock(&g_pub);
+    g_tip.none = set == NULL;
+    g_tip_valid = true;
+
+    g_journal = j;
+    g_dir = strdup(cc->data_dir);
+    g_node_id = cc->node_id ? strdup(cc->node_id) : NULL;
+    g_primary = cc->primary;
+    g_snapshot_every = cc->snapshot_every ? cc->snapshot_every : SNAPSHOT_EVERY_DEFAULT;
+    g_journal_keep = cc->journal_keep ? cc->journal_keep : JOURNAL_KEEP_DEFAULT;
+    g_stop = false;
+    if (pthread_create(&g_committer, NULL, committer_main, NULL) != 0 ||
+        pthread_create(&g_snapshotter, NULL, snapshotter_main, NULL) != 0) {
+        say(err, errlen, "cannot start the journal threads");
+        pthread_mutex_unlock(&g_writer);
+        return -EAGAIN;
+    }
+    g_threads = true;
+    if (g_tip.index)
+        log_info(MOD,
+                 "restored index %llu from %s: snapshot at %llu, %zu journal entries "
+                 "replayed in %.0f ms",
+                 (unsigned long long)g_tip.index, cc->data_dir, (unsigned long long)snap.index,
+                 r.count, (double)(fennec_now_ns() - t0) / 1e6);
+    *index = g_tip.index;
+    pthread_mutex_unlock(&g_writer);
+    return 0;
+fail:
+    snapshot_data_free(&snap);
+    journal_close(j);
+    pthread_mutex_unlock(&g_writer);
+    return rc;
+}
+
+void change_close(void)
+{
+    if (g_threads) {
+        pthread_mutex_lock(&g_queue);
+        g_stop = true;
+        pthread_cond_broadcast(&g_queue_cond);
+        pthread_mutex_unlock(&g_queue);
+        pthread_mutex_lock(&g_pub);
+        pthread_cond_broadcast(&g_snap_cond);
+        pthread_mutex_unlock(&g_pub);
+        pthread_join(g_committer, NULL);
+        pthread_join(g_snapshotter, NULL);
+        g_threads = false;
+    }
+    pthread_mutex_lock(&g_writer);
+    failed_drop();
+    journal_close(g_journal);
+    g_journal = NULL;
+    free(g_dir);
+    g_dir = NULL;
+    free(g_node_id);
+    g_node_id = NULL;
+    g_primary = true;
+    tip_clear();
+    g_tip_valid = false;
+    pthread_mutex_lock(&g_pub);
+    free(g_pub_members);
+    g_pub_members = NULL;
+    g_pub_member_count = 0;
+    pthread_mutex_unlock(&g_pub);
+    pthread_mutex_unlock(&g_writer);
+}
+
+void change_on_commit(void (*fn)(uint64_t index, void *arg), void *arg)
+{
+    pthread_mutex_lock(&g_queue);
+    g_hook = fn;
+    g_hook_arg = arg;
+    pthread_mutex_unlock(&g_queue);
+}
+
+struct journal *change_journal(void)
+{
+    return g_journal;
+}
+
+const char *change_data_dir(void)
+{
+    return g_dir;
+}
+
+void change_journal_stats(change_journal_stats_t *out)
+{
+    pthread_mutex_lock(&g_pub);
+    *out = g_stats;
+    memcpy(out->bucket_le, g_fsync_le, sizeof(g_fsync_le));
+    out->snapshot_index = g_snapshot_index;
+    pthread_mutex_unlock(&g_pub);
+    if (g_journal) {
+        journal_info_t ji;
+        journal_info_get(g_journal, &ji);
+        out->first_index = ji.first;
+        out->last_index = ji.last;
+        out->bytes_used = ji.bytes_used;
+        out->bytes_max = ji.bytes_max;
+    }
 }

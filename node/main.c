@@ -8,6 +8,7 @@
 #include "fennec/change.h"
 #include "fennec/common.h"
 #include "fennec/control.h"
+#include "fennec/repl.h"
 #include "fennec/server.h"
 #include "fennec/zone.h"
 
@@ -17,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define EXIT_OK      0
@@ -35,13 +39,19 @@ typedef struct daemon_state {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: fennecd [-c FILE] [--check] [--log-level LEVEL] [--help] [--version]\n"
+    fprintf(out, "Usage: fennecd [-c FILE] [--check] [--reseed] [--log-level LEVEL] [--help]\n"
+                 "               [--version]\n"
                  "\n"
                  "  -c, --config FILE    YAML configuration (see docs/config.md); without it\n"
                  "                       fennecd serves the built-in example.com zone on\n"
                  "                       " CFG_DEFAULT_DNS "\n"
                  "      --check          validate the configuration, load every zone, exit\n"
                  "                       0 when everything is fine and 1 otherwise\n"
+                 "      --reseed         set the journal and snapshot in data_dir aside (into\n"
+                 "                       data_dir/aside-TIME/) and start without them: a\n"
+                 "                       secondary fetches everything from the primary again,\n"
+                 "                       a primary loads its zone files again (record edits\n"
+                 "                       made through the API since are then lost)\n"
                  "  -l, --log-level L    error | warn | info | debug (overrides log_level)\n"
                  "  -h, --help           this text\n"
                  "  -V, --version        print the version\n"
@@ -86,6 +96,11 @@ static void zone_list(const zone_set_t *set, char *buf, size_t cap)
  * hold it). */
 static void reload(daemon_state_t *st)
 {
+    if (st->cfg->role != CFG_ROLE_PRIMARY) {
+        log_info("main", "SIGHUP on a secondary: nothing to reload (zones come from the "
+                         "primary)");
+        return;
+    }
     change_t ch = {.kind = CHANGE_LOAD, .cfg = st->cfg, .source = "SIGHUP"};
     change_result_t res;
     char err[1024];
@@ -159,6 +174,36 @@ static int check_only(cfg_t *cfg)
     return EXIT_OK;
 }
 
+/* --reseed: the journal and snapshot of DIR move to DIR/aside-TIME/ (kept for a person to
+ * look at), and the node starts without them. */
+static int data_set_aside(const char *dir)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb", "snapshot", "snapshot.new"};
+    char aside[4200];
+    snprintf(aside, sizeof(aside), "%s/aside-%lld", dir, (long long)time(NULL));
+    bool made = false;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char from[4200], to[8500];
+        snprintf(from, sizeof(from), "%s/%s", dir, files[i]);
+        if (access(from, F_OK) != 0)
+            continue;
+        if (!made && mkdir(aside, 0700) != 0 && errno != EEXIST) {
+            log_error("main", "--reseed: %s: %s", aside, strerror(errno));
+            return -errno;
+        }
+        made = true;
+        snprintf(to, sizeof(to), "%s/%s", aside, files[i]);
+        if (rename(from, to) != 0) {
+            log_error("main", "--reseed: %s: %s", from, strerror(errno));
+            return -errno;
+        }
+    }
+    if (made)
+        log_warn("main", "--reseed: the journal and snapshot of %s are set aside in %s", dir,
+                 aside);
+    return 0;
+}
+
 static int signal_start(uv_loop_t *loop, uv_signal_t *h, int signum, daemon_state_t *st)
 {
     int rc = uv_signal_init(loop, h);
@@ -171,12 +216,16 @@ static int signal_start(uv_loop_t *loop, uv_signal_t *h, int signum, daemon_stat
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},    {"check", no_argument, NULL, 'k'},
-        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"reseed", no_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *level_arg = NULL;
-    bool check = false;
+    bool check = false, reseed = false;
     daemon_state_t st = {0};
     int code = EXIT_RUNTIME;
     int opt, rc;
@@ -188,6 +237,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check = true;
+            break;
+        case 'r':
+            reseed = true;
             break;
         case 'l':
             level_arg = optarg;
@@ -248,16 +300,35 @@ int main(int argc, char **argv)
 
     /* The main thread submits changes (start, SIGHUP) and reads the served set. */
     zone_reader_register();
-    change_t load = {.kind = CHANGE_LOAD, .cfg = st.cfg, .source = "start"};
-    change_result_t res;
-    rc = change_submit(&load, &res, err, sizeof(err));
+    bool primary = st.cfg->role == CFG_ROLE_PRIMARY;
+    repl_state_init(st.cfg->node_id, primary, st.cfg->has_primary ? st.cfg->primary.text : "");
+    if (reseed && (rc = data_set_aside(st.cfg->data_dir)) != 0)
+        goto unregister;
+    /* What this node served before it stopped: its snapshot and journal. */
+    change_config_t cc = {
+        .data_dir = st.cfg->data_dir, .node_id = st.cfg->node_id, .primary = primary};
+    uint64_t restored = 0;
+    rc = change_open(&cc, &restored, err, sizeof(err));
     if (rc != 0) {
-        log_error("main", "loading zones failed: %s", err[0] ? err : fennec_strerror(rc));
+        log_error("main", "%s", err);
         goto unregister;
     }
-    if (res.failed)
-        log_warn("main", "%zu of %zu zone(s) failed to load and are not served", res.failed,
-                 st.cfg->zone_count);
+    if (primary) {
+        /* The zone files: unchanged ones keep what the journal restored, edits included. */
+        change_t load = {.kind = CHANGE_LOAD, .cfg = st.cfg, .source = "start"};
+        change_result_t res;
+        rc = change_submit(&load, &res, err, sizeof(err));
+        if (rc != 0) {
+            log_error("main", "loading zones failed: %s", err[0] ? err : fennec_strerror(rc));
+            goto unpublish;
+        }
+        if (res.failed)
+            log_warn("main", "%zu of %zu zone(s) failed to load and are not served", res.failed,
+                     st.cfg->zone_count);
+    } else if (st.cfg->zone_count) {
+        log_warn("main", "zones in the configuration of a secondary are ignored: zones come "
+                         "from the primary through replication");
+    }
 
     rc = server_new(st.cfg, &st.srv);
     if (rc != 0) {
@@ -317,6 +388,7 @@ free_server:
     uv_loop_close(uv_default_loop());
 unpublish:
     change_shutdown();
+    change_close();
 unregister:
     zone_reader_unregister();
 cleanup:

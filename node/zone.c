@@ -207,6 +207,11 @@ const char *zone_source(const zone_t *zone, uint64_t *digest)
     return zone->path;
 }
 
+bool zone_is_successor(const zone_t *v, const zone_t *base)
+{
+    return v && base && v->base == base && base->successor == v;
+}
+
 int zone_source_set(zone_t *zone, const char *path, uint64_t digest)
 {
     char *p = path ? strdup(path) : NULL;

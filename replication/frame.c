@@ -56,6 +56,17 @@ static int check_records(Fennec__Replication__Record *const *recs, size_t n, con
     return 0;
 }
 
+static int check_members(const Fennec__Replication__Membership *ms, char *err, size_t errlen)
+{
+    for (size_t i = 0; ms && i < ms->n_members; i++) {
+        const Fennec__Replication__Member *m = ms->members[i];
+        if (!m->id || !m->id[0] || strlen(m->id) > 63 || !m->address || !m->address[0] ||
+            strlen(m->address) > 79)
+            return fail(err, errlen, "membership: member %zu without a valid id or address", i);
+    }
+    return 0;
+}
+
 static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t errlen)
 {
     if (e->index == 0)
@@ -80,12 +91,7 @@ static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t er
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH:
         return 0; /* YAML: the configuration checker judges it */
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_MEMBERSHIP:
-        for (size_t i = 0; i < e->membership->n_members; i++) {
-            const Fennec__Replication__Member *m = e->membership->members[i];
-            if (!m->id || !m->id[0] || !m->address || !m->address[0])
-                return fail(err, errlen, "membership: member %zu without id or address", i);
-        }
-        return 0;
+        return check_members(e->membership, err, errlen);
     default:
         return fail(err, errlen, "entry %llu without a payload", (unsigned long long)e->index);
     }
@@ -157,6 +163,8 @@ int frame_check(const frame_t *f, char *err, size_t errlen)
         } else if (s->n_records) {
             return fail(err, errlen, "snapshot: records without a zone");
         }
+        if (check_members(s->members, err, errlen) != 0)
+            return FENNEC_EMALFORMED;
         return check_records(s->records, s->n_records, "snapshot", err, errlen);
     }
     case FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT:
@@ -277,4 +285,54 @@ void frame_free(frame_t *f)
 {
     if (f)
         fennec__replication__frame__free_unpacked(f, NULL);
+}
+
+/* ---- entries on their own (the journal) ---- */
+
+int frame_entry_decode(const uint8_t *data, size_t len, Fennec__Replication__Entry **out, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    Fennec__Replication__Entry *e = fennec__replication__entry__unpack(NULL, len, data);
+    if (!e)
+        return fail(err, errlen, "an entry of %zu bytes that does not decode", len);
+    if (has_unknown_fields(&e->base)) {
+        fennec__replication__entry__free_unpacked(e, NULL);
+        return fail(err, errlen, "an entry with fields this version does not know");
+    }
+    int rc = check_entry(e, err, errlen);
+    if (rc) {
+        fennec__replication__entry__free_unpacked(e, NULL);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void frame_entry_free(Fennec__Replication__Entry *e)
+{
+    if (e)
+        fennec__replication__entry__free_unpacked(e, NULL);
+}
+
+/* A Frame is field 3 (entry), wire type 2: the tag byte, a varint length, the bytes. */
+int frame_entry_wrap(const uint8_t *entry, size_t len, uint8_t *out, size_t cap, size_t *used)
+{
+    uint8_t head[FRAME_HEADER_LEN + 1 + 10];
+    size_t h = FRAME_HEADER_LEN;
+    head[h++] = (3 << 3) | 2;
+    size_t v = len;
+    do {
+        head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    if (h - FRAME_HEADER_LEN + len > UINT32_MAX)
+        return FENNEC_ESPACE;
+    wire_put_u32(head, (uint32_t)(h - FRAME_HEADER_LEN + len));
+    *used = h + len;
+    if (cap < h + len)
+        return FENNEC_ESPACE;
+    memcpy(out, head, h);
+    memcpy(out + h, entry, len);
+    return 0;
 }

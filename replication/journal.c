@@ -316,13 +316,10 @@ int journal_compact(journal_t *j, uint64_t below, char *err, size_t errlen)
 
 void journal_info_get(journal_t *j, journal_info_t *info)
 {
-    MDB_stat st;
-    MDB_envinfo ei;
     memset(info, 0, sizeof(*info));
     info->first = j->first;
     info->last = j->last;
     info->entries = j->entries;
     info->bytes_max = j->max_bytes;
-    if (mdb_env_stat(j->env, &st) == 0 && mdb_env_info(j->env, &ei) == 0)
-        info->bytes_used = (size_t)(ei.me_last_pgno + 1) * st.ms_psize;
+    info->bytes_used = used_bytes(j);
 }

@@ -1,31 +1,34 @@
 /*
- * fennec — the one write path. Every change to the zones a node serves goes through
- * change_submit(), whatever its source: the start-up load, SIGHUP, a zone reload, a record
- * edit or a change batch from the API (later: an entry from the replication stream, the
- * journal replayed at start). This module alone holds the writer lock and alone publishes
- * zone sets (zone_set_publish()); nothing else builds or publishes them.
+ * fennec — the one write path. Every change to what a node serves goes through this module,
+ * whatever its source: the start-up load, SIGHUP, a zone reload, a record edit or a change
+ * batch from the API, a membership change, an entry from the replication stream, the journal
+ * replayed at start. It alone holds the writer lock, the journal and the publication of zone
+ * sets (zone_set_publish()).
  *
- * One change, in the calling thread, serialized with every other change by the writer lock:
+ * On a primary (change_submit()):
+ *   1. validate  the next version of each zone the change touches is built beside the newest
+ *                accepted one (zone_edit(), zone_reload_file(), zone_load_file(), ...); a
+ *                change that cannot apply as a whole is refused and nothing changes;
+ *   2. journal   the change becomes entries (entry.h: a zone diff, a whole zone, a removal,
+ *                the member list) with the next indexes; a diff is applied again from its
+ *                encoded bytes by entry_zone_apply(), the function secondaries and the replay
+ *                use, and that version is the one served; the entries go to the committer
+ *                thread, which appends every change waiting at that moment in one durable
+ *                journal transaction (group commit);
+ *   3. apply     once committed, the newest zone set is published (RCU) and the waiting
+ *                callers return: a query that starts after change_submit() returned sees it.
+ * A change validated after another one builds on it even before that one is committed; when
+ * a journal commit fails, that change and every one built on it are refused (the error names
+ * the journal) and the next change starts from what is served.
  *
- *   1. validate  the new version of each zone the change touches is built beside the served
- *                one (zone_edit(), zone_reload_file(), zone_load_file(), zone_load_text());
- *                a change that cannot apply as a whole is refused here and nothing served
- *                changes, neither records nor serial nor the published set;
- *   2. journal   (to come) the primary appends the change and commits it before it applies;
- *                a change that validated is never refused after this step;
- *   3. apply     the change takes the next index and the new zone set is published (RCU):
- *                a query that starts after change_submit() returned sees it.
+ * On a secondary (change_apply_entries()): entries from the stream are checked (gap-free,
+ * in order), applied with entry_zone_apply(), journaled as they came and published, the same
+ * way. Without change_open() (tests, --check) there is no journal: a change is published as
+ * soon as it is validated.
  *
- * The index numbers applied changes: 1 for the first change this process applied, then one
- * more per applied change (replication will make it the journal index). A refused change,
- * a change that changes nothing (a reload of an unchanged file) and a validation alone take
- * no index.
- *
- * Threads: change_submit() may be called from any thread that is registered with
- * zone_reader_register() and is not inside zone_read_lock() (publication may wait for
- * readers, or hand the old set to the RCU reclaimer); not from a DNS worker, as loading a
- * zone takes time. Callers wait for each other: keep them off threads that must stay
- * responsive.
+ * Threads: every function may be called from any thread that is registered with
+ * zone_reader_register() and is not inside zone_read_lock(); not from a DNS worker, as
+ * loading a zone takes time. Callers wait for each other.
  */
 #ifndef FENNEC_CHANGE_H
 #define FENNEC_CHANGE_H
@@ -106,8 +109,83 @@ typedef struct change_result {
  */
 int change_submit(const change_t *ch, change_result_t *res, char *err, size_t errlen);
 
-/* The index of the last change applied in this process (0 before the first). Any thread. */
+/* The index of the last entry applied (journaled and published) on this node: 0 before the
+ * first. Without a journal, the count of changes applied in this process. Any thread. */
 uint64_t change_index(void);
+
+/* ---- the journal ------------------------------------------------------------------------- */
+
+typedef struct change_config {
+    const char *data_dir;     /* the journal and the snapshot live here (created if needed) */
+    const char *node_id;      /* this node; a primary cannot remove itself */
+    bool primary;             /* a secondary refuses change_submit() */
+    size_t journal_max_bytes; /* 0: 1 GiB */
+    uint64_t snapshot_every;  /* entries between snapshots; 0: 10000 */
+    uint64_t journal_keep;    /* entries kept before the newest snapshot; 0: 10000 */
+} change_config_t;
+
+/*
+ * Opens the journal in CC->data_dir and brings the node back to where it was: the snapshot
+ * (if any) is loaded, the journal's entries after it are applied in order through the same
+ * apply function as a secondary's, the result is published, and the committer and snapshot
+ * threads start. *INDEX receives the index reached (0: a new data_dir). Errors, with what to
+ * do in ERR: FENNEC_EDAMAGED (the journal or the snapshot is damaged, or they do not fit
+ * together: start the node with --reseed), -errno (data_dir cannot be used), -ENOMEM.
+ */
+int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t errlen);
+
+/* Stops the threads and closes the journal (after change_shutdown() at the end of a run). */
+void change_close(void);
+
+/*
+ * A secondary's entries from the stream: DATA[i] (LENS[i] bytes) are encoded entries in
+ * index order. Entries at or below change_index() are skipped (a resend); the others must
+ * follow on without a gap. They are applied, journaled in one transaction and published;
+ * returns once they are durable and served. Errors (ERR says which entry and why):
+ * FENNEC_EMALFORMED (an entry that does not decode, a gap), FENNEC_EZONE (an entry that does
+ * not apply: this node's data differs from the primary's and it needs a snapshot),
+ * FENNEC_ESPACE and -errno (the journal could not take them: nothing of them is served).
+ * The entries before the one at fault are applied.
+ */
+int change_apply_entries(const uint8_t *const *data, const size_t *lens, size_t count, char *err,
+                         size_t errlen);
+
+/*
+ * A secondary installs a snapshot it received: D (taken over; empty after) becomes what the
+ * node serves, at index D->index; the journal is emptied (its entries are older). The caller
+ * has written the snapshot file already (snapshot_file_end()). Returns 0, or -errno from the
+ * journal (nothing changed then).
+ */
+struct snapshot_data;
+int change_install_snapshot(struct snapshot_data *d, char *err, size_t errlen);
+
+/* Called by the committer thread after each group commit with the last index committed. Keep
+ * it short (it delays the next commit): a uv_async_send(). One hook; NULL clears it. */
+void change_on_commit(void (*fn)(uint64_t index, void *arg), void *arg);
+
+/* The open journal, for reading entries (journal_read()), or NULL. */
+struct journal;
+struct journal *change_journal(void);
+
+/* data_dir of the open journal (its snapshot is there), or NULL. */
+const char *change_data_dir(void);
+
+/* Writes a snapshot of what is served now and compacts the journal, in the calling thread
+ * (the snapshot thread does the same when enough entries accumulated). For tests and tools. */
+int change_snapshot_now(char *err, size_t errlen);
+
+/* Journal metrics: fsync (commit) durations, a histogram for fennec_journal_fsync_seconds. */
+#define CHANGE_FSYNC_BUCKETS 12
+typedef struct change_journal_stats {
+    double bucket_le[CHANGE_FSYNC_BUCKETS]; /* upper bounds, seconds */
+    uint64_t bucket[CHANGE_FSYNC_BUCKETS];  /* cumulative counts */
+    uint64_t count;
+    double sum; /* seconds */
+    uint64_t groups, entries, failures, snapshots;
+    uint64_t first_index, last_index, snapshot_index;
+    size_t bytes_used, bytes_max;
+} change_journal_stats_t;
+void change_journal_stats(change_journal_stats_t *out);
 
 /*
  * Stops serving: publishes no zone set and frees the served one. For the end of the process

@@ -62,4 +62,19 @@ void frame_free(frame_t *f);
  */
 int frame_check(const frame_t *f, char *err, size_t errlen);
 
+/*
+ * A journal entry on its own (what the journal stores): decoded and checked as an entry in a
+ * frame is (frame_check()). *OUT: free with frame_entry_free(). FENNEC_EMALFORMED otherwise.
+ */
+int frame_entry_decode(const uint8_t *data, size_t len, Fennec__Replication__Entry **out, char *err,
+                       size_t errlen);
+void frame_entry_free(Fennec__Replication__Entry *e);
+
+/*
+ * The frame of an entry from its encoded bytes ENTRY (LEN), without decoding it: written to
+ * OUT (CAP bytes); *USED receives the frame's length, also when it does not fit
+ * (FENNEC_ESPACE then, nothing written). At most LEN + FRAME_HEADER_LEN + 11 bytes.
+ */
+int frame_entry_wrap(const uint8_t *entry, size_t len, uint8_t *out, size_t cap, size_t *used);
+
 #endif

@@ -31,7 +31,7 @@ typedef struct journal_info {
     uint64_t first; /* the first index kept, 0 when empty */
     uint64_t last;  /* the last index, 0 when empty */
     size_t entries;
-    size_t bytes_used; /* pages in use, bytes */
+    size_t bytes_used; /* pages the entries use, bytes (shrinks after a compaction) */
     size_t bytes_max;  /* the size limit */
 } journal_info_t;
 

@@ -187,6 +187,8 @@ int zone_from_records(const char *origin, const zone_change_t *recs, size_t coun
  * records: what a reload compares the file with. Set on a version nobody else holds yet
  * (one restored from the journal). */
 const char *zone_source(const zone_t *zone, uint64_t *digest);
+/* Whether V was built from BASE by an update (is its successor). */
+bool zone_is_successor(const zone_t *v, const zone_t *base);
 int zone_source_set(zone_t *zone, const char *path, uint64_t digest);
 
 /* Reference counting: a new zone has one reference. zone_unref(NULL) is a no-op. */

@@ -24,6 +24,9 @@
 #include "fennec/cfg.h"
 #include "fennec/change.h"
 #include "fennec/common.h"
+#include "fennec/journal.h"
+#include "fennec/repl.h"
+#include "fennec/snapshot.h"
 #include "testutil.h"
 #include "fennec/wire.h"
 #include "fennec/zone.h"
@@ -201,8 +204,9 @@ static void test_load_serves_the_configured_zones(void **state)
     assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
                      0);
     assert_true(res.applied);
-    assert_int_equal(res.index, before + 1);
-    assert_int_equal(change_index(), before + 1);
+    /* One journal entry per zone: two zones, two indexes. */
+    assert_int_equal(res.index, before + 2);
+    assert_int_equal(change_index(), before + 2);
     assert_int_equal(res.zones, 2);
     assert_int_equal(res.failed, 0);
     assert_int_equal(res.added, COM_RECORDS + NET_RECORDS);
@@ -217,8 +221,8 @@ static void test_load_serves_the_configured_zones(void **state)
                      0);
     assert_false(res.applied);
     assert_true(res.unchanged);
-    assert_int_equal(res.index, before + 1);
-    assert_int_equal(change_index(), before + 1);
+    assert_int_equal(res.index, before + 2);
+    assert_int_equal(change_index(), before + 2);
     assert_ptr_equal(current(), set);
 }
 
@@ -680,6 +684,432 @@ static void test_concurrent_writers_lose_nothing(void **state)
         }
 }
 
+/* ---- with a journal ---------------------------------------------------------------------- */
+
+static char g_data[300];
+
+static void journal_open_at(const char *dir, bool primary, size_t max_bytes, uint64_t keep,
+                            uint64_t *index)
+{
+    change_shutdown();
+    change_close();
+    char err[1024] = "";
+    change_config_t cc = {.data_dir = dir,
+                          .node_id = "ns1",
+                          .primary = primary,
+                          .journal_max_bytes = max_bytes,
+                          .journal_keep = keep,
+                          .snapshot_every = 1000000};
+    int rc = change_open(&cc, index, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("change_open(%s): %d %s", dir, rc, err);
+}
+
+static void journal_done(void)
+{
+    change_shutdown();
+    change_close();
+}
+
+/* Every record of every served zone, as sorted text lines: what two nodes compare. */
+static int dump_rec(const zone_change_t *ch, void *arg)
+{
+    char owner[WIRE_NAME_TEXT_MAX];
+    wire_name_to_text(ch->owner, owner);
+    FILE *f = arg;
+    fprintf(f, "%s %u %u ", owner, ch->type, ch->ttl);
+    for (unsigned i = 0; i < ch->rdlen; i++)
+        fprintf(f, "%02x", ch->rdata[i]);
+    fputc('\n', f);
+    return 0;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *served_dump(void)
+{
+    char *text = NULL, *out = NULL;
+    size_t len = 0, olen = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    zone_read_lock();
+    const zone_set_t *set = zone_set_current();
+    for (size_t i = 0; i < zone_set_count(set); i++) {
+        fprintf(f, "zone %s serial %u\n", zone_name(zone_set_at(set, i)),
+                zone_serial(zone_set_at(set, i)));
+        zone_records(zone_set_at(set, i), dump_rec, f);
+    }
+    zone_read_unlock();
+    fclose(f);
+    char *lines[4096];
+    size_t n = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < 4096;
+         l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    qsort(lines, n, sizeof(*lines), line_cmp);
+    f = open_memstream(&out, &olen);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+    free(text);
+    return out;
+}
+
+/* A lone primary keeps its record edits, members and index across a restart; the unchanged
+ * zone file then changes nothing. */
+static void test_journal_restart_keeps_edits(void **state)
+{
+    (void)state;
+    uint64_t index = 99;
+    snprintf(g_data, sizeof(g_data), "%s/data-restart", g_dir);
+    journal_open_at(g_data, true, 0, 0, &index);
+    assert_int_equal(index, 0);
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[512];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.index, 2);
+    tchange_t t1, t2;
+    zone_change_t c[2] = {mk_a(&t1, true, "n.example.com", "192.0.2.77"),
+                          mk_a(&t2, false, "www.example.com", "192.0.2.10")};
+    assert_int_equal(submit(edit("example.com", c, 2), &res, err, sizeof(err)), 0);
+    assert_int_equal(res.index, 3);
+    assert_int_equal(submit((change_t){.kind = CHANGE_MEMBER_ADD,
+                                       .member_id = "ns2",
+                                       .member_address = "127.0.0.1:8054"},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.index, 4);
+    /* refused membership changes take no index */
+    assert_int_equal(submit((change_t){.kind = CHANGE_MEMBER_ADD,
+                                       .member_id = "ns2",
+                                       .member_address = "127.0.0.1:8054"},
+                            &res, err, sizeof(err)),
+                     FENNEC_EEXISTS);
+    assert_int_equal(submit((change_t){.kind = CHANGE_MEMBER_REMOVE, .member_id = "ns1"}, &res, err,
+                            sizeof(err)),
+                     FENNEC_EMALFORMED);
+    assert_int_equal(submit((change_t){.kind = CHANGE_MEMBER_REMOVE, .member_id = "ns9"}, &res, err,
+                            sizeof(err)),
+                     FENNEC_ENOTFOUND);
+    assert_int_equal(submit((change_t){.kind = CHANGE_MEMBER_ADD,
+                                       .member_id = "bad id",
+                                       .member_address = "127.0.0.1:1"},
+                            &res, err, sizeof(err)),
+                     FENNEC_EMALFORMED);
+    assert_int_equal(change_index(), 4);
+    uint32_t serial = served_serial("example.com");
+    char *before = served_dump();
+
+    journal_open_at(g_data, true, 0, 0, &index);
+    assert_int_equal(index, 4);
+    assert_int_equal(change_index(), 4);
+    char *after = served_dump();
+    assert_string_equal(before, after);
+    free(after);
+    assert_true(has_a("example.com", "n.example.com", "192.0.2.77"));
+    assert_false(has_a("example.com", "www.example.com", "192.0.2.10"));
+    assert_int_equal(served_serial("example.com"), serial);
+    char addr[REPL_ADDR_MAX];
+    assert_true(repl_member_find("ns2", addr));
+    assert_string_equal(addr, "127.0.0.1:8054");
+    /* The start-up load of the same files: nothing to do, the edits stay. */
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_false(res.applied);
+    assert_int_equal(change_index(), 4);
+    assert_true(has_a("example.com", "n.example.com", "192.0.2.77"));
+    /* A file that changed is a difference from what is served: edits elsewhere stay. */
+    write_zone(g_com_path, "$ORIGIN example.com.\n"
+                           "@ 300 SOA ns1 hostmaster 100 7200 3600 1209600 300\n"
+                           "@ 300 NS ns1\n"
+                           "ns1 300 A 192.0.2.1\n"
+                           "www 300 A 192.0.2.10\n"
+                           "www 300 A 192.0.2.11\n"
+                           "alias 300 CNAME www\n");
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_int_equal(change_index(), 5);
+    assert_true(has_a("example.com", "www.example.com", "192.0.2.11"));
+    free(before);
+    before = served_dump();
+    journal_open_at(g_data, true, 0, 0, &index);
+    assert_int_equal(index, 5);
+    after = served_dump();
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    journal_done();
+}
+
+/* A snapshot lets the journal drop old entries; a restart reads the snapshot, then the
+ * entries after it. */
+static void test_journal_snapshot_and_compaction(void **state)
+{
+    (void)state;
+    uint64_t index;
+    snprintf(g_data, sizeof(g_data), "%s/data-snap", g_dir);
+    journal_open_at(g_data, true, 0, 2, &index);
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[512];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    for (int i = 0; i < 10; i++) {
+        tchange_t t;
+        char ip[32];
+        snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + i);
+        zone_change_t c = mk_a(&t, true, "s.example.com", ip);
+        assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    }
+    assert_int_equal(change_index(), 12);
+    assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
+    assert_int_equal(snapshot_index(g_data), 12);
+    change_journal_stats_t js;
+    change_journal_stats(&js);
+    assert_int_equal(js.snapshot_index, 12);
+    assert_int_equal(js.first_index, 11); /* keep 2: 11 and 12 */
+    assert_int_equal(js.last_index, 12);
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, "after.example.com", "192.0.2.200");
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    char *before = served_dump();
+    journal_open_at(g_data, true, 0, 2, &index);
+    assert_int_equal(index, 13);
+    char *after = served_dump();
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_true(has_a("example.com", "after.example.com", "192.0.2.200"));
+    assert_true(has_a("example.com", "s.example.com", "192.0.2.109"));
+    journal_done();
+}
+
+typedef struct copied {
+    uint8_t *data[256];
+    size_t len[256];
+    size_t n;
+} copied_t;
+
+static int copy_entry(uint64_t index, const uint8_t *data, size_t len, void *arg)
+{
+    (void)index;
+    copied_t *c = arg;
+    if (c->n == 256)
+        return 1;
+    c->data[c->n] = malloc(len);
+    memcpy(c->data[c->n], data, len);
+    c->len[c->n++] = len;
+    return 0;
+}
+
+/* A secondary given the primary's entries serves exactly what the primary serves: diffs
+ * (adds, deletes, TTL changes), a reload that became a whole zone, a zone removed. */
+static void test_secondary_applies_the_primary_entries(void **state)
+{
+    (void)state;
+    uint64_t index;
+    char pdir[300], sdir[300];
+    snprintf(pdir, sizeof(pdir), "%s/data-p", g_dir);
+    snprintf(sdir, sizeof(sdir), "%s/data-s", g_dir);
+    journal_open_at(pdir, true, 0, 0, &index);
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[512];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    tchange_t t1, t2, t3;
+    zone_change_t c[3] = {mk_a(&t1, true, "a.b.example.com", "192.0.2.1"),
+                          mk_a(&t2, true, "www.example.com", "192.0.2.12"),
+                          mk_cname(&t3, false, "alias.example.com", "www.example.com")};
+    c[1].ttl = 30; /* the whole RRset takes TTL 30 */
+    assert_int_equal(submit(edit("example.com", c, 3), &res, err, sizeof(err)), 0);
+    zone_change_t d = mk_a(&t1, false, "a.b.example.com", "192.0.2.1");
+    assert_int_equal(submit(edit("example.com", &d, 1), &res, err, sizeof(err)), 0);
+    /* A file rewritten in full: applied as a whole zone. */
+    write_zone(g_com_path, "$ORIGIN example.com.\n"
+                           "@ 600 SOA ns9 hostmaster 500 7200 3600 1209600 300\n"
+                           "@ 600 NS ns9\n"
+                           "ns9 600 A 192.0.2.9\n"
+                           "x 600 TXT \"new\"\n"
+                           "y 600 TXT \"new\"\n"
+                           "z 600 TXT \"new\"\n");
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(submit((change_t){.kind = CHANGE_MEMBER_ADD,
+                                       .member_id = "ns2",
+                                       .member_address = "127.0.0.1:8054"},
+                            &res, err, sizeof(err)),
+                     0);
+    /* example.net no longer configured: removed */
+    cfg_t only_com = {.zones = g_zones, .zone_count = 1};
+    assert_int_equal(
+        submit((change_t){.kind = CHANGE_LOAD, .cfg = &only_com}, &res, err, sizeof(err)), 0);
+    uint64_t last = change_index();
+    assert_int_equal(last, 7);
+    char *primary = served_dump();
+    copied_t ent = {0};
+    assert_int_equal(journal_read(change_journal(), 1, copy_entry, &ent), 0);
+    assert_int_equal(ent.n, last);
+
+    journal_open_at(sdir, false, 0, 0, &index);
+    assert_int_equal(index, 0);
+    const uint8_t *const *data = (const uint8_t *const *)ent.data;
+    /* a gap is refused and changes nothing */
+    assert_int_equal(change_apply_entries(data + 1, ent.len + 1, 1, err, sizeof(err)),
+                     FENNEC_EMALFORMED);
+    assert_int_equal(change_index(), 0);
+    /* in two groups, the second one starting with a resend */
+    assert_int_equal(change_apply_entries(data, ent.len, 3, err, sizeof(err)), 0);
+    assert_int_equal(change_index(), 3);
+    assert_int_equal(change_apply_entries(data + 2, ent.len + 2, ent.n - 2, err, sizeof(err)), 0);
+    assert_int_equal(change_index(), last);
+    char *secondary = served_dump();
+    assert_string_equal(primary, secondary);
+    assert_true(repl_member_find("ns2", NULL));
+    /* a secondary takes no change of its own */
+    tchange_t t4;
+    zone_change_t e = mk_a(&t4, true, "q.example.com", "192.0.2.1");
+    assert_int_equal(submit(edit("example.com", &e, 1), &res, err, sizeof(err)), FENNEC_ENOTSUP);
+    /* and restarts from its own journal */
+    journal_open_at(sdir, false, 0, 0, &index);
+    assert_int_equal(index, last);
+    char *again = served_dump();
+    assert_string_equal(primary, again);
+    free(again);
+    free(primary);
+    free(secondary);
+    for (size_t i = 0; i < ent.n; i++)
+        free(ent.data[i]);
+    journal_done();
+}
+
+/* A journal that cannot take a change refuses it, and every change built on it: nothing of
+ * them is served, the index stays, and the next change starts from what is served. */
+static void test_journal_full_refuses_and_rolls_back(void **state)
+{
+    (void)state;
+    uint64_t index;
+    snprintf(g_data, sizeof(g_data), "%s/data-full", g_dir);
+    journal_open_at(g_data, true, 256 * 1024, 1, &index);
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[512];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    int rc = 0, accepted = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        tchange_t t;
+        char owner[64];
+        snprintf(owner, sizeof(owner), "f%d.example.com", i);
+        zone_change_t c = mk_a(&t, true, owner, "192.0.2.1");
+        rc = submit(edit("example.com", &c, 1), &res, err, sizeof(err));
+        if (rc == 0)
+            accepted++;
+    }
+    assert_int_equal(rc, FENNEC_ESPACE);
+    assert_non_null(strstr(err, "journal"));
+    assert_true(accepted > 10);
+    uint64_t at = change_index();
+    uint32_t serial = served_serial("example.com");
+    char owner[64];
+    snprintf(owner, sizeof(owner), "f%d.example.com", accepted);
+    assert_false(has_a("example.com", owner, "192.0.2.1"));
+    /* a snapshot compacts the journal: the same change then goes through */
+    assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
+    tchange_t t;
+    zone_change_t c = mk_a(&t, true, owner, "192.0.2.1");
+    assert_int_equal(submit(edit("example.com", &c, 1), &res, err, sizeof(err)), 0);
+    assert_int_equal(res.index, at + 1);
+    assert_int_equal(served_serial("example.com"), serial + 1);
+    assert_true(has_a("example.com", owner, "192.0.2.1"));
+    journal_done();
+}
+
+/* Damage is found at start, with what to do. */
+static void test_damaged_journal_and_snapshot_are_found(void **state)
+{
+    (void)state;
+    uint64_t index;
+    snprintf(g_data, sizeof(g_data), "%s/data-damaged", g_dir);
+    journal_open_at(g_data, true, 0, 0, &index);
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[1024];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
+    journal_done();
+    /* a snapshot cut short */
+    char path[400];
+    snprintf(path, sizeof(path), "%s/snapshot", g_data);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 3), 0);
+    change_config_t cc = {.data_dir = g_data, .node_id = "ns1", .primary = true};
+    assert_int_equal(change_open(&cc, &index, err, sizeof(err)), FENNEC_EDAMAGED);
+    assert_non_null(strstr(err, "snapshot"));
+    assert_non_null(strstr(err, "--reseed"));
+    /* a journal file of garbage */
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof(path), "%s/data.mdb", g_data);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 8192; i++)
+        fputc(i * 7 & 0xff, f);
+    fclose(f);
+    assert_int_not_equal(change_open(&cc, &index, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "--reseed"));
+    assert_null(change_journal());
+}
+
+#define JWRITERS 8
+
+/* Concurrent writers with a journal: every change is journaled and served once, and they
+ * share commits (fewer commits than entries). */
+static void test_group_commit(void **state)
+{
+    (void)state;
+    uint64_t index;
+    snprintf(g_data, sizeof(g_data), "%s/data-group", g_dir);
+    journal_open_at(g_data, true, 0, 0, &index);
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[512];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    change_journal_stats_t before, after;
+    change_journal_stats(&before);
+    uint64_t i0 = change_index();
+    pthread_t th[JWRITERS];
+    for (int i = 0; i < JWRITERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < JWRITERS; i++) {
+        void *failures = NULL;
+        assert_int_equal(pthread_join(th[i], &failures), 0);
+        assert_int_equal((intptr_t)failures, 0);
+    }
+    change_journal_stats(&after);
+    uint64_t entries = after.entries - before.entries;
+    uint64_t groups = after.groups - before.groups;
+    assert_int_equal(entries, JWRITERS * EDITS_PER_WRITE);
+    assert_int_equal(change_index(), i0 + entries);
+    assert_true(groups < entries);
+    assert_int_equal(after.count - before.count, groups);
+    char *served_before = served_dump();
+    journal_open_at(g_data, true, 0, 0, &index);
+    char *served_after = served_dump();
+    assert_string_equal(served_before, served_after);
+    free(served_before);
+    free(served_after);
+    journal_done();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -700,6 +1130,7 @@ static int teardown(void **state)
 {
     (void)state;
     change_shutdown();
+    change_close();
     zone_reader_unregister();
     return testutil_tmpdir_remove(g_dir);
 }
@@ -719,6 +1150,12 @@ int main(void)
         cmocka_unit_test(test_load_keeps_a_failing_zone_and_changes_the_others),
         cmocka_unit_test(test_invalid_changes_are_refused),
         cmocka_unit_test(test_concurrent_writers_lose_nothing),
+        cmocka_unit_test(test_journal_restart_keeps_edits),
+        cmocka_unit_test(test_journal_snapshot_and_compaction),
+        cmocka_unit_test(test_secondary_applies_the_primary_entries),
+        cmocka_unit_test(test_journal_full_refuses_and_rolls_back),
+        cmocka_unit_test(test_damaged_journal_and_snapshot_are_found),
+        cmocka_unit_test(test_group_commit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

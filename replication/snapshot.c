@@ -1,0 +1,563 @@
+/*
+ * Snapshots (snapshot.h): written and read as frames of SnapshotChunk messages, with the
+ * zones rebuilt through zone_from_records(), the function that builds zones from entries.
+ */
+#include "fennec/snapshot.h"
+#include "fennec/common.h"
+#include "fennec/entry.h"
+#include "fennec/wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef Fennec__Replication__SnapshotChunk chunk_t;
+typedef Fennec__Replication__Record record_t;
+
+static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+void snapshot_data_free(snapshot_data_t *d)
+{
+    for (size_t i = 0; d->zones && i < d->zone_count; i++)
+        zone_unref(d->zones[i]);
+    free(d->zones);
+    free(d->members);
+    memset(d, 0, sizeof(*d));
+}
+
+/* ---- the file ---- */
+
+struct snapshot_file {
+    int fd;
+    char dir[4096];
+    char tmp[4200];
+};
+
+int snapshot_file_begin(const char *dir, snapshot_file_t **out)
+{
+    snapshot_file_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    snprintf(f->dir, sizeof(f->dir), "%s", dir);
+    snprintf(f->tmp, sizeof(f->tmp), "%s/%s.new", dir, SNAPSHOT_FILE);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (f->fd < 0) {
+        int rc = -errno;
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int snapshot_file_add(snapshot_file_t *f, const chunk_t *c)
+{
+    Fennec__Replication__Frame fr = FENNEC__REPLICATION__FRAME__INIT;
+    fr.kind_case = FENNEC__REPLICATION__FRAME__KIND_SNAPSHOT;
+    fr.snapshot = (chunk_t *)c;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    int rc = frame_encode(&fr, FRAME_MAX_DEFAULT, &buf, &len, err, sizeof(err));
+    if (rc == 0)
+        rc = write_all(f->fd, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+int snapshot_file_end(snapshot_file_t *f, bool commit)
+{
+    if (!f)
+        return 0;
+    int rc = 0;
+    if (commit && fsync(f->fd) != 0)
+        rc = -errno;
+    if (close(f->fd) != 0 && rc == 0 && commit)
+        rc = -errno;
+    if (commit && rc == 0) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", f->dir, SNAPSHOT_FILE);
+        if (rename(f->tmp, path) != 0)
+            rc = -errno;
+        else
+            rc = fsync_dir(f->dir);
+    }
+    if (!commit || rc != 0)
+        unlink(f->tmp);
+    free(f);
+    return rc;
+}
+
+/* ---- writing one from served data ---- */
+
+typedef struct writer {
+    snapshot_file_t *file;
+    chunk_t chunk;
+    record_t *items;
+    record_t **ptrs;
+    size_t count, cap, bytes;
+    uint32_t seq;
+    int rc;
+} writer_t;
+
+static int writer_flush(writer_t *w)
+{
+    for (size_t i = 0; i < w->count; i++)
+        w->ptrs[i] = &w->items[i];
+    w->chunk.records = w->ptrs;
+    w->chunk.n_records = w->count;
+    w->chunk.seq = w->seq++;
+    int rc = snapshot_file_add(w->file, &w->chunk);
+    /* What follows is the same zone, not its first chunk. */
+    w->chunk.zone_first = false;
+    w->chunk.file = (char *)"";
+    w->chunk.file_digest = 0;
+    w->chunk.serial = 0;
+    w->count = 0;
+    w->bytes = 0;
+    return rc;
+}
+
+static int writer_record(const zone_change_t *ch, void *arg)
+{
+    writer_t *w = arg;
+    if (w->count == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 4096;
+        record_t *items = realloc(w->items, ncap * sizeof(*items));
+        record_t **ptrs = items ? realloc(w->ptrs, ncap * sizeof(*ptrs)) : NULL;
+        if (items)
+            w->items = items;
+        if (!items || !ptrs)
+            return -ENOMEM;
+        w->ptrs = ptrs;
+        w->cap = ncap;
+    }
+    record_t *r = &w->items[w->count++];
+    fennec__replication__record__init(r);
+    r->owner.data = (uint8_t *)ch->owner;
+    r->owner.len = (size_t)wire_name_len(ch->owner, WIRE_NAME_MAX);
+    r->type = ch->type;
+    r->ttl = ch->ttl;
+    r->rdata.data = (uint8_t *)ch->rdata;
+    r->rdata.len = ch->rdlen;
+    w->bytes += r->owner.len + r->rdata.len + 16;
+    return w->bytes >= SNAPSHOT_CHUNK_BYTES ? writer_flush(w) : 0;
+}
+
+int snapshot_write(const char *dir, const snapshot_data_t *d, char *err, size_t errlen)
+{
+    writer_t w = {0};
+    int rc = snapshot_file_begin(dir, &w.file);
+    if (rc)
+        return say(err, errlen, rc, "%s/%s.new: %s", dir, SNAPSHOT_FILE, fennec_strerror(rc));
+
+    /* The header: members and what the snapshot holds. */
+    Fennec__Replication__Membership ms = FENNEC__REPLICATION__MEMBERSHIP__INIT;
+    Fennec__Replication__Member *mi = calloc(d->member_count + 1, sizeof(*mi));
+    Fennec__Replication__Member **mp = calloc(d->member_count + 1, sizeof(*mp));
+    if (!mi || !mp) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < d->member_count; i++) {
+        fennec__replication__member__init(&mi[i]);
+        mi[i].id = (char *)d->members[i].id;
+        mi[i].address = (char *)d->members[i].address;
+        mp[i] = &mi[i];
+    }
+    ms.members = mp;
+    ms.n_members = d->member_count;
+    fennec__replication__snapshot_chunk__init(&w.chunk);
+    w.chunk.index = d->index;
+    w.chunk.members = &ms;
+    w.chunk.commit_time_ns = d->commit_ns;
+    w.chunk.zone_count = (uint32_t)d->zone_count;
+    if ((rc = writer_flush(&w)) != 0)
+        goto done;
+    w.chunk.members = NULL;
+    w.chunk.commit_time_ns = 0;
+    w.chunk.zone_count = 0;
+
+    for (size_t i = 0; i < d->zone_count; i++) {
+        const zone_t *z = d->zones[i];
+        uint64_t digest = 0;
+        const char *file = zone_source(z, &digest);
+        w.chunk.zone = (char *)zone_name(z);
+        w.chunk.zone_first = true;
+        w.chunk.serial = zone_serial(z);
+        w.chunk.file = (char *)(file ? file : "");
+        w.chunk.file_digest = digest;
+        if ((rc = zone_records(z, writer_record, &w)) != 0)
+            goto done;
+        if ((w.count || w.chunk.zone_first) && (rc = writer_flush(&w)) != 0)
+            goto done;
+    }
+    w.chunk.zone = (char *)"";
+    w.chunk.last = true;
+    rc = writer_flush(&w);
+done:
+    free(mi);
+    free(mp);
+    free(w.items);
+    free(w.ptrs);
+    int erc = snapshot_file_end(w.file, rc == 0);
+    if (rc == 0)
+        rc = erc;
+    if (rc)
+        say(err, errlen, rc, "%s/%s: %s", dir, SNAPSHOT_FILE, fennec_strerror(rc));
+    return rc;
+}
+
+/* ---- building one from chunks ---- */
+
+struct snapshot_builder {
+    snapshot_data_t data;
+    size_t zones_cap;
+    uint32_t next_seq;
+    bool done;
+    uint32_t zone_count; /* as the header says */
+    /* the zone being received: records, their bytes kept as offsets into buf */
+    char zone[WIRE_NAME_TEXT_MAX];
+    uint32_t serial;
+    char *file;
+    uint64_t file_digest;
+    zone_change_t *recs;
+    size_t nrecs, recs_cap;
+    uint8_t *buf;
+    size_t buf_len, buf_cap;
+};
+
+int snapshot_builder_new(snapshot_builder_t **out)
+{
+    *out = calloc(1, sizeof(**out));
+    return *out ? 0 : -ENOMEM;
+}
+
+void snapshot_builder_free(snapshot_builder_t *b)
+{
+    if (!b)
+        return;
+    snapshot_data_free(&b->data);
+    free(b->file);
+    free(b->recs);
+    free(b->buf);
+    free(b);
+}
+
+static int buf_put(snapshot_builder_t *b, const uint8_t *p, size_t n, size_t *off)
+{
+    if (b->buf_len + n > b->buf_cap) {
+        size_t ncap = b->buf_cap ? b->buf_cap : 1 << 16;
+        while (ncap < b->buf_len + n)
+            ncap *= 2;
+        uint8_t *nb = realloc(b->buf, ncap);
+        if (!nb)
+            return -ENOMEM;
+        b->buf = nb;
+        b->buf_cap = ncap;
+    }
+    memcpy(b->buf + b->buf_len, p, n);
+    *off = b->buf_len;
+    b->buf_len += n;
+    return 0;
+}
+
+/* Builds the zone received so far and adds it to the data. */
+static int zone_finish(snapshot_builder_t *b, char *err, size_t errlen)
+{
+    if (!b->zone[0])
+        return 0;
+    /* Offsets become pointers now that the buffer stopped moving. */
+    for (size_t i = 0; i < b->nrecs; i++) {
+        b->recs[i].owner = b->buf + (uintptr_t)b->recs[i].owner;
+        b->recs[i].rdata = b->buf + (uintptr_t)b->recs[i].rdata;
+    }
+    zone_t *z = NULL;
+    char name[300];
+    snprintf(name, sizeof(name), "snapshot of %.256s", b->zone);
+    int rc = zone_from_records(b->zone, b->recs, b->nrecs, name, &z, err, errlen);
+    if (rc == 0 && zone_serial(z) != b->serial)
+        rc = say(err, errlen, FENNEC_EDAMAGED, "%s: serial %u, the snapshot says %u", b->zone,
+                 zone_serial(z), b->serial);
+    if (rc == 0)
+        rc = zone_source_set(z, b->file, b->file_digest);
+    if (rc == 0 && b->data.zone_count == b->zones_cap) {
+        size_t ncap = b->zones_cap ? b->zones_cap * 2 : 8;
+        zone_t **nz = realloc(b->data.zones, ncap * sizeof(*nz));
+        if (!nz)
+            rc = -ENOMEM;
+        else {
+            b->data.zones = nz;
+            b->zones_cap = ncap;
+        }
+    }
+    if (rc != 0) {
+        zone_unref(z);
+        return rc == -ENOMEM ? rc : FENNEC_EDAMAGED;
+    }
+    b->data.zones[b->data.zone_count++] = z;
+    b->zone[0] = '\0';
+    b->nrecs = 0;
+    b->buf_len = 0;
+    free(b->file);
+    b->file = NULL;
+    return 0;
+}
+
+int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, size_t errlen)
+{
+    if (b->done)
+        return say(err, errlen, FENNEC_EDAMAGED, "a chunk after the last one");
+    if (c->seq != b->next_seq)
+        return say(err, errlen, FENNEC_EDAMAGED, "chunk %u where %u was due", c->seq, b->next_seq);
+    if (c->seq == 0) {
+        if (c->zone[0] || c->n_records)
+            return say(err, errlen, FENNEC_EDAMAGED, "the first chunk is not a header");
+        b->data.index = c->index;
+        b->data.commit_ns = c->commit_time_ns;
+        b->zone_count = c->zone_count;
+        int n = entry_members(c->members, &b->data.members);
+        if (n < 0)
+            return n;
+        b->data.member_count = (size_t)n;
+    } else if (c->index != b->data.index) {
+        return say(err, errlen, FENNEC_EDAMAGED, "chunk %u is of index %llu, not %llu", c->seq,
+                   (unsigned long long)c->index, (unsigned long long)b->data.index);
+    }
+    b->next_seq++;
+    int rc;
+    if (c->seq > 0 && (c->zone_first || c->last)) {
+        if ((rc = zone_finish(b, err, errlen)) != 0)
+            return rc;
+    }
+    if (c->zone_first) {
+        snprintf(b->zone, sizeof(b->zone), "%s", c->zone);
+        b->serial = c->serial;
+        b->file_digest = c->file_digest;
+        if (c->file[0] && !(b->file = strdup(c->file)))
+            return -ENOMEM;
+    } else if (c->n_records && (!b->zone[0] || strcmp(c->zone, b->zone) != 0)) {
+        return say(err, errlen, FENNEC_EDAMAGED, "chunk %u has records of %s without its start",
+                   c->seq, c->zone);
+    }
+    for (size_t i = 0; i < c->n_records; i++) {
+        const record_t *r = c->records[i];
+        if (b->nrecs == b->recs_cap) {
+            size_t ncap = b->recs_cap ? b->recs_cap * 2 : 4096;
+            zone_change_t *nr = realloc(b->recs, ncap * sizeof(*nr));
+            if (!nr)
+                return -ENOMEM;
+            b->recs = nr;
+            b->recs_cap = ncap;
+        }
+        size_t oo, ro;
+        if (buf_put(b, r->owner.data, r->owner.len, &oo) != 0 ||
+            buf_put(b, r->rdata.data, r->rdata.len, &ro) != 0)
+            return -ENOMEM;
+        b->recs[b->nrecs++] = (zone_change_t){.add = true,
+                                              .owner = (const uint8_t *)(uintptr_t)oo,
+                                              .type = (uint16_t)r->type,
+                                              .ttl = r->ttl,
+                                              .rdata = (const uint8_t *)(uintptr_t)ro,
+                                              .rdlen = (uint16_t)r->rdata.len};
+    }
+    if (c->last) {
+        b->done = true;
+        if (b->data.zone_count != b->zone_count)
+            return say(err, errlen, FENNEC_EDAMAGED, "%zu zones, the header says %u",
+                       b->data.zone_count, b->zone_count);
+        return 1;
+    }
+    return 0;
+}
+
+int snapshot_builder_finish(snapshot_builder_t *b, snapshot_data_t *out, char *err, size_t errlen)
+{
+    if (!b->done)
+        return say(err, errlen, FENNEC_EDAMAGED, "the snapshot ends before its last chunk");
+    *out = b->data;
+    memset(&b->data, 0, sizeof(b->data));
+    return 0;
+}
+
+/* ---- reading the file ---- */
+
+struct snapshot_reader {
+    FILE *f;
+};
+
+int snapshot_reader_open(const char *dir, snapshot_reader_t **out)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_FILE);
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return errno == ENOENT ? FENNEC_ENOTFOUND : -errno;
+    snapshot_reader_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    r->f = f;
+    *out = r;
+    return 0;
+}
+
+int snapshot_reader_next(snapshot_reader_t *r, uint8_t **out, size_t *len)
+{
+    uint8_t head[FRAME_HEADER_LEN];
+    *out = NULL;
+    *len = 0;
+    size_t got = fread(head, 1, sizeof(head), r->f);
+    if (got == 0 && feof(r->f))
+        return 0;
+    if (got != sizeof(head))
+        return ferror(r->f) ? -EIO : FENNEC_EDAMAGED;
+    uint32_t n = wire_get_u32(head);
+    if (n > FRAME_MAX_DEFAULT)
+        return FENNEC_EDAMAGED;
+    uint8_t *buf = malloc(FRAME_HEADER_LEN + (size_t)n);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, head, FRAME_HEADER_LEN);
+    if (fread(buf + FRAME_HEADER_LEN, 1, n, r->f) != n) {
+        int rc = ferror(r->f) ? -EIO : FENNEC_EDAMAGED;
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = FRAME_HEADER_LEN + (size_t)n;
+    return 0;
+}
+
+void snapshot_reader_close(snapshot_reader_t *r)
+{
+    if (!r)
+        return;
+    fclose(r->f);
+    free(r);
+}
+
+/* Decodes the frame in BUF as a snapshot chunk; NULL when it is anything else. */
+static Fennec__Replication__Frame *chunk_decode(const uint8_t *buf, size_t len, char *err,
+                                                size_t errlen)
+{
+    frame_reader_t fr;
+    frame_t *f = NULL;
+    frame_reader_init(&fr, FRAME_MAX_DEFAULT);
+    if (frame_reader_feed(&fr, buf, len) == 0)
+        frame_reader_next(&fr, &f, err, errlen);
+    frame_reader_deinit(&fr);
+    if (f && f->kind_case != FENNEC__REPLICATION__FRAME__KIND_SNAPSHOT) {
+        frame_free(f);
+        f = NULL;
+    }
+    return f;
+}
+
+int snapshot_read(const char *dir, snapshot_data_t *out, char *err, size_t errlen)
+{
+    snapshot_reader_t *r = NULL;
+    snapshot_builder_t *b = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = snapshot_reader_open(dir, &r);
+    if (rc)
+        return say(err, errlen, rc, "%s/%s: %s", dir, SNAPSHOT_FILE, fennec_strerror(rc));
+    if ((rc = snapshot_builder_new(&b)) != 0)
+        goto done;
+    char why[512] = "";
+    for (size_t k = 0;; k++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if ((rc = snapshot_reader_next(r, &buf, &len)) != 0 || !buf) {
+            if (rc == 0)
+                rc = say(why, sizeof(why), FENNEC_EDAMAGED, "it ends before its last chunk");
+            else if (rc == FENNEC_EDAMAGED)
+                snprintf(why, sizeof(why), "frame %zu is cut short or too long", k);
+            break;
+        }
+        frame_t *f = chunk_decode(buf, len, why, sizeof(why));
+        free(buf);
+        if (!f) {
+            if (!why[0])
+                snprintf(why, sizeof(why), "frame %zu is not a snapshot chunk", k);
+            rc = FENNEC_EDAMAGED;
+            break;
+        }
+        rc = snapshot_builder_add(b, f->snapshot, why, sizeof(why));
+        frame_free(f);
+        if (rc == 1) {
+            rc = snapshot_builder_finish(b, out, why, sizeof(why));
+            break;
+        }
+        if (rc != 0)
+            break;
+    }
+    if (rc != 0)
+        say(err, errlen, rc, "%s/%s: %s", dir, SNAPSHOT_FILE, why[0] ? why : fennec_strerror(rc));
+done:
+    snapshot_builder_free(b);
+    snapshot_reader_close(r);
+    return rc;
+}
+
+uint64_t snapshot_index(const char *dir)
+{
+    snapshot_reader_t *r = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint64_t index = 0;
+    if (snapshot_reader_open(dir, &r) != 0)
+        return 0;
+    if (snapshot_reader_next(r, &buf, &len) == 0 && buf) {
+        char why[256];
+        frame_t *f = chunk_decode(buf, len, why, sizeof(why));
+        if (f && f->snapshot->seq == 0)
+            index = f->snapshot->index;
+        frame_free(f);
+    }
+    free(buf);
+    snapshot_reader_close(r);
+    return index;
+}
