@@ -10,10 +10,12 @@
 #include "fennec/control.h"
 #include "fennec/repl.h"
 #include "fennec/server.h"
+#include "fennec/stream.h"
 #include "fennec/zone.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,8 @@
 typedef struct daemon_state {
     cfg_t *cfg; /* the configuration the server runs with */
     server_t *srv;
-    control_t *ctl; /* NULL when listen.control is not configured */
+    control_t *ctl;   /* NULL when listen.control is not configured */
+    stream_t *stream; /* NULL for a lone primary */
     uv_signal_t sig_hup;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
@@ -364,6 +367,22 @@ int main(int argc, char **argv)
         }
     }
 
+    if (st.cfg->key_file || st.cfg->has_replication || st.cfg->has_primary) {
+        uint8_t key[CONTROL_MAX_KEY];
+        size_t keylen = 0;
+        rc = st.cfg->key_file ? control_key_read(st.cfg->key_file, key, &keylen, err, sizeof(err))
+                              : 0;
+        if (rc == 0)
+            rc = stream_start(st.cfg, key, keylen, &st.stream, err, sizeof(err));
+        OPENSSL_cleanse(key, sizeof(key));
+        if (rc != 0) {
+            log_error("main", "replication: %s", err);
+            stop_all(&st);
+            uv_run(loop, UV_RUN_DEFAULT);
+            goto free_server;
+        }
+    }
+
     char addrs[512], zones[1024];
     addr_list(st.cfg, addrs, sizeof(addrs));
     zone_read_lock();
@@ -382,6 +401,7 @@ int main(int argc, char **argv)
     log_info("main", "stopped");
 
 free_server:
+    stream_stop(st.stream);
     control_free(st.ctl);
     server_stop(st.srv);
     server_free(st.srv);

@@ -1,0 +1,950 @@
+/*
+ * The replication stream (stream.h). One uv loop in its own thread: the primary's listener
+ * and connections, or the secondary's connection to its primary, timers for heartbeats,
+ * silence and reconnection, and an async handle the committer pokes after each commit.
+ */
+#include "fennec/stream.h"
+#include "fennec/change.h"
+#include "fennec/common.h"
+#include "fennec/frame.h"
+#include "fennec/journal.h"
+#include "fennec/repl.h"
+#include "fennec/snapshot.h"
+#include "fennec/zone.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define MOD       "replication"
+#define NONCE_LEN 32
+#define MAC_LEN   32
+#define ROLE_P    "fennec-primary-v1"
+#define ROLE_S    "fennec-secondary-v1"
+#define BATCH_MAX (1u << 20) /* bytes of entries read from the journal at a time */
+
+typedef struct conn conn_t;
+
+struct stream {
+    const cfg_t *cfg;
+    bool primary;
+    uint8_t key[4096];
+    size_t keylen;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake; /* a commit, or stop */
+    uv_tcp_t listener;
+    bool listening;
+    uv_timer_t tick;      /* heartbeats and silence */
+    uv_timer_t reconnect; /* secondary */
+    conn_t *conns;        /* primary: every connection; secondary: the one, or NULL */
+    unsigned backoff_ms;
+    _Atomic int stop;
+    bool started;
+};
+
+struct conn {
+    stream_t *s;
+    conn_t *next;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    frame_reader_t rd;
+    char peer[80]; /* address, for the log */
+    char id[REPL_ID_MAX];
+    uint8_t my_nonce[NONCE_LEN];
+    uint8_t their_nonce[NONCE_LEN];
+    bool got_hello, authed, closing, connected;
+    uint64_t peer_applied; /* from the secondary's hello and acks */
+    uint64_t last_rx_ms;
+    size_t queued; /* bytes written and not yet done */
+    /* primary */
+    uint64_t next_index;
+    snapshot_reader_t *snap;
+    bool streaming;
+    /* secondary */
+    snapshot_builder_t *sb;
+    snapshot_file_t *sf;
+    uint64_t primary_index;
+};
+
+typedef struct wreq {
+    uv_write_t req;
+    conn_t *c;
+    uint8_t *buf;
+    size_t len;
+} wreq_t;
+
+static void conn_close(conn_t *c, const char *why);
+static void pump(conn_t *c);
+
+static uint64_t now_ms(stream_t *s)
+{
+    return uv_now(&s->loop);
+}
+
+int stream_proof(const uint8_t *key, size_t keylen, const char *role, const uint8_t *their_nonce,
+                 const uint8_t *my_nonce, const char *my_id, uint8_t *mac)
+{
+    uint8_t msg[64 + 2 * NONCE_LEN + REPL_ID_MAX];
+    size_t rl = strlen(role), il = strlen(my_id), n = 0;
+    if (rl > 64 || il >= REPL_ID_MAX)
+        return -EINVAL;
+    memcpy(msg + n, role, rl);
+    n += rl;
+    memcpy(msg + n, their_nonce, NONCE_LEN);
+    n += NONCE_LEN;
+    memcpy(msg + n, my_nonce, NONCE_LEN);
+    n += NONCE_LEN;
+    memcpy(msg + n, my_id, il);
+    n += il;
+    unsigned len = 0;
+    if (!HMAC(EVP_sha256(), key, (int)keylen, msg, n, mac, &len) || len != MAC_LEN)
+        return -EIO;
+    return 0;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void on_written(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *)req;
+    conn_t *c = w->c;
+    c->queued -= w->len;
+    free(w->buf);
+    free(w);
+    if (status < 0) {
+        if (!c->closing)
+            conn_close(c, uv_strerror(status));
+        return;
+    }
+    if (!c->closing)
+        pump(c);
+}
+
+/* Sends BUF (LEN bytes, taken over). */
+static int send_buf(conn_t *c, uint8_t *buf, size_t len)
+{
+    if (c->closing) {
+        free(buf);
+        return -ECANCELED;
+    }
+    wreq_t *w = malloc(sizeof(*w));
+    if (!w) {
+        free(buf);
+        return -ENOMEM;
+    }
+    w->c = c;
+    w->buf = buf;
+    w->len = len;
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    c->queued += len;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (rc < 0) {
+        c->queued -= len;
+        free(buf);
+        free(w);
+    }
+    return rc;
+}
+
+static int send_frame(conn_t *c, const frame_t *f)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    int rc = frame_encode(f, STREAM_ENTRY_MAX, &buf, &len, err, sizeof(err));
+    if (rc) {
+        log_error(MOD, "%s: cannot encode a frame: %s", c->peer, err);
+        return rc;
+    }
+    return send_buf(c, buf, len);
+}
+
+static void send_error(conn_t *c, const char *msg)
+{
+    Fennec__Replication__Error e = FENNEC__REPLICATION__ERROR__INIT;
+    frame_t f = FENNEC__REPLICATION__FRAME__INIT;
+    e.message = (char *)msg;
+    f.kind_case = FENNEC__REPLICATION__FRAME__KIND_ERROR;
+    f.error = &e;
+    send_frame(c, &f);
+}
+
+static void send_hello(conn_t *c)
+{
+    Fennec__Replication__Hello h = FENNEC__REPLICATION__HELLO__INIT;
+    frame_t f = FENNEC__REPLICATION__FRAME__INIT;
+    h.version = STREAM_VERSION;
+    h.node_id = c->s->cfg->node_id;
+    h.nonce.data = c->my_nonce;
+    h.nonce.len = NONCE_LEN;
+    h.applied_index = c->s->primary ? 0 : change_index();
+    f.kind_case = FENNEC__REPLICATION__FRAME__KIND_HELLO;
+    f.hello = &h;
+    send_frame(c, &f);
+}
+
+static void send_proof(conn_t *c)
+{
+    uint8_t mac[MAC_LEN];
+    if (stream_proof(c->s->key, c->s->keylen, c->s->primary ? ROLE_P : ROLE_S, c->their_nonce,
+                     c->my_nonce, c->s->cfg->node_id, mac) != 0) {
+        conn_close(c, "cannot compute the proof");
+        return;
+    }
+    Fennec__Replication__Proof p = FENNEC__REPLICATION__PROOF__INIT;
+    frame_t f = FENNEC__REPLICATION__FRAME__INIT;
+    p.mac.data = mac;
+    p.mac.len = MAC_LEN;
+    f.kind_case = FENNEC__REPLICATION__FRAME__KIND_PROOF;
+    f.proof = &p;
+    send_frame(c, &f);
+}
+
+static void send_heartbeat(conn_t *c)
+{
+    Fennec__Replication__Heartbeat h = FENNEC__REPLICATION__HEARTBEAT__INIT;
+    frame_t f = FENNEC__REPLICATION__FRAME__INIT;
+    h.primary_index = change_index();
+    h.time_ns = fennec_wall_ns();
+    f.kind_case = FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT;
+    f.heartbeat = &h;
+    send_frame(c, &f);
+}
+
+static void send_ack(conn_t *c)
+{
+    Fennec__Replication__Ack a = FENNEC__REPLICATION__ACK__INIT;
+    frame_t f = FENNEC__REPLICATION__FRAME__INIT;
+    a.applied_index = change_index();
+    f.kind_case = FENNEC__REPLICATION__FRAME__KIND_ACK;
+    f.ack = &a;
+    send_frame(c, &f);
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    stream_t *s = c->s;
+    frame_reader_deinit(&c->rd);
+    snapshot_reader_close(c->snap);
+    snapshot_builder_free(c->sb);
+    snapshot_file_end(c->sf, false);
+    free(c);
+    if (!s->primary && !atomic_load(&s->stop)) {
+        /* Jittered exponential backoff: a primary back up is not stampeded. */
+        unsigned base = s->backoff_ms ? s->backoff_ms : STREAM_BACKOFF_MIN;
+        unsigned delay = base / 2 + (unsigned)(((uint64_t)rand() * (base / 2 + 1)) / RAND_MAX);
+        s->backoff_ms = base * 2 > STREAM_BACKOFF_MAX ? STREAM_BACKOFF_MAX : base * 2;
+        uv_timer_start(&s->reconnect, NULL, delay, 0);
+    }
+}
+
+static void conn_close(conn_t *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    stream_t *s = c->s;
+    for (conn_t **p = &s->conns; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    if (c->authed) {
+        double now = fennec_wall_now();
+        if (s->primary) {
+            repl_peer_connected(c->id, false, now);
+            log_warn(MOD, "node %s (%s) disconnected: %s", c->id, c->peer, why);
+        } else {
+            repl_primary_connected(false, now);
+            log_warn(MOD, "primary %s disconnected: %s; still serving index %llu", c->peer, why,
+                     (unsigned long long)change_index());
+        }
+    } else if (why) {
+        log_info(MOD, "%s: stream closed before it was authenticated: %s", c->peer, why);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* ---- primary: sending ------------------------------------------------------------------------ */
+
+typedef struct batch {
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t next;
+} batch_t;
+
+static int batch_add(uint64_t index, const uint8_t *data, size_t len, void *arg)
+{
+    batch_t *b = arg;
+    size_t need = len + FRAME_HEADER_LEN + 11;
+    if (b->len && b->len + need > BATCH_MAX)
+        return 1; /* enough for now */
+    if (b->len + need > b->cap) {
+        size_t ncap = b->cap ? b->cap : 65536;
+        while (ncap < b->len + need)
+            ncap *= 2;
+        uint8_t *nb = realloc(b->buf, ncap);
+        if (!nb)
+            return -ENOMEM;
+        b->buf = nb;
+        b->cap = ncap;
+    }
+    size_t used = 0;
+    int rc = frame_entry_wrap(data, len, b->buf + b->len, b->cap - b->len, &used);
+    if (rc)
+        return rc;
+    b->len += used;
+    b->next = index + 1;
+    return 0;
+}
+
+/* Starts sending the snapshot to C; false when there is none that helps. */
+static bool snapshot_start(conn_t *c)
+{
+    const char *dir = change_data_dir();
+    uint64_t at = dir ? snapshot_index(dir) : 0;
+    if (!at || at + 1 < c->next_index) {
+        return false;
+    }
+    if (snapshot_reader_open(dir, &c->snap) != 0)
+        return false;
+    log_info(MOD,
+             "node %s is at index %llu, older than the journal keeps: sending the snapshot "
+             "of index %llu",
+             c->id, (unsigned long long)(c->next_index - 1), (unsigned long long)at);
+    repl_peer_state_set(c->id, REPL_SNAPSHOT);
+    c->next_index = at + 1;
+    return true;
+}
+
+/* Sends what C lacks while less than the high-water mark is in flight. */
+static void pump(conn_t *c)
+{
+    stream_t *s = c->s;
+    if (!s->primary || !c->authed || c->closing)
+        return;
+    while (c->queued < STREAM_HIGH_WATER && !c->closing) {
+        if (c->snap) {
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            int rc = snapshot_reader_next(c->snap, &buf, &len);
+            if (rc != 0 || !buf) {
+                snapshot_reader_close(c->snap);
+                c->snap = NULL;
+                if (rc != 0) {
+                    conn_close(c, "the snapshot file cannot be read");
+                    return;
+                }
+                repl_peer_state_set(c->id, REPL_CATCHING_UP);
+                continue;
+            }
+            send_buf(c, buf, len);
+            continue;
+        }
+        uint64_t last = change_index();
+        if (c->next_index > last)
+            break;
+        journal_t *j = change_journal();
+        if (!j) {
+            conn_close(c, "no journal");
+            return;
+        }
+        batch_t b = {.next = c->next_index};
+        int rc = journal_read(j, c->next_index, batch_add, &b);
+        if (rc == FENNEC_ENOTFOUND) {
+            free(b.buf);
+            if (snapshot_start(c))
+                continue;
+            send_error(c, "the entries this node needs are neither in the journal nor in a "
+                          "snapshot of the primary");
+            conn_close(c, "entries compacted away and no snapshot");
+            return;
+        }
+        if (rc < 0 || (rc != 0 && rc != 1) || b.len == 0) {
+            free(b.buf);
+            if (b.len == 0 && rc >= 0)
+                break; /* committed but not yet readable: the next commit wakes us */
+            conn_close(c, "the journal cannot be read");
+            return;
+        }
+        c->next_index = b.next;
+        send_buf(c, b.buf, b.len);
+    }
+}
+
+/* ---- receiving ------------------------------------------------------------------------------ */
+
+static void handle_hello(conn_t *c, const Fennec__Replication__Hello *h)
+{
+    stream_t *s = c->s;
+    if (c->got_hello) {
+        conn_close(c, "a second hello");
+        return;
+    }
+    if (h->version != STREAM_VERSION) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "protocol version %u is not spoken here (version %u)",
+                 h->version, STREAM_VERSION);
+        send_error(c, msg);
+        conn_close(c, msg);
+        return;
+    }
+    c->got_hello = true;
+    memcpy(c->their_nonce, h->nonce.data, NONCE_LEN);
+    snprintf(c->id, sizeof(c->id), "%s", h->node_id);
+    c->peer_applied = h->applied_index;
+    if (s->primary && !repl_member_id_valid(c->id)) {
+        send_error(c, "not a valid node id");
+        conn_close(c, "hello with an invalid node id");
+        return;
+    }
+    send_proof(c);
+}
+
+static void authenticated(conn_t *c)
+{
+    stream_t *s = c->s;
+    c->authed = true;
+    c->rd.max = STREAM_ENTRY_MAX;
+    double now = fennec_wall_now();
+    if (s->primary) {
+        uint64_t last = change_index();
+        if (c->peer_applied > last) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "this node has index %llu, the primary only %llu: the primary lost entries "
+                     "or is another cluster's; start this node with --reseed",
+                     (unsigned long long)c->peer_applied, (unsigned long long)last);
+            log_error(MOD, "node %s (%s): %s", c->id, c->peer, msg);
+            send_error(c, msg);
+            c->authed = false;
+            conn_close(c, "secondary ahead of the primary");
+            return;
+        }
+        repl_peer_connected(c->id, true, now);
+        repl_peer_ack(c->id, c->peer_applied, now);
+        c->next_index = c->peer_applied + 1;
+        log_info(MOD, "node %s (%s) connected at index %llu (primary at %llu)", c->id, c->peer,
+                 (unsigned long long)c->peer_applied, (unsigned long long)last);
+        pump(c);
+    } else {
+        s->backoff_ms = 0;
+        repl_primary_connected(true, now);
+        log_info(MOD, "connected to the primary %s at index %llu", c->peer,
+                 (unsigned long long)change_index());
+    }
+}
+
+static void handle_proof(conn_t *c, const Fennec__Replication__Proof *p)
+{
+    stream_t *s = c->s;
+    if (!c->got_hello || c->authed) {
+        conn_close(c, "a proof out of turn");
+        return;
+    }
+    uint8_t want[MAC_LEN];
+    const char *role = s->primary ? ROLE_S : ROLE_P;
+    if (stream_proof(s->key, s->keylen, role, c->my_nonce, c->their_nonce, c->id, want) != 0 ||
+        CRYPTO_memcmp(want, p->mac.data, MAC_LEN) != 0) {
+        if (s->primary)
+            log_error(MOD,
+                      "%s (claiming node id %s): wrong cluster key; nothing sent. Give that "
+                      "node the cluster's key_file",
+                      c->peer, c->id);
+        else
+            log_error(MOD,
+                      "primary %s: its proof does not match our cluster key; not following "
+                      "it. Check cluster.key_file on both nodes",
+                      c->peer);
+        send_error(c, "authentication failed");
+        conn_close(c, "authentication failed");
+        return;
+    }
+    if (s->primary && !repl_member_find(c->id, NULL)) {
+        log_error(MOD,
+                  "%s: node %s holds the cluster key but is not a member; nothing sent. Add "
+                  "it on the primary: fennecctl node add %s ADDRESS",
+                  c->peer, c->id, c->id);
+        send_error(c, "this node id is not a member of the cluster: add it with fennecctl node "
+                      "add on the primary");
+        conn_close(c, "not a member");
+        return;
+    }
+    authenticated(c);
+}
+
+/* Secondary: a snapshot chunk. */
+static void handle_chunk(conn_t *c, const Fennec__Replication__SnapshotChunk *ch)
+{
+    char err[512] = "";
+    int rc = 0;
+    if (ch->seq == 0) {
+        snapshot_builder_free(c->sb);
+        snapshot_file_end(c->sf, false);
+        c->sb = NULL;
+        c->sf = NULL;
+        const char *dir = change_data_dir();
+        if (!dir || (rc = snapshot_builder_new(&c->sb)) != 0 ||
+            (rc = snapshot_file_begin(dir, &c->sf)) != 0) {
+            conn_close(c, "cannot start receiving a snapshot");
+            return;
+        }
+        repl_primary_state_set(REPL_SNAPSHOT);
+        log_info(MOD, "receiving a snapshot of index %llu from the primary",
+                 (unsigned long long)ch->index);
+    }
+    if (!c->sb) {
+        conn_close(c, "a snapshot chunk without its start");
+        return;
+    }
+    if ((rc = snapshot_file_add(c->sf, ch)) != 0) {
+        log_error(MOD, "snapshot not saved: %s", fennec_strerror(rc));
+        conn_close(c, "snapshot not saved");
+        return;
+    }
+    rc = snapshot_builder_add(c->sb, ch, err, sizeof(err));
+    if (rc < 0) {
+        log_error(MOD, "the primary's snapshot: %s", err);
+        conn_close(c, "a damaged snapshot");
+        return;
+    }
+    if (rc == 1) {
+        snapshot_data_t d;
+        rc = snapshot_builder_finish(c->sb, &d, err, sizeof(err));
+        snapshot_builder_free(c->sb);
+        c->sb = NULL;
+        int frc = snapshot_file_end(c->sf, rc == 0);
+        c->sf = NULL;
+        if (rc == 0 && frc != 0) {
+            snapshot_data_free(&d);
+            log_error(MOD, "snapshot not saved: %s", fennec_strerror(frc));
+            conn_close(c, "snapshot not saved");
+            return;
+        }
+        if (rc == 0)
+            rc = change_install_snapshot(&d, err, sizeof(err));
+        if (rc != 0) {
+            snapshot_data_free(&d);
+            log_error(MOD, "snapshot not installed: %s", err);
+            conn_close(c, "snapshot not installed");
+            return;
+        }
+        repl_primary_state_set(REPL_CATCHING_UP);
+        send_ack(c);
+    }
+}
+
+/* Secondary: applies the entries of one read, then acks. */
+typedef struct pending {
+    uint8_t **data;
+    size_t *lens;
+    size_t n, cap;
+} pending_t;
+
+static int pending_add(pending_t *p, const Fennec__Replication__Entry *e)
+{
+    if (p->n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 64;
+        uint8_t **d = realloc(p->data, ncap * sizeof(*d));
+        if (!d)
+            return -ENOMEM;
+        p->data = d;
+        size_t *l = realloc(p->lens, ncap * sizeof(*l));
+        if (!l)
+            return -ENOMEM;
+        p->lens = l;
+        p->cap = ncap;
+    }
+    size_t len = fennec__replication__entry__get_packed_size(e);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -ENOMEM;
+    fennec__replication__entry__pack(e, buf);
+    p->data[p->n] = buf;
+    p->lens[p->n++] = len;
+    return 0;
+}
+
+static void pending_apply(conn_t *c, pending_t *p)
+{
+    if (!p->n)
+        return;
+    char err[512] = "";
+    int rc = change_apply_entries((const uint8_t *const *)p->data, p->lens, p->n, err, sizeof(err));
+    for (size_t i = 0; i < p->n; i++)
+        free(p->data[i]);
+    p->n = 0;
+    if (rc != 0) {
+        log_error(MOD, "entries from the primary not applied: %s%s", err,
+                  rc == FENNEC_EZONE ? " (this node's data differs from the primary's: start it "
+                                       "with --reseed)"
+                                     : "");
+        conn_close(c, "entries not applied");
+        return;
+    }
+    uint64_t applied = change_index();
+    repl_primary_state_set(applied >= c->primary_index ? REPL_STREAMING : REPL_CATCHING_UP);
+    send_ack(c);
+}
+
+static void handle_frame(conn_t *c, frame_t *f, pending_t *p)
+{
+    stream_t *s = c->s;
+    double now = fennec_wall_now();
+    switch (f->kind_case) {
+    case FENNEC__REPLICATION__FRAME__KIND_HELLO:
+        handle_hello(c, f->hello);
+        return;
+    case FENNEC__REPLICATION__FRAME__KIND_PROOF:
+        handle_proof(c, f->proof);
+        return;
+    case FENNEC__REPLICATION__FRAME__KIND_ERROR:
+        log_error(MOD, "%s%s%s says: %.300s", s->primary ? "node " : "primary ",
+                  s->primary ? c->id : c->peer, "", f->error->message);
+        conn_close(c, "the other side gave up");
+        return;
+    default:
+        break;
+    }
+    if (!c->authed) {
+        conn_close(c, "data before authentication");
+        return;
+    }
+    if (s->primary) {
+        if (f->kind_case != FENNEC__REPLICATION__FRAME__KIND_ACK) {
+            conn_close(c, "a secondary sent something else than an ack");
+            return;
+        }
+        c->peer_applied = f->ack->applied_index;
+        repl_peer_ack(c->id, c->peer_applied, now);
+        repl_peer_state_set(c->id, c->snap                             ? REPL_SNAPSHOT
+                                   : c->peer_applied >= change_index() ? REPL_STREAMING
+                                                                       : REPL_CATCHING_UP);
+        return;
+    }
+    switch (f->kind_case) {
+    case FENNEC__REPLICATION__FRAME__KIND_ENTRY:
+        if (f->entry->index > c->primary_index) {
+            c->primary_index = f->entry->index;
+            repl_primary_seen(f->entry->index, f->entry->commit_time_ns, now);
+        }
+        if (pending_add(p, f->entry) != 0)
+            conn_close(c, "out of memory");
+        return;
+    case FENNEC__REPLICATION__FRAME__KIND_SNAPSHOT:
+        pending_apply(c, p);
+        if (!c->closing)
+            handle_chunk(c, f->snapshot);
+        return;
+    case FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT:
+        if (f->heartbeat->primary_index > c->primary_index)
+            c->primary_index = f->heartbeat->primary_index;
+        repl_primary_seen(f->heartbeat->primary_index, f->heartbeat->time_ns, now);
+        if (p->n == 0 && !c->sb) {
+            repl_primary_state_set(change_index() >= c->primary_index ? REPL_STREAMING
+                                                                      : REPL_CATCHING_UP);
+            send_ack(c); /* also tells the primary this node is alive */
+        }
+        return;
+    default:
+        conn_close(c, "a primary sent something a primary does not send");
+        return;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static _Thread_local char slab[65536];
+    *buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = st->data;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "closed by the other side" : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0 || c->closing)
+        return;
+    c->last_rx_ms = now_ms(c->s);
+    char err[256];
+    if (frame_reader_feed(&c->rd, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+        frame_t *f = NULL;
+        frame_reader_next(&c->rd, &f, err, sizeof(err));
+        log_error(MOD, "%s%s%s: %s; closing", c->peer, c->id[0] ? " node " : "", c->id, err);
+        conn_close(c, "a bad frame");
+        return;
+    }
+    pending_t p = {0};
+    while (!c->closing) {
+        frame_t *f = NULL;
+        if (frame_reader_next(&c->rd, &f, err, sizeof(err)) != 0) {
+            log_error(MOD, "%s%s%s: %s; closing", c->peer, c->id[0] ? " node " : "", c->id, err);
+            conn_close(c, "a bad frame");
+            break;
+        }
+        if (!f)
+            break;
+        handle_frame(c, f, &p);
+        frame_free(f);
+    }
+    if (!c->closing)
+        pending_apply(c, &p);
+    for (size_t i = 0; i < p.n; i++)
+        free(p.data[i]);
+    free(p.data);
+    free(p.lens);
+}
+
+/* ---- connections ------------------------------------------------------------------------------
+ */
+
+static conn_t *conn_new(stream_t *s)
+{
+    conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->s = s;
+    frame_reader_init(&c->rd, STREAM_HANDSHAKE_MAX);
+    RAND_bytes(c->my_nonce, NONCE_LEN);
+    uv_tcp_init(&s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->last_rx_ms = now_ms(s);
+    return c;
+}
+
+static void conn_begin(conn_t *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 10);
+    c->next = c->s->conns;
+    c->s->conns = c;
+    c->connected = true;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    send_hello(c);
+}
+
+static void peer_name(uv_tcp_t *t, bool remote, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[64] = "?";
+    int port = 0;
+    int rc = remote ? uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len)
+                    : uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
+    if (rc == 0 && ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else if (rc == 0 && ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(out, cap, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, cap, "?");
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    stream_t *s = server->data;
+    if (status < 0)
+        return;
+    conn_t *c = conn_new(s);
+    if (!c)
+        return;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    peer_name(&c->tcp, true, c->peer, sizeof(c->peer));
+    conn_begin(c);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (status < 0) {
+        log_debug(MOD, "primary %s: %s", c->peer, uv_strerror(status));
+        repl_primary_connected(false, fennec_wall_now());
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    conn_begin(c);
+}
+
+static void dial(uv_timer_t *t)
+{
+    stream_t *s = t->data;
+    if (atomic_load(&s->stop) || s->conns)
+        return;
+    conn_t *c = conn_new(s);
+    if (!c)
+        return;
+    snprintf(c->peer, sizeof(c->peer), "%s", s->cfg->primary.text);
+    c->connect.data = c;
+    int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&s->cfg->primary.ss,
+                            on_connected);
+    if (rc < 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+    }
+}
+
+/* ---- timers and wake-ups ------------------------------------------------------------------------
+ */
+
+static void on_tick(uv_timer_t *t)
+{
+    stream_t *s = t->data;
+    uint64_t now = now_ms(s);
+    repl_history_tick(fennec_wall_now());
+    for (conn_t *c = s->conns, *nx; c; c = nx) {
+        nx = c->next;
+        if (c->closing || !c->connected)
+            continue;
+        if (now - c->last_rx_ms > STREAM_DEAD_MS) {
+            conn_close(c, "silent for too long");
+            continue;
+        }
+        if (s->primary && c->authed) {
+            send_heartbeat(c);
+            pump(c);
+        }
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    stream_t *s = a->data;
+    if (atomic_load(&s->stop)) {
+        for (conn_t *c = s->conns, *nx; c; c = nx) {
+            nx = c->next;
+            conn_close(c, "stopping");
+        }
+        if (s->listening)
+            uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_close((uv_handle_t *)&s->tick, NULL);
+        uv_close((uv_handle_t *)&s->reconnect, NULL);
+        uv_close((uv_handle_t *)&s->wake, NULL);
+        return;
+    }
+    for (conn_t *c = s->conns; c; c = c->next)
+        pump(c);
+}
+
+static void on_commit(uint64_t index, void *arg)
+{
+    (void)index;
+    stream_t *s = arg;
+    uv_async_send(&s->wake);
+}
+
+static void thread_main(void *arg)
+{
+    stream_t *s = arg;
+    zone_reader_register();
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    zone_reader_unregister();
+}
+
+int stream_start(const cfg_t *cfg, const uint8_t *key, size_t keylen, stream_t **out, char *err,
+                 size_t errlen)
+{
+    bool primary = cfg->role == CFG_ROLE_PRIMARY;
+    *out = NULL;
+    if (primary && !cfg->has_replication)
+        return 0; /* a lone primary: nothing to stream */
+    if (!key || keylen == 0 || keylen > sizeof(((stream_t *)0)->key)) {
+        snprintf(err, errlen,
+                 "replication needs cluster.key_file (the same key on every node: `openssl rand "
+                 "-hex 32 > cluster.key`)");
+        return FENNEC_ECONFIG;
+    }
+    stream_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->cfg = cfg;
+    s->primary = primary;
+    memcpy(s->key, key, keylen);
+    s->keylen = keylen;
+    int rc = uv_loop_init(&s->loop);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    uv_async_init(&s->loop, &s->wake, on_wake);
+    s->wake.data = s;
+    uv_timer_init(&s->loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_init(&s->loop, &s->reconnect);
+    s->reconnect.data = s;
+    if (primary) {
+        uv_tcp_init(&s->loop, &s->listener);
+        s->listener.data = s;
+        rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&cfg->replication.ss, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
+        if (rc) {
+            snprintf(err, errlen, "listen.replication %s: %s", cfg->replication.text,
+                     uv_strerror(rc));
+            uv_close((uv_handle_t *)&s->listener, NULL);
+            uv_close((uv_handle_t *)&s->wake, NULL);
+            uv_close((uv_handle_t *)&s->tick, NULL);
+            uv_close((uv_handle_t *)&s->reconnect, NULL);
+            uv_run(&s->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&s->loop);
+            free(s);
+            return rc;
+        }
+        s->listening = true;
+        log_info(MOD, "serving the journal on %s to member nodes", cfg->replication.text);
+    } else {
+        uv_timer_start(&s->reconnect, dial, 0, 0);
+    }
+    uv_timer_start(&s->tick, on_tick, STREAM_HEARTBEAT_MS, STREAM_HEARTBEAT_MS);
+    change_on_commit(on_commit, s);
+    if (uv_thread_create(&s->thread, thread_main, s) != 0) {
+        change_on_commit(NULL, NULL);
+        snprintf(err, errlen, "cannot start the replication thread");
+        atomic_store(&s->stop, 1);
+        on_wake(&s->wake);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s->loop);
+        free(s);
+        return -EAGAIN;
+    }
+    s->started = true;
+    *out = s;
+    return 0;
+}
+
+void stream_stop(stream_t *s)
+{
+    if (!s)
+        return;
+    change_on_commit(NULL, NULL);
+    atomic_store(&s->stop, 1);
+    uv_async_send(&s->wake);
+    uv_thread_join(&s->thread);
+    uv_loop_close(&s->loop);
+    free(s);
+}
