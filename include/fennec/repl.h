@@ -60,7 +60,12 @@ void repl_applied(uint64_t index, uint64_t commit_ns);
 /* A snapshot at INDEX was installed: every entry up to INDEX counts as applied. */
 void repl_applied_snapshot(uint64_t index, uint64_t commit_ns);
 
-/* The membership the log says now (a membership entry was applied; also at start). */
+/* The membership the log says now (a membership entry was applied; also at start). MEMBERS
+ * (COUNT) is copied. On a primary every member but itself gets a row (never_connected until
+ * its stream connects); a row that stays keeps what it knew; a removed member's row is
+ * dropped (and no longer holds repl_wait_all()). Returns 0, FENNEC_EMALFORMED (an id that is
+ * not repl_member_id_valid(), an address of REPL_ADDR_MAX bytes or more, an id twice; nothing
+ * changes) or -ENOMEM. */
 int repl_members_set(const repl_member_t *members, size_t count);
 
 /* Copies the member list into a new array *OUT (free()), returns the count (0: *OUT NULL)
@@ -70,12 +75,18 @@ int repl_members_get(repl_member_t **out);
 /* Whether ID is a member; its address into ADDRESS (REPL_ADDR_MAX bytes) when not NULL. */
 bool repl_member_find(const char *id, char *address);
 
+/* Whether ID is a well-formed node id: 1..63 characters of [A-Za-z0-9._-]. Pure. */
+bool repl_member_id_valid(const char *id);
+
 /* ---- primary: its view of each secondary --------------------------------------------------- */
 
-/* A stream from node ID was authenticated (CONNECTED true) or ended (false). */
+/* A stream from node ID was authenticated (CONNECTED true: state catching_up until the
+ * stream says otherwise) or ended (false: state disconnected; the node keeps its applied
+ * index, so its lag keeps growing). An ID that is not a member is ignored. */
 void repl_peer_connected(const char *id, bool connected, double now);
 
-/* What the stream to ID is doing (REPL_SNAPSHOT, REPL_CATCHING_UP, REPL_STREAMING). */
+/* What the stream to ID is doing (REPL_SNAPSHOT, REPL_CATCHING_UP, REPL_STREAMING); ignored
+ * while ID is not connected (never_connected and disconnected follow repl_peer_connected()). */
 void repl_peer_state_set(const char *id, repl_peer_state_t st);
 
 /* Node ID acknowledged that it applied everything up to APPLIED (any frame from it also
@@ -84,13 +95,18 @@ void repl_peer_ack(const char *id, uint64_t applied, double now);
 
 /* ---- secondary: its view of the primary ---------------------------------------------------- */
 
-/* The stream to the primary was authenticated (true) or ended (false). */
+/* The stream to the primary was authenticated (true: catching_up until the stream says
+ * otherwise) or ended (false: disconnected). */
 void repl_primary_connected(bool connected, double now);
 
-/* What the stream from the primary is doing (REPL_SNAPSHOT, REPL_CATCHING_UP, REPL_STREAMING). */
+/* What the stream from the primary is doing (REPL_SNAPSHOT, REPL_CATCHING_UP, REPL_STREAMING);
+ * ignored while not connected. */
 void repl_primary_state_set(repl_peer_state_t st);
 
-/* The primary said (heartbeat or entry) that its last index is INDEX, at its clock TIME_NS. */
+/* The primary said (heartbeat or entry) that its last index is INDEX, at its clock TIME_NS.
+ * A secondary's seconds_behind is its age now of the first such report of an index it has not
+ * applied (that entry was committed then or before: the age is a lower bound, exact when the
+ * report is the entry itself with its commit time). */
 void repl_primary_seen(uint64_t index, uint64_t time_ns, double now);
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -133,8 +149,10 @@ void repl_status_free(repl_status_t *st);
 /*
  * Waits until every connected secondary has acknowledged INDEX, at most TIMEOUT_MS.
  * Returns 0 (all connected nodes have it; also when none is connected) or FENNEC_ETIMEOUT
- * with the ids of the nodes still behind in LAGGING (LAGLEN bytes, may be 0). Blocks the
- * calling thread only (a control connection's thread).
+ * with the ids of the nodes still behind in LAGGING (LAGLEN bytes, may be 0; comma-separated,
+ * "ns2,ns3", truncated to fit; "" on 0). A node that disconnects while waited for no longer
+ * counts. Blocks the calling thread only (a control connection's thread); the timeout runs on
+ * CLOCK_MONOTONIC.
  */
 int repl_wait_all(uint64_t index, uint32_t timeout_ms, char *lagging, size_t laglen);
 
@@ -152,9 +170,16 @@ typedef struct repl_history {
 } repl_history_t;
 
 /* Takes a sample now when the last one is at least step old (called by the control endpoint
- * and the stream threads; cheap when no sample is due). */
+ * and the stream threads; cheap when no sample is due). Samples sit on a grid of 5 s slots
+ * aligned on the wall clock: slots that passed without a tick hold no sample (< 0). */
 void repl_history_tick(double now);
+
+/* A copy of the last samples (at most REPL_HISTORY_POINTS, oldest first; none before the
+ * first tick: POINTS and SERIES 0) into *OUT, freed with repl_history_free(). Sample k is at
+ * START + k × STEP. Returns 0 or -ENOMEM (*OUT empty). */
 int repl_history_get(repl_history_t *out);
+
+/* Frees what repl_history_get() filled in; H may be NULL or empty. */
 void repl_history_free(repl_history_t *h);
 
 #endif
