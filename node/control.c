@@ -7,8 +7,9 @@
  * first callback (method, path and authorization are known then), so refusals go out before
  * any body is read; bodies are collected up to CONTROL_MAX_BODY and validated with jansson.
  */
-#include "fennec/control.h"
+#include "control_int.h"
 #include "fennec/change.h"
+#include "fennec/control.h"
 #include "fennec/wire.h"
 #include "fennec/common.h"
 #include "fennec/zone.h"
@@ -34,15 +35,6 @@
 #include <unistd.h>
 
 #define MOD "control"
-
-struct control {
-    const cfg_t *cfg;
-    server_t *srv;
-    struct MHD_Daemon *mhd;
-    bool has_key;
-    char token[CONTROL_TOKEN_LEN + 1];
-    double start_time;
-};
 
 /* ------------------------------------------------------------------------------------------ */
 /* authentication helpers                                                                     */
@@ -213,8 +205,8 @@ static const char *json_kind(const json_t *v)
 }
 
 /* The string member KEY of OBJ, length 1..MAX; NULL with a message otherwise. */
-static const char *get_string(json_t *obj, const char *key, size_t max, const char *what, char *err,
-                              size_t errlen)
+const char *control_get_string(json_t *obj, const char *key, size_t max, const char *what,
+                               char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, key);
     if (!v) {
@@ -242,8 +234,8 @@ static const char *get_string(json_t *obj, const char *key, size_t max, const ch
     return s;
 }
 
-static int check_keys(json_t *obj, const char *const *allowed, const char *list, char *err,
-                      size_t errlen)
+int control_check_keys(json_t *obj, const char *const *allowed, const char *list, char *err,
+                       size_t errlen)
 {
     const char *key;
     json_t *v;
@@ -260,7 +252,7 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *list,
 }
 
 /* Parses BODY into a JSON object or explains why it is not one. */
-static json_t *load_object(const char *body, size_t len, char *err, size_t errlen)
+json_t *control_load_object(const char *body, size_t len, char *err, size_t errlen)
 {
     json_error_t jerr;
     if (len == 0) {
@@ -302,10 +294,11 @@ static int record_from_object(const char *zone, json_t *root, control_record_req
         fail(err, errlen, "a record edit must be a JSON object, not %s", json_kind(root));
         goto cleanup;
     }
-    if (check_keys(root, keys, "action, name, ttl, type, rdata", err, errlen) != 0)
+    if (control_check_keys(root, keys, "action, name, ttl, type, rdata", err, errlen) != 0)
         goto cleanup;
 
-    const char *action = get_string(root, "action", 16, "\"add\" or \"delete\"", err, errlen);
+    const char *action =
+        control_get_string(root, "action", 16, "\"add\" or \"delete\"", err, errlen);
     if (!action)
         goto cleanup;
     if (strcmp(action, "add") == 0) {
@@ -317,7 +310,7 @@ static int record_from_object(const char *zone, json_t *root, control_record_req
         goto cleanup;
     }
 
-    const char *name = get_string(
+    const char *name = control_get_string(
         root, "name", 1024, "owner name, relative to the zone, \"@\" for the apex", err, errlen);
     if (!name)
         goto cleanup;
@@ -346,7 +339,7 @@ static int record_from_object(const char *zone, json_t *root, control_record_req
     }
 
     const char *type =
-        get_string(root, "type", 16, "record type such as A, AAAA, MX, TXT", err, errlen);
+        control_get_string(root, "type", 16, "record type such as A, AAAA, MX, TXT", err, errlen);
     if (!type)
         goto cleanup;
     uint16_t tnum = 0;
@@ -374,7 +367,7 @@ static int record_from_object(const char *zone, json_t *root, control_record_req
     }
 
     const char *rdata =
-        get_string(root, "rdata", 16384, "record data in master-file format", err, errlen);
+        control_get_string(root, "rdata", 16384, "record data in master-file format", err, errlen);
     if (!rdata)
         goto cleanup;
     if (!text_ok(rdata, false)) {
@@ -487,7 +480,7 @@ int control_record_parse(const char *zone, const char *body, size_t len, control
         snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
         return FENNEC_ESPACE;
     }
-    json_t *root = load_object(body, len, err, errlen);
+    json_t *root = control_load_object(body, len, err, errlen);
     if (!root)
         return FENNEC_EMALFORMED;
     int rc = record_from_object(zone, root, out, err, errlen);
@@ -530,10 +523,10 @@ int control_batch_parse(const char *zone, const char *body, size_t len, control_
         snprintf(err, errlen, "body is larger than %d bytes", CONTROL_MAX_BODY);
         return FENNEC_ESPACE;
     }
-    root = load_object(body, len, err, errlen);
+    root = control_load_object(body, len, err, errlen);
     if (!root)
         goto cleanup;
-    if (check_keys(root, keys, "changes", err, errlen) != 0)
+    if (control_check_keys(root, keys, "changes", err, errlen) != 0)
         goto cleanup;
     json_t *list = json_object_get(root, "changes");
     if (!list) {
@@ -672,84 +665,11 @@ static double process_start_time(double fallback)
     return btime + start_ticks / (double)hz;
 }
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Fills SNAP; *ZONES (free()) holds the zone list. Called from the HTTP thread, which is
- * registered as an RCU reader only for the moment it reads the zone set: the thread belongs
- * to libmicrohttpd and ends without a hook where it could unregister. */
-static int snapshot_take(control_t *ctl, control_snapshot_t *snap, control_zone_info_t **zones)
-{
-    memset(snap, 0, sizeof(*snap));
-    snap->node_id = ctl->cfg->node_id;
-    snap->role = ctl->cfg->role == CFG_ROLE_PRIMARY ? "primary" : "secondary";
-    snap->version = FENNEC_VERSION;
-    snap->start_time = ctl->start_time;
-    snap->now = wall_now();
-    if (ctl->srv) {
-        server_stats_get(ctl->srv, &snap->stats);
-        unsigned n = server_workers(ctl->srv);
-        for (unsigned i = 0; i < n && i < CONTROL_MAX_WORKERS; i++)
-            if (server_overload_get(ctl->srv, i, &snap->overload[i]) == 0)
-                snap->overload_count = i + 1;
-    }
-    *zones = NULL;
-
-    zone_reader_register();
-    zone_read_lock();
-    const zone_set_t *set = zone_set_current();
-    size_t n = set ? zone_set_count(set) : 0;
-    control_zone_info_t *zi = calloc(n ? n : 1, sizeof(*zi));
-    if (zi) {
-        for (size_t i = 0; i < n; i++) {
-            const zone_t *z = zone_set_at(set, i);
-            snprintf(zi[i].name, sizeof(zi[i].name), "%s", zone_name(z));
-            zi[i].serial = zone_serial(z);
-            zi[i].records = zone_record_count(z);
-        }
-    }
-    zone_read_unlock();
-    zone_reader_unregister();
-    if (!zi)
-        return -ENOMEM;
-    *zones = zi;
-    snap->zones = zi;
-    snap->zone_count = n;
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* HTTP                                                                                       */
 
-typedef enum {
-    ROUTE_NONE = 0,
-    ROUTE_PAGE,
-    ROUTE_METRICS,
-    ROUTE_STATUS,
-    ROUTE_NODES,
-    ROUTE_NODE,
-    ROUTE_ZONE_RELOAD,
-    ROUTE_ZONE_RECORDS,
-    ROUTE_ZONE_CHANGES,
-    ROUTE_HEALTH,
-    ROUTE_HEALTH_OVERRIDE,
-} route_t;
-
-typedef struct request {
-    route_t route;
-    bool write;
-    char arg[256]; /* the {zone}, {id} or {check} of the path */
-    char *body;
-    size_t len;
-    bool too_big;
-} request_t;
-
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *type,
-                                 char *text, size_t len)
+enum MHD_Result control_send_text(struct MHD_Connection *conn, unsigned status, const char *type,
+                                  char *text, size_t len)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -767,7 +687,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
 }
 
 /* Sends OBJ (a new reference, consumed) as the JSON body. */
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
+enum MHD_Result control_send_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
 {
     char *text = obj ? json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(obj);
@@ -780,21 +700,18 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, j
         text[n++] = '\n';
         text[n] = '\0';
     }
-    return send_text(conn, status, "application/json", text, n);
+    return control_send_text(conn, status, "application/json", text, n);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                  ...) __attribute__((format(printf, 3, 4)));
-
-static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                  ...)
+enum MHD_Result control_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                   ...)
 {
     char msg[1536];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return send_json(conn, status, json_pack("{s:s}", "error", msg));
+    return control_send_json(conn, status, json_pack("{s:s}", "error", msg));
 }
 
 /* The one table from a result code to the HTTP status that answers it; anything else is a
@@ -809,6 +726,7 @@ static const struct {
     {FENNEC_ESPACE, MHD_HTTP_CONTENT_TOO_LARGE},    /* body over CONTROL_MAX_BODY */
     {FENNEC_EZONE, MHD_HTTP_UNPROCESSABLE_CONTENT}, /* zone does not load, rule broken */
     {FENNEC_ENOTSUP, MHD_HTTP_NOT_IMPLEMENTED},     /* not in this version */
+    {FENNEC_ETIMEOUT, MHD_HTTP_GATEWAY_TIMEOUT},    /* ?wait=all: a node did not confirm */
 };
 
 static unsigned rc_status(int rc)
@@ -821,11 +739,8 @@ static unsigned rc_status(int rc)
 
 /* Answers a refusal or failure with code RC; when AT is not SIZE_MAX the answer also names
  * the change of a batch at fault ("change": AT). */
-static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
-                                  ...) __attribute__((format(printf, 4, 5)));
-
-static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
-                                  ...)
+enum MHD_Result control_send_rc_at(struct MHD_Connection *conn, int rc, size_t at, const char *fmt,
+                                   ...)
 {
     char msg[1536];
     va_list ap;
@@ -839,16 +754,132 @@ static enum MHD_Result send_rc_at(struct MHD_Connection *conn, int rc, size_t at
     json_t *o = json_pack("{s:s}", "error", msg);
     if (o && at != SIZE_MAX)
         json_object_set_new(o, "change", json_integer((json_int_t)at));
-    return send_json(conn, rc_status(rc), o);
+    return control_send_json(conn, rc_status(rc), o);
 }
 
-#define send_rc(conn, rc, ...) send_rc_at(conn, rc, SIZE_MAX, __VA_ARGS__)
+enum MHD_Result control_send_written(struct MHD_Connection *conn, const request_t *req,
+                                     json_t *body, uint64_t index)
+{
+    if (!req->wait.all)
+        return control_send_json(conn, MHD_HTTP_OK, body);
+    char lagging[1024];
+    int rc = repl_wait_all(index, req->wait.timeout_ms, lagging, sizeof(lagging));
+    if (rc == 0)
+        return control_send_json(conn, MHD_HTTP_OK, body);
+    json_decref(body);
+    json_t *ids = json_array();
+    char *save = NULL;
+    char copy[sizeof(lagging)];
+    snprintf(copy, sizeof(copy), "%s", lagging);
+    for (char *id = strtok_r(copy, ",", &save); id && ids; id = strtok_r(NULL, ",", &save))
+        json_array_append_new(ids, json_string(id));
+    char msg[1536];
+    snprintf(msg, sizeof(msg),
+             "the change is applied and durable on this node (index %llu) and served here, "
+             "but not every connected node confirmed it within %u ms: still behind: %s; do "
+             "not submit it again",
+             (unsigned long long)index, req->wait.timeout_ms, lagging[0] ? lagging : "(none)");
+    json_t *o = json_pack("{s:s, s:I, s:o}", "error", msg, "index", (json_int_t)index, "lagging",
+                          ids ? ids : json_array());
+    return control_send_json(conn, rc_status(rc), o);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the query string                                                                           */
+
+void control_wait_init(control_wait_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->timeout_ms = CONTROL_WAIT_DEFAULT_MS;
+}
+
+int control_wait_arg(control_wait_t *w, bool write, const char *key, const char *value, char *err,
+                     size_t errlen)
+{
+    if (!write)
+        return fail(err, errlen,
+                    "this request takes no query parameters (got \"%.64s\"); ?wait=all and "
+                    "timeout_ms apply to writes",
+                    key);
+    if (strcmp(key, "wait") == 0) {
+        if (w->has_wait)
+            return fail(err, errlen, "query parameter \"wait\" is given twice");
+        if (!value || strcmp(value, "all") != 0)
+            return fail(err, errlen, "query parameter \"wait\" must be \"all\", not \"%.64s\"",
+                        value ? value : "");
+        w->has_wait = true;
+        w->all = true;
+        return 0;
+    }
+    if (strcmp(key, "timeout_ms") == 0) {
+        if (w->has_timeout)
+            return fail(err, errlen, "query parameter \"timeout_ms\" is given twice");
+        unsigned long v = 0;
+        size_t n = value ? strlen(value) : 0;
+        bool ok = n > 0 && n <= 5;
+        for (size_t i = 0; ok && i < n; i++) {
+            ok = value[i] >= '0' && value[i] <= '9';
+            v = v * 10 + (unsigned long)(value[i] - '0');
+        }
+        if (!ok || v < 1 || v > CONTROL_WAIT_MAX_MS)
+            return fail(err, errlen,
+                        "query parameter \"timeout_ms\" must be a whole number of milliseconds "
+                        "from 1 to %d, not \"%.64s\"",
+                        CONTROL_WAIT_MAX_MS, value ? value : "");
+        w->has_timeout = true;
+        w->timeout_ms = (uint32_t)v;
+        return 0;
+    }
+    return fail(err, errlen,
+                "unknown query parameter \"%.64s\" (a write takes wait=all and "
+                "timeout_ms=N)",
+                key);
+}
+
+int control_wait_check(const control_wait_t *w, char *err, size_t errlen)
+{
+    if (w->has_timeout && !w->all)
+        return fail(err, errlen, "query parameter \"timeout_ms\" needs wait=all");
+    return 0;
+}
+
+typedef struct query_walk {
+    request_t *req;
+    int rc;
+    char err[512];
+} query_walk_t;
+
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    query_walk_t *q = cls;
+    q->rc = control_wait_arg(&q->req->wait, q->req->write, key, value, q->err, sizeof(q->err));
+    return q->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+/* The query string of REQ, strictly: 0, or FENNEC_EMALFORMED with a message in Q->err. The
+ * status page and /metrics ignore theirs (browsers and scrapers add their own). */
+static int query_parse(struct MHD_Connection *conn, request_t *req, query_walk_t *q)
+{
+    control_wait_init(&req->wait);
+    q->req = req;
+    q->rc = 0;
+    q->err[0] = '\0';
+    if (req->route == ROUTE_PAGE || req->route == ROUTE_METRICS)
+        return 0;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, q);
+    if (q->rc == 0)
+        q->rc = control_wait_check(&req->wait, q->err, sizeof(q->err));
+    return q->rc;
+}
 
 static enum MHD_Result send_not_available(struct MHD_Connection *conn, const char *feature,
                                           const char *detail)
 {
-    return send_rc(conn, FENNEC_ENOTSUP, "%s is not available in this version of fennec%s%s%s",
-                   feature, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+    return control_send_rc(conn, FENNEC_ENOTSUP,
+                           "%s is not available in this version of fennec%s%s%s", feature,
+                           detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
 }
 
 static bool is_loopback(const struct sockaddr *sa)
@@ -940,18 +971,21 @@ static enum MHD_Result authorize(control_t *ctl, struct MHD_Connection *conn, bo
     *ok = false;
     if (write) {
         if (!ctl->has_key)
-            return send_error(conn, MHD_HTTP_FORBIDDEN,
-                              "writes are disabled on this node: configure cluster.key_file "
-                              "(one line, e.g. from `openssl rand -hex 32`) and restart fennecd");
+            return control_send_error(
+                conn, MHD_HTTP_FORBIDDEN,
+                "writes are disabled on this node: configure cluster.key_file "
+                "(one line, e.g. from `openssl rand -hex 32`) and restart fennecd");
         if (!auth)
-            return send_error(conn, MHD_HTTP_UNAUTHORIZED,
-                              "this request changes the node and needs \"Authorization: Bearer "
-                              "TOKEN\" (fennecctl --key-file FILE derives it from the cluster "
-                              "key)");
+            return control_send_error(
+                conn, MHD_HTTP_UNAUTHORIZED,
+                "this request changes the node and needs \"Authorization: Bearer "
+                "TOKEN\" (fennecctl --key-file FILE derives it from the cluster "
+                "key)");
         if (!control_bearer_check(auth, ctl->token))
-            return send_error(conn, MHD_HTTP_UNAUTHORIZED,
-                              "the token is not valid for this cluster: check that --key-file "
-                              "names the same key as cluster.key_file on the node");
+            return control_send_error(
+                conn, MHD_HTTP_UNAUTHORIZED,
+                "the token is not valid for this cluster: check that --key-file "
+                "names the same key as cluster.key_file on the node");
         *ok = true;
         return MHD_YES;
     }
@@ -965,141 +999,9 @@ static enum MHD_Result authorize(control_t *ctl, struct MHD_Connection *conn, bo
         *ok = true;
         return MHD_YES;
     }
-    return send_error(conn, MHD_HTTP_UNAUTHORIZED,
-                      "reads from other hosts than this one need \"Authorization: Bearer "
-                      "TOKEN\" (fennecctl --key-file FILE)");
-}
-
-static json_t *queries_json(const server_stats_t *s)
-{
-    const query_stats_t *q = &s->query;
-    json_t *rcodes = json_object();
-    for (unsigned r = 0; r < QUERY_RCODE_MAX; r++) {
-        const char *name = control_rcode_name(r);
-        char other[16];
-        if (r > 5 && q->rcode[r] == 0)
-            continue;
-        if (!name) {
-            snprintf(other, sizeof(other), "RCODE%u", r);
-            name = other;
-        }
-        json_object_set_new(rcodes, name, json_integer((json_int_t)q->rcode[r]));
-    }
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "total",
-                     (json_int_t)(q->queries[0] + q->queries[1]), "udp",
-                     (json_int_t)q->queries[QUERY_UDP], "tcp", (json_int_t)q->queries[QUERY_TCP],
-                     "ignored", (json_int_t)q->dropped, "truncated", (json_int_t)q->truncated,
-                     "responses", rcodes);
-}
-
-static enum MHD_Result handle_status(control_t *ctl, struct MHD_Connection *conn)
-{
-    control_snapshot_t snap;
-    control_zone_info_t *zi = NULL;
-    if (snapshot_take(ctl, &snap, &zi) != 0)
-        return send_rc(conn, -ENOMEM, "out of memory");
-    json_t *zones = json_array();
-    for (size_t i = 0; i < snap.zone_count; i++)
-        json_array_append_new(zones, json_pack("{s:s, s:I, s:I}", "name", zi[i].name, "serial",
-                                               (json_int_t)zi[i].serial, "records",
-                                               (json_int_t)zi[i].records));
-    double up = snap.now - snap.start_time;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "node_id", snap.node_id,
-                          "role", snap.role, "version", snap.version, "uptime_seconds",
-                          (json_int_t)(up > 0 ? up : 0), "start_time", (json_int_t)snap.start_time,
-                          "workers", (json_int_t)snap.stats.workers, "zones", zones, "queries",
-                          queries_json(&snap.stats));
-    free(zi);
-    return send_json(conn, MHD_HTTP_OK, o);
-}
-
-static enum MHD_Result handle_metrics(control_t *ctl, struct MHD_Connection *conn)
-{
-    control_snapshot_t snap;
-    control_zone_info_t *zi = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    if (snapshot_take(ctl, &snap, &zi) != 0 || control_metrics_render(&snap, &text, &len) != 0) {
-        free(zi);
-        return send_rc(conn, -ENOMEM, "out of memory");
-    }
-    free(zi);
-    return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
-}
-
-static void html_escape(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
-static enum MHD_Result handle_page(control_t *ctl, struct MHD_Connection *conn)
-{
-    control_snapshot_t snap;
-    control_zone_info_t *zi = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    if (snapshot_take(ctl, &snap, &zi) != 0)
-        return send_rc(conn, -ENOMEM, "out of memory");
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        free(zi);
-        return send_rc(conn, -ENOMEM, "out of memory");
-    }
-    const query_stats_t *q = &snap.stats.query;
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-          "<meta http-equiv=\"refresh\" content=\"5\"><title>fennec ",
-          f);
-    html_escape(f, snap.node_id);
-    fputs("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
-          "collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}</style>"
-          "</head><body>\n<h1>fennec ",
-          f);
-    html_escape(f, snap.node_id);
-    fprintf(f,
-            "</h1>\n<table><tr><th>role</th><td>%s</td></tr><tr><th>version</th><td>%s</td>"
-            "</tr><tr><th>uptime</th><td>%.0f s</td></tr><tr><th>workers</th><td>%u</td></tr>"
-            "<tr><th>queries</th><td>%llu (UDP %llu, TCP %llu)</td></tr></table>\n",
-            snap.role, snap.version, snap.now - snap.start_time, snap.stats.workers,
-            (unsigned long long)(q->queries[0] + q->queries[1]),
-            (unsigned long long)q->queries[QUERY_UDP], (unsigned long long)q->queries[QUERY_TCP]);
-    fputs("<h2>Zones</h2>\n<table><tr><th>zone</th><th>serial</th><th>records</th></tr>\n", f);
-    for (size_t i = 0; i < snap.zone_count; i++) {
-        fputs("<tr><td>", f);
-        html_escape(f, zi[i].name);
-        fprintf(f, "</td><td>%u</td><td>%zu</td></tr>\n", zi[i].serial, zi[i].records);
-    }
-    fputs("</table>\n<h2>Answers by response code</h2>\n<table>", f);
-    for (unsigned r = 0; r < QUERY_RCODE_MAX; r++) {
-        const char *name = control_rcode_name(r);
-        if (name && (r <= 5 || q->rcode[r]))
-            fprintf(f, "<tr><th>%s</th><td>%llu</td></tr>", name, (unsigned long long)q->rcode[r]);
-    }
-    fputs("</table>\n<p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/v1/status\">"
-          "status JSON</a></p>\n</body></html>\n",
-          f);
-    free(zi);
-    if (fclose(f) != 0) {
-        free(text);
-        return send_rc(conn, -ENOMEM, "out of memory");
-    }
-    return send_text(conn, MHD_HTTP_OK, "text/html; charset=utf-8", text, len);
+    return control_send_error(conn, MHD_HTTP_UNAUTHORIZED,
+                              "reads from other hosts than this one need \"Authorization: Bearer "
+                              "TOKEN\" (fennecctl --key-file FILE)");
 }
 
 static bool ident_ok(const char *s)
@@ -1116,54 +1018,26 @@ static bool ident_ok(const char *s)
     return true;
 }
 
-static enum MHD_Result handle_node_add(struct MHD_Connection *conn, request_t *req)
-{
-    static const char *const keys[] = {"id", "address", NULL};
-    char err[512];
-    json_t *root = load_object(req->body, req->len, err, sizeof(err));
-    if (!root)
-        return send_rc(conn, FENNEC_EMALFORMED, "%s", err);
-    enum MHD_Result ret;
-    const char *id, *addr;
-    cfg_addr_t parsed;
-    if (check_keys(root, keys, "id, address", err, sizeof(err)) != 0 ||
-        !(id = get_string(root, "id", 63, "node id", err, sizeof(err))) ||
-        !(addr = get_string(root, "address", 79, "host:port of the node's replication listener",
-                            err, sizeof(err)))) {
-        ret = send_rc(conn, FENNEC_EMALFORMED, "%s", err);
-    } else if (!ident_ok(id)) {
-        ret = send_rc(conn, FENNEC_EMALFORMED,
-                      "field \"id\" must be 1 to 63 letters, digits, '-', '_' or '.'");
-    } else if (cfg_addr_parse(addr, &parsed) != 0) {
-        ret = send_rc(conn, FENNEC_EMALFORMED,
-                      "field \"address\" must be IPv4:port or [IPv6]:port, not \"%.80s\"", addr);
-    } else {
-        ret = send_not_available(conn, "cluster membership", NULL);
-    }
-    json_decref(root);
-    return ret;
-}
-
 static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *req)
 {
     static const char *const keys[] = {"state", NULL};
     char err[512];
     if (!ident_ok(req->arg))
-        return send_rc(conn, FENNEC_EMALFORMED,
-                       "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
-    json_t *root = load_object(req->body, req->len, err, sizeof(err));
+        return control_send_rc(conn, FENNEC_EMALFORMED,
+                               "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
+    json_t *root = control_load_object(req->body, req->len, err, sizeof(err));
     if (!root)
-        return send_rc(conn, FENNEC_EMALFORMED, "%s", err);
+        return control_send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     enum MHD_Result ret;
     const char *state;
-    if (check_keys(root, keys, "state", err, sizeof(err)) != 0 ||
-        !(state =
-              get_string(root, "state", 8, "\"up\", \"down\" or \"clear\"", err, sizeof(err)))) {
-        ret = send_rc(conn, FENNEC_EMALFORMED, "%s", err);
+    if (control_check_keys(root, keys, "state", err, sizeof(err)) != 0 ||
+        !(state = control_get_string(root, "state", 8, "\"up\", \"down\" or \"clear\"", err,
+                                     sizeof(err)))) {
+        ret = control_send_rc(conn, FENNEC_EMALFORMED, "%s", err);
     } else if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0 &&
                strcmp(state, "clear") != 0) {
-        ret = send_rc(conn, FENNEC_EMALFORMED,
-                      "field \"state\" must be \"up\", \"down\" or \"clear\"");
+        ret = control_send_rc(conn, FENNEC_EMALFORMED,
+                              "field \"state\" must be \"up\", \"down\" or \"clear\"");
     } else {
         ret = send_not_available(conn, "health checking", NULL);
     }
@@ -1173,7 +1047,7 @@ static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *r
 
 /* Submits CH from a libmicrohttpd thread. Those threads come and go without a hook where they
  * could unregister, so each one is an RCU reader for the call only. */
-static int submit(const change_t *ch, change_result_t *res, char *err, size_t errlen)
+int control_submit(const change_t *ch, change_result_t *res, char *err, size_t errlen)
 {
     zone_reader_register();
     int rc = change_submit(ch, res, err, errlen);
@@ -1186,53 +1060,57 @@ static enum MHD_Result handle_reload(control_t *ctl, struct MHD_Connection *conn
     char err[1024];
     change_result_t res;
     change_t ch = {.kind = CHANGE_RELOAD, .zone = req->arg, .cfg = ctl->cfg, .source = "api"};
-    int rc = submit(&ch, &res, err, sizeof(err));
+    int rc = control_submit(&ch, &res, err, sizeof(err));
     if (rc == FENNEC_EZONE)
-        return send_rc(conn, rc, "%s; the previous version is still served", err);
+        return control_send_rc(conn, rc, "%s; the previous version is still served", err);
     if (rc != 0)
-        return send_rc(conn, rc, "%s", err);
+        return control_send_rc(conn, rc, "%s", err);
     char canon[1030];
     name_canon(req->arg, canon, sizeof(canon));
     for (char *p = canon; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p + 32);
-    return send_json(conn, MHD_HTTP_OK,
-                     json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "zone", canon, "result",
-                               res.unchanged ? "unchanged" : "reloaded", "added",
-                               (json_int_t)res.added, "deleted", (json_int_t)res.removed, "serial",
-                               (json_int_t)res.serial, "index", (json_int_t)res.index));
+    return control_send_written(conn, req,
+                                json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "zone", canon, "result",
+                                          res.unchanged ? "unchanged" : "reloaded", "added",
+                                          (json_int_t)res.added, "deleted", (json_int_t)res.removed,
+                                          "serial", (json_int_t)res.serial, "index",
+                                          (json_int_t)res.index),
+                                res.index);
 }
 
 static enum MHD_Result handle_records(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
     if (!cz)
-        return send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node", req->arg);
+        return control_send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node",
+                               req->arg);
     control_record_req_t *rr = malloc(sizeof(*rr));
     if (!rr)
-        return send_rc(conn, -ENOMEM, "out of memory");
+        return control_send_rc(conn, -ENOMEM, "out of memory");
     char err[1024];
     enum MHD_Result ret;
     int rc =
         control_record_parse(cz->name, req->body ? req->body : "", req->len, rr, err, sizeof(err));
     if (rc != 0) {
-        ret = send_rc(conn, rc, "%s", err);
+        ret = control_send_rc(conn, rc, "%s", err);
     } else {
         zone_change_t zc;
         control_record_change(rr, &zc);
         change_result_t res;
         change_t ch = {
             .kind = CHANGE_EDIT, .zone = cz->name, .changes = &zc, .count = 1, .source = "api"};
-        rc = submit(&ch, &res, err, sizeof(err));
+        rc = control_submit(&ch, &res, err, sizeof(err));
         if (rc == 0)
-            ret = send_json(conn, MHD_HTTP_OK,
-                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "zone", cz->name,
-                                      "result", rr->op == CONTROL_RECORD_ADD ? "added" : "deleted",
-                                      "name", rr->owner, "type", rr->type_name, "ttl",
-                                      (json_int_t)rr->ttl, "serial", (json_int_t)res.serial,
-                                      "index", (json_int_t)res.index));
+            ret = control_send_written(
+                conn, req,
+                json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "zone", cz->name, "result",
+                          rr->op == CONTROL_RECORD_ADD ? "added" : "deleted", "name", rr->owner,
+                          "type", rr->type_name, "ttl", (json_int_t)rr->ttl, "serial",
+                          (json_int_t)res.serial, "index", (json_int_t)res.index),
+                res.index);
         else
-            ret = send_rc(conn, rc, "%s", err);
+            ret = control_send_rc(conn, rc, "%s", err);
     }
     free(rr);
     return ret;
@@ -1242,33 +1120,36 @@ static enum MHD_Result handle_changes(control_t *ctl, struct MHD_Connection *con
 {
     const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
     if (!cz)
-        return send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node", req->arg);
+        return control_send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node",
+                               req->arg);
     char err[1024];
     size_t at = SIZE_MAX;
     control_batch_t batch;
     int rc = control_batch_parse(cz->name, req->body ? req->body : "", req->len, &batch, &at, err,
                                  sizeof(err));
     if (rc != 0)
-        return send_rc_at(conn, rc, at, "%s", err);
+        return control_send_rc_at(conn, rc, at, "%s", err);
     change_result_t res;
     change_t ch = {.kind = CHANGE_EDIT,
                    .zone = cz->name,
                    .changes = batch.changes,
                    .count = batch.count,
                    .source = "api"};
-    rc = submit(&ch, &res, err, sizeof(err));
+    rc = control_submit(&ch, &res, err, sizeof(err));
     enum MHD_Result ret;
     if (rc == 0)
-        ret =
-            send_json(conn, MHD_HTTP_OK,
-                      json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "zone", cz->name, "result",
-                                "applied", "applied", (json_int_t)batch.count, "added",
-                                (json_int_t)res.added, "deleted", (json_int_t)res.removed, "serial",
-                                (json_int_t)res.serial, "index", (json_int_t)res.index));
+        ret = control_send_written(
+            conn, req,
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "zone", cz->name, "result", "applied",
+                      "applied", (json_int_t)batch.count, "added", (json_int_t)res.added, "deleted",
+                      (json_int_t)res.removed, "serial", (json_int_t)res.serial, "index",
+                      (json_int_t)res.index),
+            res.index);
     else if (res.at != SIZE_MAX)
-        ret = send_rc_at(conn, rc, res.at, "changes[%zu]: %s; nothing was changed", res.at, err);
+        ret = control_send_rc_at(conn, rc, res.at, "changes[%zu]: %s; nothing was changed", res.at,
+                                 err);
     else
-        ret = send_rc(conn, rc, "%s; nothing was changed", err);
+        ret = control_send_rc(conn, rc, "%s; nothing was changed", err);
     control_batch_deinit(&batch);
     return ret;
 }
@@ -1276,24 +1157,21 @@ static enum MHD_Result handle_changes(control_t *ctl, struct MHD_Connection *con
 static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, request_t *req)
 {
     if (req->too_big)
-        return send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
-                       CONTROL_MAX_BODY);
+        return control_send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
+                               CONTROL_MAX_BODY);
     switch (req->route) {
     case ROUTE_PAGE:
-        return handle_page(ctl, conn);
+        return control_handle_page(ctl, conn);
     case ROUTE_METRICS:
-        return handle_metrics(ctl, conn);
+        return control_handle_metrics(ctl, conn);
     case ROUTE_STATUS:
-        return handle_status(ctl, conn);
+        return control_handle_status(ctl, conn);
     case ROUTE_NODES:
         if (req->write)
-            return handle_node_add(conn, req);
-        return send_not_available(conn, "cluster membership", NULL);
+            return control_handle_node_add(ctl, conn, req);
+        return control_handle_nodes(ctl, conn);
     case ROUTE_NODE:
-        if (!ident_ok(req->arg))
-            return send_rc(conn, FENNEC_EMALFORMED,
-                           "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
-        return send_not_available(conn, "cluster membership", NULL);
+        return control_handle_node_remove(ctl, conn, req);
     case ROUTE_ZONE_RELOAD:
         return handle_reload(ctl, conn, req);
     case ROUTE_ZONE_RECORDS:
@@ -1307,7 +1185,7 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
     case ROUTE_NONE:
         break;
     }
-    return send_rc(conn, FENNEC_ENOTFOUND, "no such endpoint");
+    return control_send_rc(conn, FENNEC_ENOTFOUND, "no such endpoint");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1329,8 +1207,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->route =
             route_match(url, method, req->arg, sizeof(req->arg), &allowed, &req->write, &method_ok);
         if (req->route == ROUTE_NONE)
-            return send_rc(conn, FENNEC_ENOTFOUND,
-                           "no such endpoint: %.200s %.200s (see docs/api.md)", method, url);
+            return control_send_rc(conn, FENNEC_ENOTFOUND,
+                                   "no such endpoint: %.200s %.200s (see docs/api.md)", method,
+                                   url);
         if (!method_ok) {
             char msg[256];
             snprintf(msg, sizeof(msg), "%s is not allowed on %.180s; use %s", method, url, allowed);
@@ -1355,6 +1234,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         enum MHD_Result ret = authorize(ctl, conn, req->write, &ok);
         if (!ok)
             return ret;
+        query_walk_t q;
+        if (query_parse(conn, req, &q) != 0)
+            return control_send_rc(conn, q.rc, "%s", q.err);
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -1362,8 +1244,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
             if (errno || end == cl || v > CONTROL_MAX_BODY)
-                return send_rc(conn, FENNEC_ESPACE, "the request body is larger than %d bytes",
-                               CONTROL_MAX_BODY);
+                return control_send_rc(conn, FENNEC_ESPACE,
+                                       "the request body is larger than %d bytes",
+                                       CONTROL_MAX_BODY);
         }
         return MHD_YES;
     }
@@ -1428,7 +1311,7 @@ int control_new(const cfg_t *cfg, server_t *srv, control_t **out)
         return -ENOMEM;
     ctl->cfg = cfg;
     ctl->srv = srv;
-    ctl->start_time = process_start_time(wall_now());
+    ctl->start_time = process_start_time(fennec_wall_now());
     /* jansson seeds its hash function on first use; do it here, before the HTTP threads. */
     json_object_seed(0);
     if (!cfg->has_control) {

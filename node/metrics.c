@@ -75,6 +75,72 @@ static bool qtype_always(unsigned t)
     return false;
 }
 
+static void sample_double(FILE *f, const char *name, const char *node, double v)
+{
+    fprintf(f, "%s{node=\"", name);
+    control_prom_escape(f, node);
+    fprintf(f, "\"} %.6f\n", v);
+}
+
+/* The replication families. The per-node ones have a sample per secondary on a primary, and
+ * one for the node itself on a secondary (its view of the primary). A node never heard from
+ * has no last-contact sample rather than a made-up one. */
+static void replication_write(FILE *f, const control_snapshot_t *snap)
+{
+    const repl_status_t *r = snap->repl;
+    bool primary = snap->role && strcmp(snap->role, "primary") == 0;
+    const char *self = snap->node_id ? snap->node_id : "";
+
+    metric_u64(f, "fennec_replication_index", "gauge",
+               "Last index of the cluster's log as this node knows it: a primary's own, a "
+               "secondary's as the primary last said.",
+               primary ? r->index : r->primary_index);
+    metric_u64(f, "fennec_replication_applied_index", "gauge",
+               "Last index of the log applied (durable and served) on this node.",
+               primary ? r->index : r->applied_index);
+
+    family(f, "fennec_replication_entries_behind", "gauge",
+           "Log entries a node has not applied (primary's last index minus the node's applied "
+           "index), by node.");
+    if (primary)
+        for (size_t i = 0; i < r->node_count; i++)
+            sample_u64(f, "fennec_replication_entries_behind", "node", r->nodes[i].id,
+                       r->nodes[i].entries_behind);
+    else
+        sample_u64(f, "fennec_replication_entries_behind", "node", self, r->entries_behind);
+
+    family(f, "fennec_replication_seconds_behind", "gauge",
+           "Age of the oldest log entry a node has not applied, 0 when it has them all, by "
+           "node; it keeps growing while a node is disconnected.");
+    if (primary)
+        for (size_t i = 0; i < r->node_count; i++)
+            sample_double(f, "fennec_replication_seconds_behind", r->nodes[i].id,
+                          r->nodes[i].seconds_behind);
+    else
+        sample_double(f, "fennec_replication_seconds_behind", self, r->seconds_behind);
+
+    family(f, "fennec_replication_connected", "gauge",
+           "1 while a node's replication stream is up (on a secondary: its stream from the "
+           "primary), by node.");
+    if (primary)
+        for (size_t i = 0; i < r->node_count; i++)
+            sample_u64(f, "fennec_replication_connected", "node", r->nodes[i].id,
+                       r->nodes[i].connected ? 1 : 0);
+    else
+        sample_u64(f, "fennec_replication_connected", "node", self, r->connected ? 1 : 0);
+
+    family(f, "fennec_replication_last_contact_seconds", "gauge",
+           "Seconds since a node was last heard from on its replication stream, by node.");
+    if (primary) {
+        for (size_t i = 0; i < r->node_count; i++)
+            if (r->nodes[i].last_contact_seconds >= 0)
+                sample_double(f, "fennec_replication_last_contact_seconds", r->nodes[i].id,
+                              r->nodes[i].last_contact_seconds);
+    } else if (r->last_contact_seconds >= 0) {
+        sample_double(f, "fennec_replication_last_contact_seconds", self, r->last_contact_seconds);
+    }
+}
+
 int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *len)
 {
     char *buf = NULL;
@@ -241,6 +307,9 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
             sample_u64(f, "fennec_zone_records", "zone", snap->zones[i].name,
                        snap->zones[i].records);
     }
+
+    if (snap->repl)
+        replication_write(f, snap);
 
     if (fclose(f) != 0) {
         free(buf);

@@ -61,6 +61,7 @@ static struct {
     bool primary;
     char node_id[REPL_ID_MAX];
     char primary_addr[REPL_ADDR_MAX];
+    char primary_id[REPL_ID_MAX];
 
     /* The log as applied here. */
     uint64_t index; /* last applied (a primary: its last index) */
@@ -91,7 +92,7 @@ static struct {
     size_t h_samples;    /* samples (and holes) in the grid, at most REPL_HISTORY_POINTS */
     series_t *h_series;
     size_t h_series_count;
-} g_st = {.h_last_slot = -1};
+} g_st = {.h_last_slot = -1, .p_last_contact = -1};
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_acked; /* an ack, a connect or disconnect, a membership change */
@@ -475,6 +476,13 @@ void repl_primary_state_set(repl_peer_state_t st)
     unlock();
 }
 
+void repl_primary_id_set(const char *id)
+{
+    lock();
+    copy_str(g_st.primary_id, sizeof(g_st.primary_id), id);
+    unlock();
+}
+
 void repl_primary_seen(uint64_t index, uint64_t time_ns, double now)
 {
     lock();
@@ -522,6 +530,7 @@ int repl_status_get(repl_status_t *out, double now)
     out->primary = g_st.primary;
     copy_str(out->node_id, sizeof(out->node_id), g_st.node_id);
     copy_str(out->primary_addr, sizeof(out->primary_addr), g_st.primary_addr);
+    copy_str(out->primary_id, sizeof(out->primary_id), g_st.primary_id);
     out->index = g_st.index;
     out->commit_time = (double)g_st.index_commit_ns / 1e9;
     out->last_contact_seconds = -1;

@@ -2,7 +2,8 @@
  * fennecctl — the operator CLI. Talks to a node's control endpoint (docs/api.md) with
  * libcurl; prints tables for people and, with --json, the server's JSON for scripts.
  * Exit codes: 0 done, 1 failed (the server refused, is unreachable, or lacks the feature),
- * 2 usage error.
+ * 2 usage error, 3 a write with --wait that is applied on the primary but that not every
+ * connected node confirmed in time.
  */
 #include "fennec/common.h"
 #include "fennec/control.h"
@@ -19,9 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_OK    0
-#define EXIT_FAIL  1
-#define EXIT_USAGE 2
+#define EXIT_OK          0
+#define EXIT_FAIL        1
+#define EXIT_USAGE       2
+#define EXIT_UNCONFIRMED 3 /* --wait: applied, not confirmed by every connected node */
 
 #define DEFAULT_URL "http://127.0.0.1:8053"
 #define MAX_ANSWER  (16 * 1024 * 1024)
@@ -31,6 +33,7 @@ typedef struct opts {
     const char *key_file;
     bool json;
     bool watch;
+    bool wait; /* writes: ?wait=all */
     double interval;
     long timeout;
     char token[CONTROL_TOKEN_LEN + 1];
@@ -47,6 +50,7 @@ struct verb {
     const char *usage;
     const char *help;
     verb_fn run;
+    bool waits; /* a write that takes --wait */
 };
 
 static volatile sig_atomic_t g_stop;
@@ -101,7 +105,10 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
     size_t ul = strlen(o->url);
     while (ul > 0 && o->url[ul - 1] == '/')
         ul--;
-    if ((size_t)snprintf(url, sizeof(url), "%.*s%s", (int)ul, o->url, path) >= sizeof(url)) {
+    /* --wait applies to the writes that take it (main() refuses it elsewhere). */
+    bool wait = o->wait && strcmp(method, "GET") != 0;
+    if ((size_t)snprintf(url, sizeof(url), "%.*s%s%s", (int)ul, o->url, path,
+                         wait ? "?wait=all" : "") >= sizeof(url)) {
         fprintf(stderr, "fennecctl: the URL is too long\n");
         return -1;
     }
@@ -112,7 +119,8 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout);
+    /* A waiting write may take the server's whole wait before it answers. */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout + (wait ? CONTROL_WAIT_DEFAULT_MS / 1000 : 0));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->timeout < 5 ? o->timeout : 5L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "fennecctl/" FENNEC_VERSION);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -206,6 +214,13 @@ static int answer_check(const opts_t *o, const verb_t *v, const answer_t *a)
     if (!msg)
         msg = "(no message)";
     char line[2048];
+    if (a->status == 504 && json_is_array(json_object_get(a->json, "lagging"))) {
+        snprintf(line, sizeof(line), "not confirmed by every node: %s", msg);
+        fprintf(stderr, "fennecctl: %s: %s\n", v->name, line);
+        if (o->json)
+            print_json(a->json);
+        return EXIT_UNCONFIRMED;
+    }
     switch (a->status) {
     case 501:
         if (strstr(msg, "not available in this version"))
@@ -345,6 +360,25 @@ static void table_print(table_t *t)
 /* ------------------------------------------------------------------------------------------ */
 /* verbs                                                                                      */
 
+/* A number or "-" (null: the node does not know it). */
+static void cell_int(const json_t *n, const char *key, char *out, size_t len)
+{
+    const json_t *v = json_object_get(n, key);
+    if (json_is_number(v))
+        snprintf(out, len, "%lld", (long long)jint(n, key));
+    else
+        snprintf(out, len, "-");
+}
+
+static void cell_seconds(const json_t *n, const char *key, char *out, size_t len)
+{
+    const json_t *v = json_object_get(n, key);
+    if (json_is_number(v))
+        snprintf(out, len, "%.3f", json_number_value(v));
+    else
+        snprintf(out, len, "-");
+}
+
 static int do_status(opts_t *o, const verb_t *v, char **args, int nargs)
 {
     (void)args;
@@ -377,6 +411,24 @@ static int do_status(opts_t *o, const verb_t *v, char **args, int nargs)
         }
         printf("\n");
     }
+    const json_t *r = json_object_get(j, "replication");
+    if (json_is_object(r) && strcmp(jstr(r, "role"), "primary") == 0) {
+        size_t nn = json_array_size(json_object_get(r, "nodes")), linked = 0, k;
+        const json_t *n;
+        json_array_foreach(json_object_get(r, "nodes"), k, n)
+        {
+            if (json_is_true(json_object_get(n, "connected")))
+                linked++;
+        }
+        printf("log       index %lld, %zu of %zu secondaries connected\n",
+               (long long)jint(r, "index"), linked, nn);
+    } else if (json_is_object(r)) {
+        char sb[32];
+        cell_seconds(r, "seconds_behind", sb, sizeof(sb));
+        printf("log       applied %lld of %lld (%lld entries, %s s behind), primary %s, %s\n",
+               (long long)jint(r, "applied_index"), (long long)jint(r, "primary_index"),
+               (long long)jint(r, "entries_behind"), sb, jstr(r, "primary"), jstr(r, "state"));
+    }
     const json_t *zones = json_object_get(j, "zones");
     printf("\n");
     table_t t = {.cols = 3};
@@ -397,27 +449,33 @@ static int do_status(opts_t *o, const verb_t *v, char **args, int nargs)
     return EXIT_OK;
 }
 
+/* The rows of GET /v1/nodes: every node with its replication state ("nodes"); LAG_ONLY
+ * leaves out the address and the role. */
 static void print_nodes(const json_t *j, bool lag_only)
 {
-    table_t t = {.cols = lag_only ? 4 : 6};
+    table_t t = {.cols = lag_only ? 6 : 8};
     if (lag_only)
-        table_add(&t, (const char *const[]){"NODE", "APPLIED", "ENTRIES_BEHIND", "SECONDS_BEHIND"});
+        table_add(&t, (const char *const[]){"NODE", "STATE", "APPLIED", "ENTRIES_BEHIND",
+                                            "SECONDS_BEHIND", "LAST_CONTACT"});
     else
-        table_add(&t, (const char *const[]){"NODE", "ADDRESS", "ROLE", "APPLIED", "ENTRIES_BEHIND",
-                                            "SECONDS_BEHIND"});
+        table_add(&t, (const char *const[]){"NODE", "ADDRESS", "ROLE", "STATE", "APPLIED",
+                                            "ENTRIES_BEHIND", "SECONDS_BEHIND", "LAST_CONTACT"});
     size_t i;
     const json_t *n;
     json_array_foreach(json_object_get(j, "nodes"), i, n)
     {
-        char applied[32], eb[32], sb[32];
-        snprintf(applied, sizeof(applied), "%lld", (long long)jint(n, "applied_index"));
-        snprintf(eb, sizeof(eb), "%lld", (long long)jint(n, "entries_behind"));
-        snprintf(sb, sizeof(sb), "%.3f", json_number_value(json_object_get(n, "seconds_behind")));
+        char id[96], applied[32], eb[32], sb[32], lc[32];
+        snprintf(id, sizeof(id), "%s%s", jstr(n, "id"),
+                 json_is_true(json_object_get(n, "self")) ? " (this node)" : "");
+        cell_int(n, "applied_index", applied, sizeof(applied));
+        cell_int(n, "entries_behind", eb, sizeof(eb));
+        cell_seconds(n, "seconds_behind", sb, sizeof(sb));
+        cell_seconds(n, "last_contact_seconds", lc, sizeof(lc));
         if (lag_only)
-            table_add(&t, (const char *const[]){jstr(n, "id"), applied, eb, sb});
+            table_add(&t, (const char *const[]){id, jstr(n, "state"), applied, eb, sb, lc});
         else
-            table_add(&t, (const char *const[]){jstr(n, "id"), jstr(n, "address"), jstr(n, "role"),
-                                                applied, eb, sb});
+            table_add(&t, (const char *const[]){id, jstr(n, "address"), jstr(n, "role"),
+                                                jstr(n, "state"), applied, eb, sb, lc});
     }
     table_print(&t);
 }
@@ -857,20 +915,30 @@ static const verb_t g_verbs[] = {
     {"status", 0, 0, "status",
      "Shows the node: id, role, version, uptime, workers, zones "
      "with their serials and query totals.",
-     do_status},
-    {"nodes", 0, 0, "nodes", "Lists the cluster's nodes with their replication state.", do_nodes},
+     do_status, false},
+    {"nodes", 0, 0, "nodes",
+     "Lists the cluster's nodes, this node first, with their address, role and replication "
+     "state: entries and seconds behind the primary and seconds since last contact. The "
+     "primary sees every node; a secondary sees itself and the member list (\"-\" where it "
+     "cannot know).",
+     do_nodes, false},
     {"node add", 2, 2, "node add ID ADDRESS",
-     "Registers node ID whose replication listener is ADDRESS (IPv4:port or [IPv6]:port). "
-     "Needs the cluster key.",
-     do_node_add},
+     "Registers node ID in the cluster; ADDRESS is the node's control endpoint (IPv4:port or "
+     "[IPv6]:port, its listen.control), which the CLI and the primary use to reach it. The "
+     "membership goes through the log to every node; send it to the primary (a secondary "
+     "refuses it with 409). Adding a member again with another address changes its address. "
+     "Needs the cluster key; --wait waits until every connected node has it.",
+     do_node_add, true},
     {"node remove", 1, 1, "node remove ID",
-     "Removes node ID from the cluster. Needs the cluster key.", do_node_remove},
+     "Removes node ID from the cluster (on the primary; the primary itself cannot be "
+     "removed). Needs the cluster key; --wait waits until every connected node has it.",
+     do_node_remove, true},
     {"zone reload", 1, 1, "zone reload NAME",
      "Reloads zone NAME from its file on the node and serves it if it loads, then prints what "
      "changed (records added and deleted), or that the file is unchanged since it was loaded "
      "(nothing is applied then and record edits stay). On an error the previous version stays "
      "in service and the error (file:line) is shown. Needs the cluster key.",
-     do_zone_reload},
+     do_zone_reload, true},
     {"zone apply", 2, 2, "zone apply ZONE FILE|-",
      "Applies the changes in FILE (- reads standard input) to ZONE as one batch: all of them, "
      "served at once with one step of the SOA serial, or none. One change per line: "
@@ -879,7 +947,7 @@ static const verb_t g_verbs[] = {
      "a usage error naming the line (exit 2, nothing sent); a change the server refuses is "
      "named by its line too (exit 1, nothing changed). At most 64 KiB of changes as JSON "
      "(about 600 A records) per batch. Needs the cluster key.",
-     do_zone_apply},
+     do_zone_apply, true},
     {"record add", 5, -1, "record add ZONE NAME TTL TYPE RDATA...",
      "Adds a record to ZONE. NAME is relative to the zone (\"@\" for the apex) unless it ends "
      "in a dot; RDATA is in master-file format and may span several arguments "
@@ -889,20 +957,21 @@ static const verb_t g_verbs[] = {
      "exists already "
      "(409) or the result breaks a zone rule such as a CNAME beside other data (422). Needs the "
      "cluster key.",
-     do_record_add},
+     do_record_add, true},
     {"record delete", 5, -1, "record delete ZONE NAME TTL TYPE RDATA...",
      "Deletes the record NAME TYPE RDATA from ZONE (arguments as for record add; the TTL is not "
      "compared). Exits 1 when there is no such record (404). Needs the cluster key.",
-     do_record_delete},
-    {"health", 0, 0, "health", "Shows every health check's state and override.", do_health},
+     do_record_delete, true},
+    {"health", 0, 0, "health", "Shows every health check's state and override.", do_health, false},
     {"health override", 2, 2, "health override CHECK up|down|clear",
      "Forces CHECK up or down regardless of its probes, or clears the override. Needs the "
      "cluster key.",
-     do_health_override},
+     do_health_override, false},
     {"lag", 0, 0, "lag [--watch] [--interval SECONDS]",
-     "Shows every node's replication lag (entries and seconds behind the primary); with "
+     "Shows every node's replication lag (state, entries and seconds behind the primary, "
+     "seconds since last contact: a stalled node is never shown as caught up); with "
      "--watch, refreshes every --interval seconds (default 2) until interrupted.",
-     do_lag},
+     do_lag, false},
 };
 
 #define VERB_COUNT (sizeof(g_verbs) / sizeof(g_verbs[0]))
@@ -920,10 +989,14 @@ static void usage(FILE *f)
             "$FENNEC_KEY_FILE)\n"
             "  --json             print the server's JSON instead of tables\n"
             "  --timeout SECONDS  give up on the server after this long (default 10)\n"
+            "  --wait             on record add|delete, zone apply|reload, node add|remove:\n"
+            "                     answer once every connected node has applied the change\n"
+            "                     (at most 10 s more; exit 3 when one has not)\n"
             "  -h, --help         this help; COMMAND --help explains one command\n"
             "  -V, --version      print the version\n"
             "\nexit codes: 0 done, 1 failed (refused, unreachable, or not available in this "
-            "version), 2 usage error\n",
+            "version), 2 usage error, 3 applied on the primary but not confirmed by every "
+            "connected node (--wait)\n",
             DEFAULT_URL);
 }
 
@@ -1019,6 +1092,8 @@ int main(int argc, char **argv)
             o.json = true;
         } else if (strcmp(a, "--watch") == 0 || strcmp(a, "-w") == 0) {
             o.watch = true;
+        } else if (strcmp(a, "--wait") == 0) {
+            o.wait = true;
         } else if ((r = option_value(argc, argv, &i, "-s", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--server", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--key-file", &o.key_file)) != 0 ||
@@ -1065,6 +1140,11 @@ int main(int argc, char **argv)
     }
     if (o.watch && strcmp(v->name, "lag") != 0) {
         fprintf(stderr, "fennecctl: --watch only applies to lag\n");
+        goto cleanup;
+    }
+    if (o.wait && !v->waits) {
+        fprintf(stderr, "fennecctl: --wait only applies to record add|delete, zone apply|reload "
+                        "and node add|remove\n");
         goto cleanup;
     }
     if (interval) {

@@ -19,8 +19,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "fennec/cfg.h"
 #include "fennec/query.h"
+#include "fennec/repl.h"
 #include "fennec/server.h"
 #include "fennec/zone.h"
 
@@ -159,6 +162,12 @@ typedef struct control_snapshot {
     unsigned overload_count;
     const control_zone_info_t *zones;
     size_t zone_count;
+    /* Replication, all borrowed; REPL NULL leaves replication out of every rendering. */
+    const char *control_address;  /* this node's control endpoint (listen.control) */
+    const repl_status_t *repl;    /* repl_status_get() at NOW */
+    const repl_member_t *members; /* the member list (repl_members_get()) */
+    size_t member_count;
+    const repl_history_t *history; /* lag history (repl_history_get()); NULL: no chart */
 } control_snapshot_t;
 
 /* Writes VALUE escaped for a Prometheus label value (\\, \" and \n) to F. */
@@ -170,5 +179,79 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
 
 /* The text name of an rcode ("NOERROR", ...) or NULL for unnamed values. */
 const char *control_rcode_name(unsigned rcode);
+
+/* ---- replication views (pure: everything comes from the snapshot) ---- */
+
+/*
+ * The "replication" object of GET /v1/status for SNAP (SNAP->repl not NULL), as the status
+ * contract has it (docs/api.md). The form follows SNAP->role: "primary" gives role, index,
+ * commit_time and nodes (every member but this node); anything else the secondary form (role,
+ * primary, connected, state, applied_index, primary_index, entries_behind, seconds_behind,
+ * last_contact_seconds). A last contact that never happened is null. Returns a new reference
+ * or NULL (out of memory).
+ */
+json_t *control_repl_json(const control_snapshot_t *snap);
+
+/*
+ * The body of GET /v1/nodes for SNAP: {"nodes": [ROW, ...]}, ROW = {id, address, role,
+ * connected, state, applied_index, entries_behind, seconds_behind, last_contact_seconds}.
+ * This node's row comes first (on a primary: always caught up, state "streaming"; on a
+ * secondary: its view of the primary), then every other member in member-list order. On a
+ * secondary the other members' replication fields are null (only the primary sees them) and
+ * their role is "primary" for the member named SNAP->repl->primary_id, else "secondary" once
+ * the primary's id is known, else null. Returns a new reference or NULL (out of memory).
+ */
+json_t *control_nodes_json(const control_snapshot_t *snap);
+
+/* ---- status page ---- */
+
+/* Writes S to F with <, >, &, " and ' escaped for HTML text and attribute values. */
+void control_html_escape(FILE *f, const char *s);
+
+/* Size of the lag chart, in SVG user units (pixels). */
+#define CONTROL_CHART_WIDTH  720
+#define CONTROL_CHART_HEIGHT 240
+
+/*
+ * Writes to F an inline SVG chart of seconds_behind over H's samples: one <polyline> per
+ * series (a series with no sample at all gets none; a hole or a disconnected sample, < 0,
+ * breaks its line into several polylines), a legend with the ids escaped, axis labels in
+ * seconds and minutes before NOW (seconds since the epoch). The vertical scale fits the
+ * largest sample (at least 1 s). H may be NULL or empty: the chart then says there is no
+ * sample yet. Pure; no script, no external resource.
+ */
+void control_lag_chart_write(FILE *f, const repl_history_t *h, double now);
+
+/* The HTML status page for SNAP (node, zones, answers, replication table and lag chart) in a
+ * new NUL-terminated buffer *OUT (free()) of *LEN bytes. Returns 0 or -ENOMEM. */
+int control_page_render(const control_snapshot_t *snap, char **out, size_t *len);
+
+/* ---- ?wait=all on writes ---- */
+
+#define CONTROL_WAIT_DEFAULT_MS 10000 /* timeout_ms when the query does not give one */
+#define CONTROL_WAIT_MAX_MS     60000
+
+/* The query string of a write: wait=all and timeout_ms=N (1..CONTROL_WAIT_MAX_MS). */
+typedef struct control_wait {
+    bool all;            /* wait until every connected node has applied the change */
+    uint32_t timeout_ms; /* CONTROL_WAIT_DEFAULT_MS unless timeout_ms= was given */
+    bool has_timeout;
+    bool has_wait;
+} control_wait_t;
+
+/* Empties W: no wait, the default timeout. */
+void control_wait_init(control_wait_t *w);
+
+/*
+ * Takes one query argument KEY=VALUE (VALUE NULL when the argument had no '=') into W. Strict:
+ * WRITE false (a read) refuses every argument; a write knows "wait" (only "all") and
+ * "timeout_ms" (a decimal integer 1..CONTROL_WAIT_MAX_MS, nothing else); an unknown key, a
+ * key given twice or a bad value is FENNEC_EMALFORMED with a message for a person in ERR.
+ */
+int control_wait_arg(control_wait_t *w, bool write, const char *key, const char *value, char *err,
+                     size_t errlen);
+
+/* After the last argument: timeout_ms without wait=all is FENNEC_EMALFORMED (ERR says so). */
+int control_wait_check(const control_wait_t *w, char *err, size_t errlen);
 
 #endif

@@ -103,6 +103,10 @@ void repl_primary_connected(bool connected, double now);
  * ignored while not connected. */
 void repl_primary_state_set(repl_peer_state_t st);
 
+/* The primary's node id, as the stream's handshake names it (optional: until it is known, a
+ * secondary cannot tell which member is the primary). */
+void repl_primary_id_set(const char *id);
+
 /* The primary said (heartbeat or entry) that its last index is INDEX, at its clock TIME_NS.
  * A secondary's seconds_behind is its age now of the first such report of an index it has not
  * applied (that entry was committed then or before: the age is a lower bound, exact when the
@@ -127,6 +131,7 @@ typedef struct repl_status {
     bool primary;
     char node_id[REPL_ID_MAX];
     char primary_addr[REPL_ADDR_MAX]; /* secondary: cluster.primary */
+    char primary_id[REPL_ID_MAX];     /* secondary: the primary's id; "" while unknown */
     uint64_t index;                   /* primary: its last index; secondary: its applied index */
     double commit_time;               /* commit time of INDEX, seconds since 1970; 0: none */
     /* secondary only: */

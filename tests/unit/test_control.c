@@ -1,5 +1,6 @@
 /* Unit tests of the control plane's pure parts: token derivation, Bearer parsing and
- * comparison, record request validation and the Prometheus text. */
+ * comparison, record request validation, the Prometheus text, the replication views
+ * (status object, node rows), the ?wait=all query and the status page with its lag chart. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -622,6 +623,474 @@ static void test_metrics_render(void **state)
     free(text);
 }
 
+/* ---- replication views -------------------------------------------------------------------- */
+
+static const repl_member_t g_members[3] = {
+    {"ns1", "127.0.0.1:8053"},
+    {"ns2", "127.0.0.1:8054"},
+    {"n\"s<3>", "127.0.0.1:8055"},
+};
+
+/* A primary ns1 with ns2 streaming 2 behind and a third node never heard from. */
+static void primary_snapshot(control_snapshot_t *snap, repl_status_t *r, repl_node_status_t *n)
+{
+    memset(r, 0, sizeof(*r));
+    r->primary = true;
+    snprintf(r->node_id, sizeof(r->node_id), "ns1");
+    r->index = 1042;
+    r->commit_time = 1764500000.125;
+    memset(n, 0, 2 * sizeof(*n));
+    snprintf(n[0].id, sizeof(n[0].id), "ns2");
+    snprintf(n[0].address, sizeof(n[0].address), "127.0.0.1:8054");
+    n[0].connected = true;
+    n[0].state = REPL_STREAMING;
+    n[0].applied_index = 1040;
+    n[0].entries_behind = 2;
+    n[0].seconds_behind = 0.004;
+    n[0].last_contact_seconds = 0.25;
+    snprintf(n[1].id, sizeof(n[1].id), "n\"s<3>");
+    snprintf(n[1].address, sizeof(n[1].address), "127.0.0.1:8055");
+    n[1].state = REPL_NEVER_CONNECTED;
+    n[1].entries_behind = 1042;
+    n[1].seconds_behind = 60;
+    n[1].last_contact_seconds = -1;
+    r->nodes = n;
+    r->node_count = 2;
+    memset(snap, 0, sizeof(*snap));
+    snap->node_id = "ns1";
+    snap->role = "primary";
+    snap->version = "9.9.9";
+    snap->now = 1764500100.0;
+    snap->control_address = "127.0.0.1:8053";
+    snap->repl = r;
+    snap->members = g_members;
+    snap->member_count = 3;
+}
+
+static void secondary_snapshot(control_snapshot_t *snap, repl_status_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->node_id, sizeof(r->node_id), "ns2");
+    snprintf(r->primary_addr, sizeof(r->primary_addr), "127.0.0.1:5380");
+    r->index = 1040;
+    r->connected = false;
+    r->state = REPL_DISCONNECTED;
+    r->applied_index = 1040;
+    r->primary_index = 1042;
+    r->entries_behind = 2;
+    r->seconds_behind = 31.5;
+    r->last_contact_seconds = 30;
+    memset(snap, 0, sizeof(*snap));
+    snap->node_id = "ns2";
+    snap->role = "secondary";
+    snap->version = "9.9.9";
+    snap->now = 1764500100.0;
+    snap->control_address = "127.0.0.1:9999";
+    snap->repl = r;
+    snap->members = g_members;
+    snap->member_count = 3;
+}
+
+static double num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    assert_true(json_is_number(v));
+    return json_number_value(v);
+}
+
+static void test_repl_json_primary(void **state)
+{
+    (void)state;
+    control_snapshot_t snap;
+    repl_status_t r;
+    repl_node_status_t n[2];
+    primary_snapshot(&snap, &r, n);
+    json_t *o = control_repl_json(&snap);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "role")), "primary");
+    assert_int_equal(json_integer_value(json_object_get(o, "index")), 1042);
+    assert_true(num(o, "commit_time") == 1764500000.125);
+    json_t *nodes = json_object_get(o, "nodes");
+    assert_int_equal(json_array_size(nodes), 2);
+    json_t *a = json_array_get(nodes, 0);
+    assert_string_equal(json_string_value(json_object_get(a, "id")), "ns2");
+    assert_string_equal(json_string_value(json_object_get(a, "address")), "127.0.0.1:8054");
+    assert_true(json_is_true(json_object_get(a, "connected")));
+    assert_string_equal(json_string_value(json_object_get(a, "state")), "streaming");
+    assert_int_equal(json_integer_value(json_object_get(a, "applied_index")), 1040);
+    assert_int_equal(json_integer_value(json_object_get(a, "entries_behind")), 2);
+    assert_true(num(a, "seconds_behind") == 0.004);
+    assert_true(num(a, "last_contact_seconds") == 0.25);
+    /* Exactly the keys of the status contract. */
+    assert_int_equal(json_object_size(a), 8);
+    json_t *b = json_array_get(nodes, 1);
+    assert_true(json_is_null(json_object_get(b, "last_contact_seconds")));
+    assert_string_equal(json_string_value(json_object_get(b, "state")), "never_connected");
+    assert_true(json_is_false(json_object_get(b, "connected")));
+    json_decref(o);
+
+    /* No entry yet: no commit time rather than 1970. */
+    r.index = 0;
+    r.commit_time = 0;
+    o = control_repl_json(&snap);
+    assert_true(json_is_null(json_object_get(o, "commit_time")));
+    json_decref(o);
+    snap.repl = NULL;
+    assert_null(control_repl_json(&snap));
+}
+
+static void test_repl_json_secondary(void **state)
+{
+    (void)state;
+    control_snapshot_t snap;
+    repl_status_t r;
+    secondary_snapshot(&snap, &r);
+    json_t *o = control_repl_json(&snap);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "role")), "secondary");
+    assert_string_equal(json_string_value(json_object_get(o, "primary")), "127.0.0.1:5380");
+    assert_true(json_is_false(json_object_get(o, "connected")));
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "disconnected");
+    assert_int_equal(json_integer_value(json_object_get(o, "applied_index")), 1040);
+    assert_int_equal(json_integer_value(json_object_get(o, "primary_index")), 1042);
+    assert_int_equal(json_integer_value(json_object_get(o, "entries_behind")), 2);
+    assert_true(num(o, "seconds_behind") == 31.5);
+    assert_true(num(o, "last_contact_seconds") == 30);
+    assert_null(json_object_get(o, "nodes"));
+    json_decref(o);
+}
+
+static void test_nodes_json_primary_self_first(void **state)
+{
+    (void)state;
+    control_snapshot_t snap;
+    repl_status_t r;
+    repl_node_status_t n[2];
+    primary_snapshot(&snap, &r, n);
+    json_t *o = control_nodes_json(&snap);
+    assert_non_null(o);
+    json_t *rows = json_object_get(o, "nodes");
+    assert_int_equal(json_array_size(rows), 3);
+    json_t *me = json_array_get(rows, 0);
+    assert_string_equal(json_string_value(json_object_get(me, "id")), "ns1");
+    assert_string_equal(json_string_value(json_object_get(me, "role")), "primary");
+    assert_string_equal(json_string_value(json_object_get(me, "address")), "127.0.0.1:8053");
+    assert_true(json_is_true(json_object_get(me, "self")));
+    assert_int_equal(json_integer_value(json_object_get(me, "applied_index")), 1042);
+    assert_int_equal(json_integer_value(json_object_get(me, "entries_behind")), 0);
+    json_t *b = json_array_get(rows, 1);
+    assert_string_equal(json_string_value(json_object_get(b, "id")), "ns2");
+    assert_string_equal(json_string_value(json_object_get(b, "role")), "secondary");
+    assert_false(json_is_true(json_object_get(b, "self")));
+    assert_int_equal(json_integer_value(json_object_get(b, "entries_behind")), 2);
+    /* The keys fennecctl's table reads. */
+    static const char *const keys[] = {"id",
+                                       "address",
+                                       "role",
+                                       "connected",
+                                       "state",
+                                       "applied_index",
+                                       "entries_behind",
+                                       "seconds_behind",
+                                       "last_contact_seconds"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        for (size_t k = 0; k < 3; k++)
+            if (!json_object_get(json_array_get(rows, k), keys[i]))
+                fail_msg("row %zu lacks %s", k, keys[i]);
+    json_t *c = json_array_get(rows, 2);
+    assert_string_equal(json_string_value(json_object_get(c, "id")), "n\"s<3>");
+    assert_int_equal(json_integer_value(json_object_get(c, "entries_behind")), 1042);
+    assert_true(json_is_null(json_object_get(c, "last_contact_seconds")));
+    json_decref(o);
+
+    /* No member list yet: the primary alone, at its listen.control. */
+    snap.member_count = 0;
+    r.node_count = 0;
+    o = control_nodes_json(&snap);
+    rows = json_object_get(o, "nodes");
+    assert_int_equal(json_array_size(rows), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "address")),
+                        "127.0.0.1:8053");
+    json_decref(o);
+}
+
+static void test_nodes_json_secondary(void **state)
+{
+    (void)state;
+    control_snapshot_t snap;
+    repl_status_t r;
+    secondary_snapshot(&snap, &r);
+    json_t *o = control_nodes_json(&snap);
+    json_t *rows = json_object_get(o, "nodes");
+    assert_int_equal(json_array_size(rows), 3);
+    json_t *me = json_array_get(rows, 0);
+    assert_string_equal(json_string_value(json_object_get(me, "id")), "ns2");
+    /* Its address from the member list, not its listen.control. */
+    assert_string_equal(json_string_value(json_object_get(me, "address")), "127.0.0.1:8054");
+    assert_string_equal(json_string_value(json_object_get(me, "state")), "disconnected");
+    assert_int_equal(json_integer_value(json_object_get(me, "entries_behind")), 2);
+    assert_true(num(me, "seconds_behind") == 31.5);
+    /* The others from the member list: no lag it could know, no role before the primary's
+     * id is known. */
+    json_t *p = json_array_get(rows, 1);
+    assert_string_equal(json_string_value(json_object_get(p, "id")), "ns1");
+    assert_true(json_is_null(json_object_get(p, "entries_behind")));
+    assert_true(json_is_null(json_object_get(p, "role")));
+    json_decref(o);
+    snprintf(r.primary_id, sizeof(r.primary_id), "ns1");
+    o = control_nodes_json(&snap);
+    rows = json_object_get(o, "nodes");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "role")),
+                        "primary");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 2), "role")),
+                        "secondary");
+    json_decref(o);
+}
+
+static void test_metrics_render_replication(void **state)
+{
+    (void)state;
+    control_snapshot_t snap;
+    repl_status_t r;
+    repl_node_status_t n[2];
+    primary_snapshot(&snap, &r, n);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    static const char *const want[] = {
+        "# TYPE fennec_replication_index gauge\n",
+        "fennec_replication_index 1042\n",
+        "fennec_replication_applied_index 1042\n",
+        "# TYPE fennec_replication_entries_behind gauge\n",
+        "fennec_replication_entries_behind{node=\"ns2\"} 2\n",
+        "fennec_replication_entries_behind{node=\"n\\\"s<3>\"} 1042\n",
+        "fennec_replication_seconds_behind{node=\"ns2\"} 0.004000\n",
+        "fennec_replication_seconds_behind{node=\"n\\\"s<3>\"} 60.000000\n",
+        "fennec_replication_connected{node=\"ns2\"} 1\n",
+        "fennec_replication_connected{node=\"n\\\"s<3>\"} 0\n",
+        "fennec_replication_last_contact_seconds{node=\"ns2\"} 0.250000\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(text, want[i]))
+            fail_msg("metrics lack \"%s\":\n%s", want[i], text);
+    /* Never heard from: no last-contact sample; the primary has no row of its own. */
+    assert_null(strstr(text, "fennec_replication_last_contact_seconds{node=\"n\\\""));
+    assert_null(strstr(text, "{node=\"ns1\"}"));
+    free(text);
+
+    repl_status_t sr;
+    secondary_snapshot(&snap, &sr);
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    static const char *const want2[] = {
+        "fennec_replication_index 1042\n",
+        "fennec_replication_applied_index 1040\n",
+        "fennec_replication_entries_behind{node=\"ns2\"} 2\n",
+        "fennec_replication_seconds_behind{node=\"ns2\"} 31.500000\n",
+        "fennec_replication_connected{node=\"ns2\"} 0\n",
+        "fennec_replication_last_contact_seconds{node=\"ns2\"} 30.000000\n",
+    };
+    for (size_t i = 0; i < sizeof(want2) / sizeof(want2[0]); i++)
+        if (!strstr(text, want2[i]))
+            fail_msg("secondary metrics lack \"%s\":\n%s", want2[i], text);
+    free(text);
+
+    /* Without replication state, no replication families. */
+    snap.repl = NULL;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    assert_null(strstr(text, "fennec_replication_"));
+    free(text);
+}
+
+static int wait_args(control_wait_t *w, bool write, const char *const *kv, size_t n, char *err,
+                     size_t errlen)
+{
+    control_wait_init(w);
+    for (size_t i = 0; i < n; i++) {
+        int rc = control_wait_arg(w, write, kv[2 * i], kv[2 * i + 1], err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    return control_wait_check(w, err, errlen);
+}
+
+static void test_wait_query(void **state)
+{
+    (void)state;
+    control_wait_t w;
+    char err[256];
+    assert_int_equal(wait_args(&w, true, NULL, 0, err, sizeof(err)), 0);
+    assert_false(w.all);
+    assert_int_equal(w.timeout_ms, CONTROL_WAIT_DEFAULT_MS);
+
+    const char *ok1[] = {"wait", "all"};
+    assert_int_equal(wait_args(&w, true, ok1, 1, err, sizeof(err)), 0);
+    assert_true(w.all);
+    assert_int_equal(w.timeout_ms, 10000);
+
+    const char *ok2[] = {"timeout_ms", "60000", "wait", "all"};
+    assert_int_equal(wait_args(&w, true, ok2, 2, err, sizeof(err)), 0);
+    assert_int_equal(w.timeout_ms, 60000);
+    const char *ok3[] = {"wait", "all", "timeout_ms", "1"};
+    assert_int_equal(wait_args(&w, true, ok3, 2, err, sizeof(err)), 0);
+    assert_int_equal(w.timeout_ms, 1);
+
+    static const struct {
+        const char *kv[4];
+        size_t n;
+        const char *says;
+    } bad[] = {
+        {{"wait", "any"}, 1, "must be \"all\""},
+        {{"wait", NULL}, 1, "must be \"all\""},
+        {{"wait", "ALL"}, 1, "must be \"all\""},
+        {{"wait", "all", "wait", "all"}, 2, "twice"},
+        {{"timeout_ms", "500"}, 1, "needs wait=all"},
+        {{"wait", "all", "timeout_ms", "0"}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout_ms", "60001"}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout_ms", "-5"}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout_ms", "10s"}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout_ms", "99999999999999999999"}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout_ms", ""}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout_ms", NULL}, 2, "from 1 to 60000"},
+        {{"wait", "all", "timeout", "5"}, 2, "unknown query parameter \"timeout\""},
+        {{"callback", "x"}, 1, "unknown query parameter"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (wait_args(&w, true, bad[i].kv, bad[i].n, err, sizeof(err)) != FENNEC_EMALFORMED)
+            fail_msg("case %zu accepted", i);
+        if (!strstr(err, bad[i].says))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].says);
+    }
+    /* A read takes no parameter at all, not even wait=all. */
+    assert_int_equal(wait_args(&w, false, ok1, 1, err, sizeof(err)), FENNEC_EMALFORMED);
+    assert_non_null(strstr(err, "no query parameters"));
+}
+
+/* ---- status page and lag chart ---------------------------------------------------------- */
+
+static char *chart(const repl_history_t *h, double now)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    control_lag_chart_write(f, h, now);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+static size_t count(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_lag_chart(void **state)
+{
+    (void)state;
+    enum { POINTS = 120 };
+    char ids[3][REPL_ID_MAX] = {"ns1", "ns2", "<b>&\"x'"};
+    double *v = calloc(3 * POINTS, sizeof(double));
+    assert_non_null(v);
+    for (size_t k = 0; k < POINTS; k++) {
+        v[k] = 0;                            /* ns1: caught up */
+        v[POINTS + k] = (double)k / 10;      /* ns2: lag growing to 11.9 s */
+        v[2 * POINTS + k] = k < 60 ? 1 : -1; /* third: connected, then gone */
+    }
+    double now = 1764500600.0;
+    repl_history_t h = {.start = now - 5.0 * (POINTS - 1),
+                        .step = 5,
+                        .points = POINTS,
+                        .series = 3,
+                        .ids = ids,
+                        .seconds_behind = v};
+    char *svg = chart(&h, now);
+    assert_true(strncmp(svg, "<svg ", 5) == 0);
+    assert_non_null(strstr(svg, "</svg>\n"));
+    assert_int_equal(count(svg, "<polyline"), 3);
+    assert_int_equal(count(svg, "</polyline>"), 3);
+    /* Ids are escaped wherever they appear; the raw one never does. */
+    assert_null(strstr(svg, "<b>"));
+    assert_non_null(strstr(svg, "&lt;b&gt;&amp;&quot;x&#39;"));
+    /* The scale fits the largest sample (11.9 s -> 20 s), axes are labelled. */
+    assert_non_null(strstr(svg, ">20 s</text>"));
+    assert_non_null(strstr(svg, ">0 s</text>"));
+    assert_non_null(strstr(svg, ">-10 min</text>"));
+    assert_non_null(strstr(svg, ">now</text>"));
+    assert_null(strstr(svg, "<script"));
+    assert_null(strstr(svg, "http://www.w3.org/1999/xlink"));
+    free(svg);
+
+    /* A hole breaks a line in two; a series with no sample draws none. */
+    v[POINTS + 50] = -1;
+    for (size_t k = 0; k < POINTS; k++)
+        v[2 * POINTS + k] = -1;
+    svg = chart(&h, now);
+    assert_int_equal(count(svg, "<polyline"), 3);
+    free(svg);
+
+    /* Nothing to draw: the chart says so. */
+    svg = chart(NULL, now);
+    assert_int_equal(count(svg, "<polyline"), 0);
+    assert_non_null(strstr(svg, "no sample yet"));
+    free(svg);
+    repl_history_t empty = {.step = 5};
+    svg = chart(&empty, now);
+    assert_non_null(strstr(svg, "no sample yet"));
+    free(svg);
+    free(v);
+}
+
+static void test_page_render(void **state)
+{
+    (void)state;
+    control_snapshot_t snap;
+    repl_status_t r;
+    repl_node_status_t n[2];
+    primary_snapshot(&snap, &r, n);
+    control_zone_info_t zones[1] = {{.name = "ex<ample>.com", .serial = 7, .records = 3}};
+    snap.zones = zones;
+    snap.zone_count = 1;
+    char ids[2][REPL_ID_MAX] = {"ns1", "ns2"};
+    double v[4] = {0, 0, 0.5, 0.25};
+    repl_history_t h = {.start = snap.now - 5,
+                        .step = 5,
+                        .points = 2,
+                        .series = 2,
+                        .ids = ids,
+                        .seconds_behind = v};
+    snap.history = &h;
+    char *page = NULL;
+    size_t len = 0;
+    assert_int_equal(control_page_render(&snap, &page, &len), 0);
+    assert_int_equal(strlen(page), len);
+    assert_non_null(strstr(page, "<h2>Replication</h2>"));
+    assert_non_null(strstr(page, "ex&lt;ample&gt;.com"));
+    assert_null(strstr(page, "n\"s<3>"));
+    assert_non_null(strstr(page, "<td>n&quot;s&lt;3&gt;</td>"));
+    assert_non_null(strstr(page, "<td>never_connected</td>"));
+    assert_non_null(strstr(page, "<td>streaming</td>"));
+    assert_non_null(strstr(page, "<td>0.004 s</td>"));
+    assert_int_equal(count(page, "<svg "), 1);
+    assert_int_equal(count(page, "<polyline"), 2);
+    assert_null(strstr(page, "<script"));
+    /* One table row per node, this node first. */
+    const char *self = strstr(page, "<tr><td>ns1</td>");
+    const char *other = strstr(page, "<tr><td>ns2</td>");
+    assert_non_null(self);
+    assert_non_null(other);
+    assert_true(self < other);
+    free(page);
+
+    /* Without replication state the page has no replication section. */
+    snap.repl = NULL;
+    assert_int_equal(control_page_render(&snap, &page, &len), 0);
+    assert_null(strstr(page, "Replication"));
+    free(page);
+}
+
 static void test_rcode_names(void **state)
 {
     (void)state;
@@ -647,6 +1116,14 @@ int main(void)
         cmocka_unit_test(test_prom_escape),
         cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_rcode_names),
+        cmocka_unit_test(test_repl_json_primary),
+        cmocka_unit_test(test_repl_json_secondary),
+        cmocka_unit_test(test_nodes_json_primary_self_first),
+        cmocka_unit_test(test_nodes_json_secondary),
+        cmocka_unit_test(test_metrics_render_replication),
+        cmocka_unit_test(test_wait_query),
+        cmocka_unit_test(test_lag_chart),
+        cmocka_unit_test(test_page_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

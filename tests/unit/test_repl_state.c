@@ -431,8 +431,10 @@ static void test_secondary_view(void **state)
     assert_false(st.connected);
     assert_true(st.last_contact_seconds < 0);
     assert_int_equal(st.node_count, 0);
+    assert_string_equal(st.primary_id, "");
     repl_status_free(&st);
 
+    repl_primary_id_set("ns1");
     repl_primary_connected(true, T0);
     repl_primary_seen(3, ns_at(T0 + 1), T0 + 1); /* entry 3, committed at T0 + 1 */
     repl_primary_seen(5, ns_at(T0 + 2), T0 + 2);
@@ -441,6 +443,7 @@ static void test_secondary_view(void **state)
     assert_int_equal(repl_status_get(&st, T0 + 4), 0);
     assert_true(st.connected);
     assert_int_equal(st.state, REPL_CATCHING_UP);
+    assert_string_equal(st.primary_id, "ns1");
     assert_int_equal(st.applied_index, 2);
     assert_int_equal(st.index, 2);
     assert_int_equal(st.primary_index, 5);
