@@ -911,6 +911,33 @@ static int parse_tcp(pctx_t *p, yaml_node_t *n, cfg_tcp_t *t)
     return 0;
 }
 
+static int parse_journal(pctx_t *p, yaml_node_t *n, cfg_journal_t *j)
+{
+    static const char *const keys[] = {"max_size", "keep", "snapshot_every", NULL};
+    yaml_node_t *v[3];
+    int rc = map_fields(p, n, "journal", keys, v);
+    if (rc)
+        return rc;
+    uint64_t x = 0;
+    if (v[0]) {
+        if ((rc = get_size(p, v[0], "journal.max_size", 1024ull * 1024,
+                           1024ull * 1024 * 1024 * 1024, &x)))
+            return rc;
+        j->max_bytes = x;
+    }
+    if (v[1]) {
+        if ((rc = get_uint(p, v[1], "journal.keep", 1, 100000000, &x)))
+            return rc;
+        j->keep = x;
+    }
+    if (v[2]) {
+        if ((rc = get_uint(p, v[2], "journal.snapshot_every", 1, 100000000, &x)))
+            return rc;
+        j->snapshot_every = x;
+    }
+    return 0;
+}
+
 static int parse_log_level(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -952,6 +979,9 @@ static void set_defaults(cfg_t *cfg)
     cfg->tcp.idle_timeout_ms = 10000;
     cfg->tcp.max_connections = 1024;
     cfg->tcp.max_inflight = 64;
+    cfg->journal.max_bytes = 1024ull * 1024 * 1024;
+    cfg->journal.keep = 10000;
+    cfg->journal.snapshot_every = 10000;
 }
 
 static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
@@ -967,11 +997,12 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
         K_OVERLOAD,
         K_TCP,
         K_LOG,
+        K_JOURNAL,
         K_COUNT
     };
     static const char *const keys[] = {"node",         "listen",    "cluster", "workers",
                                        "cpu_affinity", "zones",     "health",  "overload",
-                                       "tcp",          "log_level", NULL};
+                                       "tcp",          "log_level", "journal", NULL};
     yaml_node_t *v[K_COUNT], *k[K_COUNT];
     yaml_node_t *replication = NULL, *primary = NULL;
     int rc = map_fields_k(p, root, "", keys, v, k);
@@ -1001,6 +1032,8 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
     if (v[K_TCP] && (rc = parse_tcp(p, v[K_TCP], &cfg->tcp)))
         return rc;
     if (v[K_LOG] && (rc = parse_log_level(p, v[K_LOG], cfg)))
+        return rc;
+    if (v[K_JOURNAL] && (rc = parse_journal(p, v[K_JOURNAL], &cfg->journal)))
         return rc;
 
     if (cfg->role == CFG_ROLE_SECONDARY) {

@@ -61,6 +61,13 @@ typedef struct cfg_tcp {
     uint32_t max_inflight;    /* pipelined queries in flight per connection, default 64 */
 } cfg_tcp_t;
 
+typedef struct cfg_journal {
+    uint64_t max_bytes;      /* journal.max_size: the journal's limit on disk; default 1 GiB */
+    uint64_t keep;           /* journal.keep: entries kept before the newest snapshot, so a
+                                node a little behind needs no snapshot; default 10000 */
+    uint64_t snapshot_every; /* journal.snapshot_every: entries between snapshots; 10000 */
+} cfg_journal_t;
+
 typedef struct cfg {
     char *path; /* the file it was read from ("<builtin>" for the default config) */
 
@@ -88,6 +95,7 @@ typedef struct cfg {
 
     cfg_overload_t overload;
     cfg_tcp_t tcp;
+    cfg_journal_t journal;
     char *log_level; /* "error" | "warn" | "info" | "debug"; default "info" */
 } cfg_t;
 
