@@ -254,6 +254,7 @@ typedef struct loader {
     int rc;
     const char *source;
     const char *last_file; /* interned copy of the current file name */
+    bool no_digest;        /* records from an entry: no file to compare with later */
 } loader_t;
 
 static void loader_fail(loader_t *ld, const char *file, uint64_t line, const char *fmt, ...)
@@ -426,7 +427,12 @@ static int zone_build(loader_t *ld)
         loader_fail(ld, ld->source, 0, "no records (a zone needs SOA and NS at %s)", z->name);
         return FENNEC_EZONE;
     }
-    qsort(ld->recs, ld->count, sizeof(rec_t), rec_cmp);
+    /* Records from a snapshot or an entry come in this order already: check, do not sort. */
+    bool sorted = true;
+    for (size_t i = 1; i < ld->count && sorted; i++)
+        sorted = rec_cmp(&ld->recs[i - 1], &ld->recs[i]) < 0;
+    if (!sorted)
+        qsort(ld->recs, ld->count, sizeof(rec_t), rec_cmp);
 
     size_t owners = 1;
     for (size_t i = 1; i < ld->count; i++) {
@@ -463,8 +469,9 @@ static int zone_build(loader_t *ld)
         for (size_t k = i; k < j; k++) {
             const rec_t *q = &ld->recs[k];
             group[k - i] = (zone_rec_t){q->rdata, q->ttl, q->type, q->rdlen};
-            if (k == i || !(q->type == q[-1].type &&
-                            zone_rdata_cmp(q->rdata, q->rdlen, q[-1].rdata, q[-1].rdlen) == 0))
+            if (!ld->no_digest &&
+                (k == i || !(q->type == q[-1].type &&
+                             zone_rdata_cmp(q->rdata, q->rdlen, q[-1].rdata, q[-1].rdlen) == 0)))
                 digest = digest_rec(digest, q);
         }
         bool apex = r->owner_len == z->apex_len;
@@ -650,26 +657,36 @@ int zone_from_records(const char *origin, const zone_change_t *recs, size_t coun
     }
     atomic_init(&z->store->refs, 1);
     ld.zone = z;
+    ld.no_digest = true;
     for (size_t i = 0; i < count; i++) {
         const zone_change_t *c = &recs[i];
         int olen = wire_name_len(c->owner, WIRE_NAME_MAX);
-        uint8_t *o = olen > 0 ? arena_alloc(&ld.tmp, (size_t)olen) : NULL;
         if (olen < 0) {
             loader_fail(&ld, name, 0, "record %zu: invalid owner name", i);
             break;
         }
-        if (!o) {
-            rc = -ENOMEM;
-            goto cleanup;
+        /* Owners from entries are lower case already; others are copied and lowered. */
+        const uint8_t *o = c->owner;
+        for (int k = 0; k < olen; k++) {
+            if (c->owner[k] >= 'A' && c->owner[k] <= 'Z') {
+                uint8_t *lo = arena_alloc(&ld.tmp, (size_t)olen);
+                if (!lo) {
+                    rc = -ENOMEM;
+                    goto cleanup;
+                }
+                memcpy(lo, c->owner, (size_t)olen);
+                wire_name_lower(lo);
+                o = lo;
+                break;
+            }
         }
-        memcpy(o, c->owner, (size_t)olen);
-        wire_name_lower(o);
-        wire_name_to_text(o, text);
         if (!wire_name_in(o, (size_t)olen, z->apex_wire, z->apex_len)) {
+            wire_name_to_text(o, text);
             loader_fail(&ld, name, 0, "record %zu: %s is outside the zone %s", i, text, z->name);
             break;
         }
         if (!zone_type_allowed(c->type) || !zone_rdata_fits(c->type, c->rdata, c->rdlen)) {
+            wire_name_to_text(o, text);
             loader_fail(&ld, name, 0, "record %zu: %s type %u: not a record a zone can hold", i,
                         text, c->type);
             break;

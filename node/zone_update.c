@@ -674,10 +674,32 @@ static int records_node(const zone_node_t *n, void *arg)
     return 0;
 }
 
+static int node_order(const void *pa, const void *pb)
+{
+    const zone_node_t *a = *(const zone_node_t *const *)pa, *b = *(const zone_node_t *const *)pb;
+    if (a->name_len != b->name_len)
+        return (int)a->name_len - (int)b->name_len;
+    return memcmp(a->name, b->name, a->name_len);
+}
+
 int zone_records(const zone_t *zone, zone_diff_fn fn, void *arg)
 {
+    /* In the loader's order (owner length, owner, type, rdata), so that a zone rebuilt from
+     * these records needs no sort. */
+    const zone_node_t **nodes = malloc((zone->node_count + 1) * sizeof(*nodes));
+    if (!nodes)
+        return -ENOMEM;
+    size_t n = 0;
+    for (uint32_t i = 0; i <= zone->mask; i++) {
+        uint64_t slot = zone_slot_get(zone, i);
+        if (slot && n <= zone->node_count)
+            nodes[n++] = zone_slot_node(slot);
+    }
+    qsort(nodes, n, sizeof(*nodes), node_order);
     records_walk_t w = {.fn = fn, .arg = arg};
-    zone_node_walk(zone, records_node, &w);
+    for (size_t i = 0; i < n && records_node(nodes[i], &w) == 0; i++)
+        ;
+    free(nodes);
     return w.rc;
 }
 

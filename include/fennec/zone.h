@@ -168,7 +168,8 @@ int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload
  * ZONE_UPDATE_SOA | ZONE_UPDATE_KEEP_SERIAL (deletes, then adds) it gives TO's records. Costs
  * in proportion to the index pages that differ when TO descends from FROM (or the reverse),
  * else to both zones' sizes.
- * zone_records(): every record of ZONE (add true), in no particular order.
+ * zone_records(): every record of ZONE (add true), owners by length then bytes, then by type
+ * and rdata: the order zone_from_records() builds from without sorting. -ENOMEM.
  */
 typedef int (*zone_diff_fn)(const zone_change_t *ch, void *arg);
 int zone_diff(const zone_t *from, const zone_t *to, zone_diff_fn fn, void *arg);
