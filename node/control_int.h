@@ -1,6 +1,7 @@
 /*
  * fennec — what the files of the control endpoint share (control.c: libmicrohttpd glue, routes,
- * authorization, zone writes; control_status.c: /v1/status, /metrics and the replication
+ * authorization, the error table; control_request.c: request bodies and the query string;
+ * control_zones.c: zone writes; control_status.c: /v1/status, /metrics and the replication
  * views; control_nodes.c: /v1/nodes; control_page.c: the HTML status page). Private to
  * node/control*.c. Every function here runs on a connection's thread.
  */
@@ -118,5 +119,11 @@ enum MHD_Result control_handle_node_add(control_t *ctl, struct MHD_Connection *c
                                         request_t *req);
 enum MHD_Result control_handle_node_remove(control_t *ctl, struct MHD_Connection *conn,
                                            request_t *req);
+enum MHD_Result control_handle_zone_reload(control_t *ctl, struct MHD_Connection *conn,
+                                           request_t *req);
+enum MHD_Result control_handle_zone_records(control_t *ctl, struct MHD_Connection *conn,
+                                            request_t *req);
+enum MHD_Result control_handle_zone_changes(control_t *ctl, struct MHD_Connection *conn,
+                                            request_t *req);
 
 #endif

@@ -215,7 +215,8 @@ static int replication_write(FILE *f, const control_snapshot_t *snap)
         fprintf(f, "<p>primary, log index %llu</p>\n", (unsigned long long)r->index);
     } else {
         fputs("<p>secondary of ", f);
-        control_html_escape(f, r->primary_addr[0] ? r->primary_addr : "(unknown)");
+        const char *primary = snap->primary_address ? snap->primary_address : r->primary_addr;
+        control_html_escape(f, primary[0] ? primary : "(unknown)");
         fprintf(f, " (%s), applied %llu of %llu</p>\n", repl_state_name(r->state),
                 (unsigned long long)r->applied_index, (unsigned long long)r->primary_index);
     }

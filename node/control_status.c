@@ -22,6 +22,7 @@ int control_view_take(control_t *ctl, control_view_t *v, bool history)
     snap->start_time = ctl->start_time;
     snap->now = fennec_wall_now();
     snap->control_address = ctl->cfg->control.text;
+    snap->primary_address = ctl->cfg->has_primary ? ctl->cfg->primary.text : NULL;
     if (ctl->srv) {
         server_stats_get(ctl->srv, &snap->stats);
         unsigned n = server_workers(ctl->srv);
@@ -120,12 +121,13 @@ json_t *control_repl_json(const control_snapshot_t *snap)
             "{s:s, s:I, s:o, s:o}", "role", "primary", "index", (json_int_t)r->index, "commit_time",
             r->commit_time > 0 ? json_real(r->commit_time) : json_null(), "nodes", nodes);
     }
-    return json_pack("{s:s, s:o, s:b, s:s, s:I, s:I, s:I, s:f, s:o}", "role", "secondary",
-                     "primary", str_or_null(r->primary_addr), "connected", r->connected, "state",
-                     repl_state_name(r->state), "applied_index", (json_int_t)r->applied_index,
-                     "primary_index", (json_int_t)r->primary_index, "entries_behind",
-                     (json_int_t)r->entries_behind, "seconds_behind", r->seconds_behind,
-                     "last_contact_seconds", contact_json(r->last_contact_seconds));
+    return json_pack(
+        "{s:s, s:o, s:b, s:s, s:I, s:I, s:I, s:f, s:o}", "role", "secondary", "primary",
+        str_or_null(snap->primary_address ? snap->primary_address : r->primary_addr), "connected",
+        r->connected, "state", repl_state_name(r->state), "applied_index",
+        (json_int_t)r->applied_index, "primary_index", (json_int_t)r->primary_index,
+        "entries_behind", (json_int_t)r->entries_behind, "seconds_behind", r->seconds_behind,
+        "last_contact_seconds", contact_json(r->last_contact_seconds));
 }
 
 /* The address this node has in the member list, else its listen.control. */

@@ -164,6 +164,7 @@ typedef struct control_snapshot {
     size_t zone_count;
     /* Replication, all borrowed; REPL NULL leaves replication out of every rendering. */
     const char *control_address;  /* this node's control endpoint (listen.control) */
+    const char *primary_address;  /* a secondary's cluster.primary; NULL: from REPL */
     const repl_status_t *repl;    /* repl_status_get() at NOW */
     const repl_member_t *members; /* the member list (repl_members_get()) */
     size_t member_count;
