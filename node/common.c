@@ -3,7 +3,9 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <strings.h>
 #include <time.h>
 
@@ -99,4 +101,18 @@ uint64_t fennec_wall_ns(void)
 double fennec_wall_now(void)
 {
     return (double)fennec_wall_ns() / 1e9;
+}
+
+#define HUGE_PAGE (2u << 20)
+
+void *fennec_alloc_large(size_t n)
+{
+    if (n < (4u << 20))
+        return malloc(n ? n : 1);
+    size_t bytes = (n + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0)
+        return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
 }

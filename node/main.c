@@ -177,6 +177,24 @@ static int check_only(cfg_t *cfg)
     return EXIT_OK;
 }
 
+/* The start-up load of a primary's zone files: unchanged ones keep what the journal restored,
+ * record edits included; changed ones are applied as differences. */
+static int load_zone_files(const cfg_t *cfg)
+{
+    char err[1024];
+    change_t load = {.kind = CHANGE_LOAD, .cfg = cfg, .source = "start"};
+    change_result_t res;
+    int rc = change_submit(&load, &res, err, sizeof(err));
+    if (rc != 0) {
+        log_error("main", "loading zones failed: %s", err[0] ? err : fennec_strerror(rc));
+        return rc;
+    }
+    if (res.failed)
+        log_warn("main", "%zu of %zu zone(s) failed to load and are not served", res.failed,
+                 cfg->zone_count);
+    return 0;
+}
+
 /* --reseed: the journal and snapshot of DIR move to DIR/aside-TIME/ (kept for a person to
  * look at), and the node starts without them. */
 static int data_set_aside(const char *dir)
@@ -316,22 +334,13 @@ int main(int argc, char **argv)
         log_error("main", "%s", err);
         goto unregister;
     }
-    if (primary) {
-        /* The zone files: unchanged ones keep what the journal restored, edits included. */
-        change_t load = {.kind = CHANGE_LOAD, .cfg = st.cfg, .source = "start"};
-        change_result_t res;
-        rc = change_submit(&load, &res, err, sizeof(err));
-        if (rc != 0) {
-            log_error("main", "loading zones failed: %s", err[0] ? err : fennec_strerror(rc));
-            goto unpublish;
-        }
-        if (res.failed)
-            log_warn("main", "%zu of %zu zone(s) failed to load and are not served", res.failed,
-                     st.cfg->zone_count);
-    } else if (st.cfg->zone_count) {
+    /* A primary restored from its journal answers from that data at once and reads its zone
+     * files once the listeners run; a new one loads them first. */
+    if (primary && restored == 0 && (rc = load_zone_files(st.cfg)) != 0)
+        goto unpublish;
+    if (!primary && st.cfg->zone_count)
         log_warn("main", "zones in the configuration of a secondary are ignored: zones come "
                          "from the primary through replication");
-    }
 
     rc = server_new(st.cfg, &st.srv);
     if (rc != 0) {
@@ -350,6 +359,11 @@ int main(int argc, char **argv)
     rc = server_start(st.srv);
     if (rc != 0) {
         log_error("main", "cannot start workers: %s", fennec_strerror(rc));
+        stop_all(&st);
+        uv_run(loop, UV_RUN_DEFAULT);
+        goto free_server;
+    }
+    if (primary && restored > 0 && (rc = load_zone_files(st.cfg)) != 0) {
         stop_all(&st);
         uv_run(loop, UV_RUN_DEFAULT);
         goto free_server;

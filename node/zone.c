@@ -16,27 +16,45 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <urcu.h>
 
 /* ---- arena ---- */
 
+#define ARENA_HUGE       (2u << 20)
+#define ARENA_LOAD_CHUNK (8u << 20)
+
 void *arena_alloc(arena_t *a, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
     if (!a->head || a->head->cap - a->head->used < n) {
-        size_t want = a->chunk ? a->chunk : (1u << 20);
+        if (!a->chunk) {
+            a->chunk = 64u << 10; /* a load: chunks from 64 KiB, doubling to 8 MiB */
+            a->limit = ARENA_LOAD_CHUNK;
+        }
+        if (!a->limit)
+            a->limit = 1u << 20;
+        size_t want = a->chunk;
         size_t cap = n > want ? n : want;
-        arena_chunk_t *c = malloc(sizeof(*c) + cap);
-        if (!c)
+        arena_chunk_t *c = NULL;
+        if (cap >= ARENA_LOAD_CHUNK / 2) {
+            /* A large load's chunks: backed by huge pages where the kernel has them, so
+             * building a large zone takes a few page faults instead of one per 4 KiB. */
+            size_t bytes = (sizeof(*c) + cap + ARENA_HUGE - 1) & ~(size_t)(ARENA_HUGE - 1);
+            if (!(c = fennec_alloc_large(bytes)))
+                return NULL;
+            cap = bytes - sizeof(*c);
+        } else if (!(c = malloc(sizeof(*c) + cap))) {
             return NULL;
+        }
         c->next = a->head;
         c->used = 0;
         c->cap = cap;
         a->head = c;
         a->total += cap;
-        if (a->chunk && a->chunk < (1u << 20))
-            a->chunk *= 2; /* a big update (a reload) soon gets big chunks */
+        if (a->chunk < a->limit)
+            a->chunk *= 2; /* a big update or load soon gets big chunks */
     }
     void *p = a->head->data + a->head->used;
     a->head->used += n;

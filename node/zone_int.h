@@ -31,7 +31,8 @@ typedef struct arena_chunk {
 typedef struct arena {
     arena_chunk_t *head;
     size_t total;
-    size_t chunk; /* size of a new chunk; 0: 1 MiB (a load), small for an update */
+    size_t chunk; /* size of the next chunk; 0: a load (64 KiB doubling to 8 MiB) */
+    size_t limit; /* chunks stop doubling here; 0: 1 MiB */
 } arena_t;
 
 void *arena_alloc(arena_t *a, size_t n);

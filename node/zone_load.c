@@ -650,7 +650,7 @@ int zone_from_records(const char *origin, const zone_change_t *recs, size_t coun
     if (!z)
         return -ENOMEM;
     z->store = calloc(1, sizeof(*z->store));
-    ld.recs = calloc(count ? count : 1, sizeof(*ld.recs));
+    ld.recs = fennec_alloc_large((count ? count : 1) * sizeof(*ld.recs));
     if (!z->store || !ld.recs) {
         rc = -ENOMEM;
         goto cleanup;

@@ -6,6 +6,7 @@
  */
 #include "fennec/entry.h"
 #include "fennec/common.h"
+#include "fennec/frame.h"
 #include "fennec/wire.h"
 
 #include <errno.h>
@@ -14,70 +15,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef Fennec__Replication__Record record_t;
-
-/* Records gathered from a zone walk: messages and the pointer array protobuf-c wants. */
-typedef struct recs {
-    record_t *items;
-    record_t **ptrs;
-    size_t count;
-    size_t cap;
-} recs_t;
-
-static int recs_push(recs_t *r, const zone_change_t *ch)
-{
-    if (r->count == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 64;
-        record_t *items = realloc(r->items, ncap * sizeof(*items));
-        if (!items)
-            return -ENOMEM;
-        r->items = items;
-        r->cap = ncap;
-    }
-    record_t *rec = &r->items[r->count++];
-    fennec__replication__record__init(rec);
-    rec->owner.data = (uint8_t *)ch->owner;
-    rec->owner.len = (size_t)wire_name_len(ch->owner, WIRE_NAME_MAX);
-    rec->type = ch->type;
-    rec->ttl = ch->ttl;
-    rec->rdata.data = (uint8_t *)ch->rdata;
-    rec->rdata.len = ch->rdlen;
-    return 0;
-}
-
-/* The pointer array, once the items stopped moving. */
-static int recs_finish(recs_t *r)
-{
-    r->ptrs = malloc((r->count ? r->count : 1) * sizeof(*r->ptrs));
-    if (!r->ptrs)
-        return -ENOMEM;
-    for (size_t i = 0; i < r->count; i++)
-        r->ptrs[i] = &r->items[i];
-    return 0;
-}
-
-static void recs_free(recs_t *r)
-{
-    free(r->items);
-    free(r->ptrs);
-    memset(r, 0, sizeof(*r));
-}
-
 /* A diff walk delivers removed records, then added ones. */
 typedef struct diff_recs {
-    recs_t removed;
-    recs_t added;
+    frame_rrs_t removed;
+    frame_rrs_t added;
 } diff_recs_t;
+
+static int rrs_push(frame_rrs_t *b, const zone_change_t *ch)
+{
+    return frame_rrs_add(b, ch->owner, (size_t)wire_name_len(ch->owner, WIRE_NAME_MAX), ch->type,
+                         ch->ttl, ch->rdata, ch->rdlen);
+}
 
 static int diff_push(const zone_change_t *ch, void *arg)
 {
     diff_recs_t *d = arg;
-    return recs_push(ch->add ? &d->added : &d->removed, ch);
+    return rrs_push(ch->add ? &d->added : &d->removed, ch);
 }
 
 static int whole_push(const zone_change_t *ch, void *arg)
 {
-    return recs_push(arg, ch);
+    return rrs_push(arg, ch);
+}
+
+static ProtobufCBinaryData blob_of(const frame_rrs_t *b)
+{
+    return (ProtobufCBinaryData){.len = b->len, .data = b->buf};
 }
 
 static int pack(entry_t *e, uint8_t **out, size_t *len)
@@ -97,10 +60,6 @@ int entry_pack_diff(uint64_t index, uint64_t commit_ns, const zone_t *from, cons
 {
     diff_recs_t d = {0};
     int rc = zone_diff(from, to, diff_push, &d);
-    if (rc == 0)
-        rc = recs_finish(&d.removed);
-    if (rc == 0)
-        rc = recs_finish(&d.added);
     if (rc == 0) {
         Fennec__Replication__ZoneDiff zd = FENNEC__REPLICATION__ZONE_DIFF__INIT;
         entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
@@ -109,10 +68,8 @@ int entry_pack_diff(uint64_t index, uint64_t commit_ns, const zone_t *from, cons
         zd.zone = (char *)zone_name(to);
         zd.serial_before = zone_serial(from);
         zd.serial_after = zone_serial(to);
-        zd.removed = d.removed.ptrs;
-        zd.n_removed = d.removed.count;
-        zd.added = d.added.ptrs;
-        zd.n_added = d.added.count;
+        zd.removed = blob_of(&d.removed);
+        zd.added = blob_of(&d.added);
         zd.file = (char *)(file ? file : "");
         zd.file_digest = digest;
         zd.records_after = zone_record_count(to);
@@ -122,18 +79,16 @@ int entry_pack_diff(uint64_t index, uint64_t commit_ns, const zone_t *from, cons
         e.zone_diff = &zd;
         rc = pack(&e, out, len);
     }
-    recs_free(&d.removed);
-    recs_free(&d.added);
+    frame_rrs_free(&d.removed);
+    frame_rrs_free(&d.added);
     return rc;
 }
 
 int entry_pack_whole(uint64_t index, uint64_t commit_ns, const zone_t *z, uint8_t **out,
                      size_t *len)
 {
-    recs_t r = {0};
+    frame_rrs_t r = {0};
     int rc = zone_records(z, whole_push, &r);
-    if (rc == 0)
-        rc = recs_finish(&r);
     if (rc == 0) {
         Fennec__Replication__ZoneWhole zw = FENNEC__REPLICATION__ZONE_WHOLE__INIT;
         entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
@@ -141,8 +96,7 @@ int entry_pack_whole(uint64_t index, uint64_t commit_ns, const zone_t *z, uint8_
         const char *file = zone_source(z, &digest);
         zw.zone = (char *)zone_name(z);
         zw.serial = zone_serial(z);
-        zw.records = r.ptrs;
-        zw.n_records = r.count;
+        zw.records = blob_of(&r);
         zw.file = (char *)(file ? file : "");
         zw.file_digest = digest;
         e.index = index;
@@ -151,7 +105,7 @@ int entry_pack_whole(uint64_t index, uint64_t commit_ns, const zone_t *z, uint8_
         e.zone_whole = &zw;
         rc = pack(&e, out, len);
     }
-    recs_free(&r);
+    frame_rrs_free(&r);
     return rc;
 }
 
@@ -240,14 +194,32 @@ static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-static void change_of(const record_t *r, bool add, zone_change_t *ch)
+static void change_of(const frame_rr_t *r, bool add, zone_change_t *ch)
 {
     *ch = (zone_change_t){.add = add,
-                          .owner = r->owner.data,
-                          .type = (uint16_t)r->type,
+                          .owner = r->owner,
+                          .type = r->type,
                           .ttl = r->ttl,
-                          .rdata = r->rdata.data,
-                          .rdlen = (uint16_t)r->rdata.len};
+                          .rdata = r->rdata,
+                          .rdlen = r->rdlen};
+}
+
+/* Applies every record of BLOB to UP as an add or a delete. */
+static int blob_apply(zone_update_t *up, ProtobufCBinaryData blob, bool add, char *why,
+                      size_t whylen)
+{
+    size_t pos = 0;
+    frame_rr_t rr;
+    zone_change_t ch;
+    int rc;
+    while ((rc = frame_rr_next(blob.data, blob.len, &pos, &rr, NULL)) == 1) {
+        change_of(&rr, add, &ch);
+        if ((rc = zone_update_apply(up, &ch, why, whylen)) != 0)
+            return rc;
+    }
+    if (rc != 0)
+        snprintf(why, whylen, "records that do not decode");
+    return rc;
 }
 
 static size_t zone_pos(zone_t *const *zones, size_t count, const char *name)
@@ -275,15 +247,9 @@ static int apply_diff(const Fennec__Replication__ZoneDiff *d, zone_t *base, zone
     if ((rc = zone_update_begin(base, ZONE_UPDATE_SOA | ZONE_UPDATE_KEEP_SERIAL, &up, why,
                                 sizeof(why))) != 0)
         return say(err, errlen, rc, "%s: %s", d->zone, why);
-    zone_change_t ch;
-    for (size_t i = 0; rc == 0 && i < d->n_removed; i++) {
-        change_of(d->removed[i], false, &ch);
-        rc = zone_update_apply(up, &ch, why, sizeof(why));
-    }
-    for (size_t i = 0; rc == 0 && i < d->n_added; i++) {
-        change_of(d->added[i], true, &ch);
-        rc = zone_update_apply(up, &ch, why, sizeof(why));
-    }
+    rc = blob_apply(up, d->removed, false, why, sizeof(why));
+    if (rc == 0)
+        rc = blob_apply(up, d->added, true, why, sizeof(why));
     if (rc != 0) {
         zone_update_abort(up);
         return say(err, errlen, rc == -ENOMEM ? rc : FENNEC_EZONE, "%s: %s", d->zone, why);
@@ -310,14 +276,23 @@ static int apply_diff(const Fennec__Replication__ZoneDiff *d, zone_t *base, zone
 static int apply_whole(const Fennec__Replication__ZoneWhole *w, zone_t **fresh, char *err,
                        size_t errlen)
 {
-    zone_change_t *chs = calloc(w->n_records ? w->n_records : 1, sizeof(*chs));
+    size_t n = 0, pos = 0;
+    frame_rr_t rr;
+    int rc;
+    while ((rc = frame_rr_next(w->records.data, w->records.len, &pos, &rr, NULL)) == 1)
+        n++;
+    if (rc != 0)
+        return say(err, errlen, FENNEC_EZONE, "%s: records that do not decode", w->zone);
+    zone_change_t *chs = fennec_alloc_large((n ? n : 1) * sizeof(*chs));
     if (!chs)
         return -ENOMEM;
-    for (size_t i = 0; i < w->n_records; i++)
-        change_of(w->records[i], true, &chs[i]);
+    pos = 0;
+    for (size_t i = 0;
+         i < n && frame_rr_next(w->records.data, w->records.len, &pos, &rr, NULL) == 1; i++)
+        change_of(&rr, true, &chs[i]);
     char name[300];
     snprintf(name, sizeof(name), "entry for %.256s", w->zone);
-    int rc = zone_from_records(w->zone, chs, w->n_records, name, fresh, err, errlen);
+    rc = zone_from_records(w->zone, chs, n, name, fresh, err, errlen);
     free(chs);
     if (rc == 0 && zone_serial(*fresh) != w->serial)
         rc = say(err, errlen, FENNEC_EZONE, "%s: serial %u, the entry says %u", w->zone,

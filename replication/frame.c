@@ -41,18 +41,16 @@ static int check_zone(const char *zone, const char *what, char *err, size_t errl
     return 0;
 }
 
-static int check_records(Fennec__Replication__Record *const *recs, size_t n, const char *what,
-                         char *err, size_t errlen)
+static int check_records(ProtobufCBinaryData blob, const char *what, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < n; i++) {
-        const Fennec__Replication__Record *r = recs[i];
-        if (!r->owner.data || wire_name_len(r->owner.data, r->owner.len) != (int)r->owner.len)
-            return fail(err, errlen, "%s[%zu]: the owner is not a wire name", what, i);
-        if (r->type == 0 || r->type > 0xFFFF)
-            return fail(err, errlen, "%s[%zu]: type %u", what, i, r->type);
-        if (r->rdata.len > 0xFFFF)
-            return fail(err, errlen, "%s[%zu]: rdata of %zu bytes", what, i, r->rdata.len);
-    }
+    size_t pos = 0, i = 0;
+    frame_rr_t rr;
+    const char *why = "";
+    int rc;
+    while ((rc = frame_rr_next(blob.data, blob.len, &pos, &rr, &why)) == 1)
+        i++;
+    if (rc != 0)
+        return fail(err, errlen, "%s[%zu]: %s", what, i, why);
     return 0;
 }
 
@@ -76,15 +74,15 @@ static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t er
         const Fennec__Replication__ZoneDiff *d = e->zone_diff;
         int rc = check_zone(d->zone, "zone diff", err, errlen);
         if (rc == 0)
-            rc = check_records(d->removed, d->n_removed, "zone diff: removed", err, errlen);
+            rc = check_records(d->removed, "zone diff: removed", err, errlen);
         if (rc == 0)
-            rc = check_records(d->added, d->n_added, "zone diff: added", err, errlen);
+            rc = check_records(d->added, "zone diff: added", err, errlen);
         return rc;
     }
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_WHOLE: {
         const Fennec__Replication__ZoneWhole *w = e->zone_whole;
         int rc = check_zone(w->zone, "whole zone", err, errlen);
-        return rc ? rc : check_records(w->records, w->n_records, "whole zone", err, errlen);
+        return rc ? rc : check_records(w->records, "whole zone", err, errlen);
     }
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_REMOVED:
         return check_zone(e->zone_removed->zone, "zone removed", err, errlen);
@@ -160,12 +158,12 @@ int frame_check(const frame_t *f, char *err, size_t errlen)
             int rc = check_zone(s->zone, "snapshot", err, errlen);
             if (rc)
                 return rc;
-        } else if (s->n_records) {
+        } else if (s->records.len) {
             return fail(err, errlen, "snapshot: records without a zone");
         }
         if (check_members(s->members, err, errlen) != 0)
             return FENNEC_EMALFORMED;
-        return check_records(s->records, s->n_records, "snapshot", err, errlen);
+        return check_records(s->records, "snapshot", err, errlen);
     }
     case FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT:
     case FENNEC__REPLICATION__FRAME__KIND_ACK:
@@ -289,20 +287,35 @@ void frame_free(frame_t *f)
 
 /* ---- entries on their own (the journal) ---- */
 
+/* Large fields (a whole zone's records) in huge-page-backed blocks: see fennec_alloc_large(). */
+static void *pb_alloc(void *data, size_t size)
+{
+    (void)data;
+    return fennec_alloc_large(size);
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+static ProtobufCAllocator g_pb_alloc = {.alloc = pb_alloc, .free = pb_free};
+
 int frame_entry_decode(const uint8_t *data, size_t len, Fennec__Replication__Entry **out, char *err,
                        size_t errlen)
 {
     *out = NULL;
-    Fennec__Replication__Entry *e = fennec__replication__entry__unpack(NULL, len, data);
+    Fennec__Replication__Entry *e = fennec__replication__entry__unpack(&g_pb_alloc, len, data);
     if (!e)
         return fail(err, errlen, "an entry of %zu bytes that does not decode", len);
     if (has_unknown_fields(&e->base)) {
-        fennec__replication__entry__free_unpacked(e, NULL);
+        fennec__replication__entry__free_unpacked(e, &g_pb_alloc);
         return fail(err, errlen, "an entry with fields this version does not know");
     }
     int rc = check_entry(e, err, errlen);
     if (rc) {
-        fennec__replication__entry__free_unpacked(e, NULL);
+        fennec__replication__entry__free_unpacked(e, &g_pb_alloc);
         return rc;
     }
     *out = e;
@@ -312,7 +325,7 @@ int frame_entry_decode(const uint8_t *data, size_t len, Fennec__Replication__Ent
 void frame_entry_free(Fennec__Replication__Entry *e)
 {
     if (e)
-        fennec__replication__entry__free_unpacked(e, NULL);
+        fennec__replication__entry__free_unpacked(e, &g_pb_alloc);
 }
 
 /* A Frame is field 3 (entry), wire type 2: the tag byte, a varint length, the bytes. */
@@ -335,4 +348,80 @@ int frame_entry_wrap(const uint8_t *entry, size_t len, uint8_t *out, size_t cap,
     memcpy(out, head, h);
     memcpy(out + h, entry, len);
     return 0;
+}
+
+/* ---- records ---- */
+
+int frame_rr_next(const uint8_t *blob, size_t len, size_t *pos, frame_rr_t *rr, const char **why)
+{
+    size_t p = *pos;
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (p >= len)
+        return 0;
+    int ol = wire_name_len(blob + p, len - p);
+    if (ol < 0) {
+        *why = "the owner is not a wire name";
+        return FENNEC_EMALFORMED;
+    }
+    if (len - p - (size_t)ol < 10) {
+        *why = "cut short";
+        return FENNEC_EMALFORMED;
+    }
+    const uint8_t *f = blob + p + ol;
+    uint16_t type = wire_get_u16(f), class = wire_get_u16(f + 2), rdlen = wire_get_u16(f + 8);
+    if (type == 0) {
+        *why = "type 0";
+        return FENNEC_EMALFORMED;
+    }
+    if (class != 1) {
+        *why = "a class other than IN";
+        return FENNEC_EMALFORMED;
+    }
+    if (len - p - (size_t)ol - 10 < rdlen) {
+        *why = "its rdata is cut short";
+        return FENNEC_EMALFORMED;
+    }
+    rr->owner = blob + p;
+    rr->owner_len = (size_t)ol;
+    rr->type = type;
+    rr->ttl = wire_get_u32(f + 4);
+    rr->rdata = f + 10;
+    rr->rdlen = rdlen;
+    *pos = p + (size_t)ol + 10 + rdlen;
+    return 1;
+}
+
+int frame_rrs_add(frame_rrs_t *b, const uint8_t *owner, size_t owner_len, uint16_t type,
+                  uint32_t ttl, const uint8_t *rdata, uint16_t rdlen)
+{
+    size_t need = owner_len + 10 + rdlen;
+    if (b->len + need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + need)
+            cap *= 2;
+        uint8_t *nb = realloc(b->buf, cap);
+        if (!nb)
+            return -ENOMEM;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    uint8_t *p = b->buf + b->len;
+    memcpy(p, owner, owner_len);
+    p += owner_len;
+    wire_put_u16(p, type);
+    wire_put_u16(p + 2, 1);
+    wire_put_u32(p + 4, ttl);
+    wire_put_u16(p + 8, rdlen);
+    memcpy(p + 10, rdata, rdlen);
+    b->len += need;
+    b->count++;
+    return 0;
+}
+
+void frame_rrs_free(frame_rrs_t *b)
+{
+    free(b->buf);
+    memset(b, 0, sizeof(*b));
 }

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 typedef Fennec__Replication__SnapshotChunk chunk_t;
-typedef Fennec__Replication__Record record_t;
 
 static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -134,19 +133,13 @@ int snapshot_file_end(snapshot_file_t *f, bool commit)
 typedef struct writer {
     snapshot_file_t *file;
     chunk_t chunk;
-    record_t *items;
-    record_t **ptrs;
-    size_t count, cap, bytes;
+    frame_rrs_t rrs;
     uint32_t seq;
-    int rc;
 } writer_t;
 
 static int writer_flush(writer_t *w)
 {
-    for (size_t i = 0; i < w->count; i++)
-        w->ptrs[i] = &w->items[i];
-    w->chunk.records = w->ptrs;
-    w->chunk.n_records = w->count;
+    w->chunk.records = (ProtobufCBinaryData){.len = w->rrs.len, .data = w->rrs.buf};
     w->chunk.seq = w->seq++;
     int rc = snapshot_file_add(w->file, &w->chunk);
     /* What follows is the same zone, not its first chunk. */
@@ -154,35 +147,19 @@ static int writer_flush(writer_t *w)
     w->chunk.file = (char *)"";
     w->chunk.file_digest = 0;
     w->chunk.serial = 0;
-    w->count = 0;
-    w->bytes = 0;
+    w->rrs.len = 0;
+    w->rrs.count = 0;
     return rc;
 }
 
 static int writer_record(const zone_change_t *ch, void *arg)
 {
     writer_t *w = arg;
-    if (w->count == w->cap) {
-        size_t ncap = w->cap ? w->cap * 2 : 4096;
-        record_t *items = realloc(w->items, ncap * sizeof(*items));
-        record_t **ptrs = items ? realloc(w->ptrs, ncap * sizeof(*ptrs)) : NULL;
-        if (items)
-            w->items = items;
-        if (!items || !ptrs)
-            return -ENOMEM;
-        w->ptrs = ptrs;
-        w->cap = ncap;
-    }
-    record_t *r = &w->items[w->count++];
-    fennec__replication__record__init(r);
-    r->owner.data = (uint8_t *)ch->owner;
-    r->owner.len = (size_t)wire_name_len(ch->owner, WIRE_NAME_MAX);
-    r->type = ch->type;
-    r->ttl = ch->ttl;
-    r->rdata.data = (uint8_t *)ch->rdata;
-    r->rdata.len = ch->rdlen;
-    w->bytes += r->owner.len + r->rdata.len + 16;
-    return w->bytes >= SNAPSHOT_CHUNK_BYTES ? writer_flush(w) : 0;
+    int rc = frame_rrs_add(&w->rrs, ch->owner, (size_t)wire_name_len(ch->owner, WIRE_NAME_MAX),
+                           ch->type, ch->ttl, ch->rdata, ch->rdlen);
+    if (rc)
+        return rc;
+    return w->rrs.len >= SNAPSHOT_CHUNK_BYTES ? writer_flush(w) : 0;
 }
 
 int snapshot_write(const char *dir, const snapshot_data_t *d, char *err, size_t errlen)
@@ -230,7 +207,7 @@ int snapshot_write(const char *dir, const snapshot_data_t *d, char *err, size_t 
         w.chunk.file_digest = digest;
         if ((rc = zone_records(z, writer_record, &w)) != 0)
             goto done;
-        if ((w.count || w.chunk.zone_first) && (rc = writer_flush(&w)) != 0)
+        if ((w.rrs.count || w.chunk.zone_first) && (rc = writer_flush(&w)) != 0)
             goto done;
     }
     w.chunk.zone = (char *)"";
@@ -239,8 +216,7 @@ int snapshot_write(const char *dir, const snapshot_data_t *d, char *err, size_t 
 done:
     free(mi);
     free(mp);
-    free(w.items);
-    free(w.ptrs);
+    frame_rrs_free(&w.rrs);
     int erc = snapshot_file_end(w.file, rc == 0);
     if (rc == 0)
         rc = erc;
@@ -352,7 +328,7 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
     if (c->seq != b->next_seq)
         return say(err, errlen, FENNEC_EDAMAGED, "chunk %u where %u was due", c->seq, b->next_seq);
     if (c->seq == 0) {
-        if (c->zone[0] || c->n_records)
+        if (c->zone[0] || c->records.len)
             return say(err, errlen, FENNEC_EDAMAGED, "the first chunk is not a header");
         b->data.index = c->index;
         b->data.commit_ns = c->commit_time_ns;
@@ -377,12 +353,13 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
         b->file_digest = c->file_digest;
         if (c->file[0] && !(b->file = strdup(c->file)))
             return -ENOMEM;
-    } else if (c->n_records && (!b->zone[0] || strcmp(c->zone, b->zone) != 0)) {
+    } else if (c->records.len && (!b->zone[0] || strcmp(c->zone, b->zone) != 0)) {
         return say(err, errlen, FENNEC_EDAMAGED, "chunk %u has records of %s without its start",
                    c->seq, c->zone);
     }
-    for (size_t i = 0; i < c->n_records; i++) {
-        const record_t *r = c->records[i];
+    size_t pos = 0;
+    frame_rr_t rr;
+    while ((rc = frame_rr_next(c->records.data, c->records.len, &pos, &rr, NULL)) == 1) {
         if (b->nrecs == b->recs_cap) {
             size_t ncap = b->recs_cap ? b->recs_cap * 2 : 4096;
             zone_change_t *nr = realloc(b->recs, ncap * sizeof(*nr));
@@ -392,16 +369,18 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
             b->recs_cap = ncap;
         }
         size_t oo, ro;
-        if (buf_put(b, r->owner.data, r->owner.len, &oo) != 0 ||
-            buf_put(b, r->rdata.data, r->rdata.len, &ro) != 0)
+        if (buf_put(b, rr.owner, rr.owner_len, &oo) != 0 ||
+            buf_put(b, rr.rdata, rr.rdlen, &ro) != 0)
             return -ENOMEM;
         b->recs[b->nrecs++] = (zone_change_t){.add = true,
                                               .owner = (const uint8_t *)(uintptr_t)oo,
-                                              .type = (uint16_t)r->type,
-                                              .ttl = r->ttl,
+                                              .type = rr.type,
+                                              .ttl = rr.ttl,
                                               .rdata = (const uint8_t *)(uintptr_t)ro,
-                                              .rdlen = (uint16_t)r->rdata.len};
+                                              .rdlen = rr.rdlen};
     }
+    if (rc != 0)
+        return say(err, errlen, FENNEC_EDAMAGED, "chunk %u: records that do not decode", c->seq);
     if (c->last) {
         b->done = true;
         if (b->data.zone_count != b->zone_count)

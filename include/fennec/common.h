@@ -62,6 +62,12 @@ void log_write(log_level_t level, const char *module, const char *fmt, ...)
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t fennec_now_ns(void);
 
+/* N bytes for a large, short-lived array (a zone being built, a decoded entry), not zeroed;
+ * free() it. From 4 MiB on the block is aligned to and backed by huge pages where the kernel
+ * offers them (MADV_HUGEPAGE), so filling it costs a few page faults instead of one per
+ * 4 KiB. NULL when out of memory. */
+void *fennec_alloc_large(size_t n);
+
 /* Wall clock (CLOCK_REALTIME): nanoseconds, and seconds as a double, since 1970. */
 uint64_t fennec_wall_ns(void);
 double fennec_wall_now(void);

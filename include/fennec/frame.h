@@ -53,12 +53,40 @@ int frame_reader_next(frame_reader_t *r, frame_t **out, char *err, size_t errlen
 
 void frame_free(frame_t *f);
 
+/* ---- records: DNS wire format, one after the other (proto/replication.proto) ---- */
+
+typedef struct frame_rr {
+    const uint8_t *owner; /* uncompressed wire name, in the blob */
+    size_t owner_len;
+    uint16_t type;
+    uint32_t ttl;
+    const uint8_t *rdata; /* in the blob */
+    uint16_t rdlen;
+} frame_rr_t;
+
+/* Reads the record at *POS of BLOB (LEN bytes) into *RR (pointing into BLOB) and moves *POS
+ * past it. Returns 1 for a record, 0 at the end, FENNEC_EMALFORMED for bytes that are not a
+ * record of class IN with a whole owner name, a type other than 0 and its rdata (*WHY, when
+ * not NULL, then says which, as a static string). */
+int frame_rr_next(const uint8_t *blob, size_t len, size_t *pos, frame_rr_t *rr, const char **why);
+
+/* A growing blob of records (caller-owned; zero it to start, frame_rrs_free() to end). */
+typedef struct frame_rrs {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t count;
+} frame_rrs_t;
+
+/* Appends one record (OWNER an uncompressed wire name). Returns 0 or -ENOMEM. */
+int frame_rrs_add(frame_rrs_t *b, const uint8_t *owner, size_t owner_len, uint16_t type,
+                  uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
+void frame_rrs_free(frame_rrs_t *b);
+
 /*
  * What protobuf does not check: no message carries fields this version does not know; a
  * frame has a kind; an entry has an index > 0 and a payload;
- * records have an owner that is a valid uncompressed wire name, a type other than 0 and
- * rdata of at most 65535 bytes; zone names are valid names; nonces are 32 bytes and MACs 32
- * bytes. Returns 0 or FENNEC_EMALFORMED with the first problem in ERR.
+ * records read as frame_rr_next() reads them; zone names are valid names; nonces are 32 bytes and
+ * MACs 32 bytes. Returns 0 or FENNEC_EMALFORMED with the first problem in ERR.
  */
 int frame_check(const frame_t *f, char *err, size_t errlen);
 

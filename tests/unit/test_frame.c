@@ -22,8 +22,7 @@ typedef struct diff_frame {
     frame_t frame;
     Fennec__Replication__Entry entry;
     Fennec__Replication__ZoneDiff diff;
-    Fennec__Replication__Record rec;
-    Fennec__Replication__Record *recs[1];
+    uint8_t blob[512]; /* one record in DNS wire format */
 } diff_frame_t;
 
 static void diff_frame_init(diff_frame_t *d, uint64_t index, const uint8_t *owner, size_t owner_len,
@@ -32,17 +31,18 @@ static void diff_frame_init(diff_frame_t *d, uint64_t index, const uint8_t *owne
     fennec__replication__frame__init(&d->frame);
     fennec__replication__entry__init(&d->entry);
     fennec__replication__zone_diff__init(&d->diff);
-    fennec__replication__record__init(&d->rec);
-    d->rec.owner = (ProtobufCBinaryData){owner_len, (uint8_t *)owner};
-    d->rec.type = type;
-    d->rec.ttl = 300;
-    d->rec.rdata = (ProtobufCBinaryData){sizeof(g_rdata), g_rdata};
-    d->recs[0] = &d->rec;
+    size_t n = 0;
+    memcpy(d->blob, owner, owner_len);
+    n += owner_len;
+    const uint8_t head[10] = {(uint8_t)(type >> 8), (uint8_t)type, 0, 1, 0, 0, 1, 44, 0, 4};
+    memcpy(d->blob + n, head, sizeof(head));
+    n += sizeof(head);
+    memcpy(d->blob + n, g_rdata, sizeof(g_rdata));
+    n += sizeof(g_rdata);
     d->diff.zone = "example.com";
     d->diff.serial_before = 1;
     d->diff.serial_after = 2;
-    d->diff.n_added = 1;
-    d->diff.added = d->recs;
+    d->diff.added = (ProtobufCBinaryData){n, d->blob};
     d->entry.index = index;
     d->entry.commit_time_ns = 1764500000123456789ull;
     d->entry.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_DIFF;
@@ -91,9 +91,17 @@ static void test_round_trip_byte_by_byte(void **state)
     assert_int_equal(f->entry->index, 42);
     assert_int_equal(f->entry->commit_time_ns, 1764500000123456789ull);
     assert_string_equal(f->entry->zone_diff->zone, "example.com");
-    assert_int_equal(f->entry->zone_diff->n_added, 1);
-    assert_memory_equal(f->entry->zone_diff->added[0]->owner.data, g_owner, sizeof(g_owner));
-    assert_memory_equal(f->entry->zone_diff->added[0]->rdata.data, g_rdata, 4);
+    frame_rr_t rr;
+    size_t pos = 0;
+    const ProtobufCBinaryData *added = &f->entry->zone_diff->added;
+    assert_int_equal(frame_rr_next(added->data, added->len, &pos, &rr, NULL), 1);
+    assert_int_equal(rr.owner_len, sizeof(g_owner));
+    assert_memory_equal(rr.owner, g_owner, sizeof(g_owner));
+    assert_int_equal(rr.type, 1);
+    assert_int_equal(rr.ttl, 300);
+    assert_int_equal(rr.rdlen, 4);
+    assert_memory_equal(rr.rdata, g_rdata, 4);
+    assert_int_equal(frame_rr_next(added->data, added->len, &pos, &rr, NULL), 0);
     frame_free(f);
     assert_int_equal(frame_reader_next(&r, &f, err, sizeof(err)), 0);
     assert_null(f);
