@@ -85,6 +85,7 @@ typedef struct wreq {
 
 static void conn_close(conn_t *c, const char *why);
 static void pump(conn_t *c);
+static void dial(uv_timer_t *t);
 
 static uint64_t now_ms(stream_t *s)
 {
@@ -247,7 +248,7 @@ static void on_closed(uv_handle_t *h)
         unsigned base = s->backoff_ms ? s->backoff_ms : STREAM_BACKOFF_MIN;
         unsigned delay = base / 2 + (unsigned)(((uint64_t)rand() * (base / 2 + 1)) / RAND_MAX);
         s->backoff_ms = base * 2 > STREAM_BACKOFF_MAX ? STREAM_BACKOFF_MAX : base * 2;
-        uv_timer_start(&s->reconnect, NULL, delay, 0);
+        uv_timer_start(&s->reconnect, dial, delay, 0);
     }
 }
 
@@ -411,7 +412,12 @@ static void handle_hello(conn_t *c, const Fennec__Replication__Hello *h)
         conn_close(c, "hello with an invalid node id");
         return;
     }
-    send_proof(c);
+    /* The secondary proves itself first; the primary answers with its proof once it accepted
+     * the secondary, so "connected" on a secondary means accepted. */
+    if (!s->primary) {
+        repl_primary_id_set(c->id);
+        send_proof(c);
+    }
 }
 
 static void authenticated(conn_t *c)
@@ -483,6 +489,8 @@ static void handle_proof(conn_t *c, const Fennec__Replication__Proof *p)
         conn_close(c, "not a member");
         return;
     }
+    if (s->primary)
+        send_proof(c);
     authenticated(c);
 }
 
