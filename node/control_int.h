@@ -99,6 +99,7 @@ typedef struct control_view {
     repl_status_t repl;
     repl_member_t *members;
     repl_history_t history;
+    change_journal_stats_t journal;
 } control_view_t;
 
 /* Takes the statistics, the zone list and the replication state now (and the lag history when

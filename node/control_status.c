@@ -66,6 +66,10 @@ int control_view_take(control_t *ctl, control_view_t *v, bool history)
     snap->members = v->members;
     snap->member_count = (size_t)m;
     snap->history = history ? &v->history : NULL;
+    if (change_journal()) {
+        change_journal_stats(&v->journal);
+        snap->journal = &v->journal;
+    }
     return 0;
 }
 

@@ -141,6 +141,34 @@ static void replication_write(FILE *f, const control_snapshot_t *snap)
     }
 }
 
+/* The journal: commit (fsync) durations as a histogram, entries, snapshots, disk use. */
+static void journal_write(FILE *f, const change_journal_stats_t *j)
+{
+    family(f, "fennec_journal_fsync_seconds", "histogram",
+           "Duration of the journal's durable commits (one per group of changes), seconds.");
+    for (unsigned b = 0; b < CHANGE_FSYNC_BUCKETS; b++)
+        fprintf(f, "fennec_journal_fsync_seconds_bucket{le=\"%g\"} %llu\n", j->bucket_le[b],
+                (unsigned long long)j->bucket[b]);
+    fprintf(f, "fennec_journal_fsync_seconds_bucket{le=\"+Inf\"} %llu\n",
+            (unsigned long long)j->count);
+    fprintf(f, "fennec_journal_fsync_seconds_sum %.9f\n", j->sum);
+    fprintf(f, "fennec_journal_fsync_seconds_count %llu\n", (unsigned long long)j->count);
+    metric_u64(f, "fennec_journal_entries_total", "counter",
+               "Entries this node appended to its journal since it started.", j->entries);
+    metric_u64(f, "fennec_journal_commit_failures_total", "counter",
+               "Journal commits that failed (the changes were refused).", j->failures);
+    metric_u64(f, "fennec_journal_snapshots_total", "counter",
+               "Snapshots written since the node started.", j->snapshots);
+    metric_u64(f, "fennec_journal_first_index", "gauge", "First index the journal keeps.",
+               j->first_index);
+    metric_u64(f, "fennec_journal_snapshot_index", "gauge", "Index of the newest snapshot.",
+               j->snapshot_index);
+    metric_u64(f, "fennec_journal_bytes", "gauge", "Bytes the journal's entries use.",
+               j->bytes_used);
+    metric_u64(f, "fennec_journal_bytes_max", "gauge", "The journal's size limit, bytes.",
+               j->bytes_max);
+}
+
 int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *len)
 {
     char *buf = NULL;
@@ -310,6 +338,8 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
 
     if (snap->repl)
         replication_write(f, snap);
+    if (snap->journal)
+        journal_write(f, snap->journal);
 
     if (fclose(f) != 0) {
         free(buf);

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "fennec/cfg.h"
+#include "fennec/change.h"
 #include "fennec/query.h"
 #include "fennec/repl.h"
 #include "fennec/server.h"
@@ -168,7 +169,8 @@ typedef struct control_snapshot {
     const repl_status_t *repl;    /* repl_status_get() at NOW */
     const repl_member_t *members; /* the member list (repl_members_get()) */
     size_t member_count;
-    const repl_history_t *history; /* lag history (repl_history_get()); NULL: no chart */
+    const repl_history_t *history;         /* lag history (repl_history_get()); NULL: no chart */
+    const change_journal_stats_t *journal; /* the journal's commits; NULL: no journal */
 } control_snapshot_t;
 
 /* Writes VALUE escaped for a Prometheus label value (\\, \" and \n) to F. */

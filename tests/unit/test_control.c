@@ -901,6 +901,47 @@ static void test_metrics_render_replication(void **state)
     free(text);
 }
 
+/* The journal's commit histogram: cumulative buckets, +Inf equal to the count, sum and count;
+ * no journal, no journal families. */
+static void test_metrics_render_journal(void **state)
+{
+    (void)state;
+    change_journal_stats_t j = {0};
+    for (unsigned b = 0; b < CHANGE_FSYNC_BUCKETS; b++)
+        j.bucket_le[b] = 0.001 * (b + 1);
+    j.bucket[0] = 2;
+    j.bucket[1] = 5;
+    for (unsigned b = 2; b < CHANGE_FSYNC_BUCKETS; b++)
+        j.bucket[b] = 7;
+    j.count = 7;
+    j.sum = 0.0123;
+    j.entries = 40;
+    j.snapshot_index = 33;
+    control_snapshot_t snap = {.node_id = "ns1", .role = "primary", .version = "1", .journal = &j};
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    static const char *const want[] = {
+        "# TYPE fennec_journal_fsync_seconds histogram\n",
+        "fennec_journal_fsync_seconds_bucket{le=\"0.001\"} 2\n",
+        "fennec_journal_fsync_seconds_bucket{le=\"0.002\"} 5\n",
+        "fennec_journal_fsync_seconds_bucket{le=\"0.012\"} 7\n",
+        "fennec_journal_fsync_seconds_bucket{le=\"+Inf\"} 7\n",
+        "fennec_journal_fsync_seconds_sum 0.012300000\n",
+        "fennec_journal_fsync_seconds_count 7\n",
+        "fennec_journal_entries_total 40\n",
+        "fennec_journal_snapshot_index 33\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(text, want[i]))
+            fail_msg("metrics lack \"%s\":\n%s", want[i], text);
+    free(text);
+    snap.journal = NULL;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    assert_null(strstr(text, "fennec_journal_"));
+    free(text);
+}
+
 static int wait_args(control_wait_t *w, bool write, const char *const *kv, size_t n, char *err,
                      size_t errlen)
 {
@@ -1121,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_nodes_json_primary_self_first),
         cmocka_unit_test(test_nodes_json_secondary),
         cmocka_unit_test(test_metrics_render_replication),
+        cmocka_unit_test(test_metrics_render_journal),
         cmocka_unit_test(test_wait_query),
         cmocka_unit_test(test_lag_chart),
         cmocka_unit_test(test_page_render),
