@@ -382,10 +382,10 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
     if (rc != 0)
         return say(err, errlen, FENNEC_EDAMAGED, "chunk %u: records that do not decode", c->seq);
     if (c->last) {
-        b->done = true;
         if (b->data.zone_count != b->zone_count)
             return say(err, errlen, FENNEC_EDAMAGED, "%zu zones, the header says %u",
                        b->data.zone_count, b->zone_count);
+        b->done = true;
         return 1;
     }
     return 0;
