@@ -6,6 +6,7 @@
 #include "cfg_int.h"
 
 #include "fennec/common.h"
+#include "fennec/health.h"
 #include "fennec/zone.h"
 
 #include <arpa/inet.h>
@@ -471,9 +472,17 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
     int rc = cy_map_fields_k(p, root, "", keys, v, k);
     if (rc)
         return rc;
-    if (v[K_HEALTH])
-        return cy_fail(p, k[K_HEALTH], "health",
-                       "health checks are not supported in this version; remove this section");
+    if (v[K_HEALTH]) {
+        /* The section's own text, parsed on its own: the same text and function serve every
+         * node when it travels through the replication log. */
+        size_t from = k[K_HEALTH]->start_mark.index, to = v[K_HEALTH]->end_mark.index;
+        if (!p->text || to > p->text_len || from >= to)
+            return cy_fail(p, k[K_HEALTH], "health", "internal error: the section's text");
+        if ((rc = cfg_health_parse(p->text + from, to - from, p->name, p->base,
+                                   (unsigned)cy_line(p, k[K_HEALTH]), &cfg->health, p->err,
+                                   p->errlen)))
+            return rc;
+    }
     if (!v[K_NODE])
         return cy_fail(p, root, "node", "missing (needs at least node.id)");
     if ((rc = parse_node(p, v[K_NODE], cfg)))
@@ -536,7 +545,8 @@ static int parse_text(const char *yaml, size_t len, const char *name, const char
     yaml_document_t doc;
     bool have_doc = false;
     cfg_t *cfg = NULL;
-    pctx_t p = {.name = name, .base = base, .err = err, .errlen = errlen};
+    pctx_t p = {
+        .name = name, .base = base, .err = err, .errlen = errlen, .text = yaml, .text_len = len};
     int rc;
 
     if (errlen)
@@ -709,6 +719,8 @@ cleanup:
 
 void cfg_free(cfg_t *cfg)
 {
+    if (cfg)
+        health_config_unref(cfg->health);
     if (!cfg)
         return;
     free(cfg->path);

@@ -26,6 +26,8 @@ typedef struct pctx {
     uint8_t *seen; /* per node: already walked (a second visit means an alias) */
     size_t nnodes;
     unsigned line_base; /* added to YAML line numbers: where the text began in its file */
+    const char *text;   /* the text parsed (to cut a section out of it), TEXT_LEN bytes */
+    size_t text_len;
 } pctx_t;
 
 typedef struct unit {

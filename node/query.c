@@ -7,6 +7,7 @@
  */
 #include "fennec/query.h"
 #include "fennec/common.h"
+#include "fennec/health.h"
 #include "fennec/wire.h"
 
 #include <stdbool.h>
@@ -20,11 +21,24 @@
 
 struct query_ctx {
     query_stats_t stats;
+    uint32_t rng; /* xorshift32 state: weighted pool draws of this worker */
 };
 
 query_ctx_t *query_ctx_new(void)
 {
-    return calloc(1, sizeof(query_ctx_t));
+    query_ctx_t *ctx = calloc(1, sizeof(query_ctx_t));
+    if (ctx)
+        ctx->rng = (uint32_t)(fennec_now_ns() ^ (uintptr_t)ctx) | 1;
+    return ctx;
+}
+
+static uint32_t rng_next(query_ctx_t *ctx)
+{
+    uint32_t x = ctx->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return ctx->rng = x;
 }
 
 void query_ctx_free(query_ctx_t *ctx)
@@ -50,6 +64,7 @@ typedef struct ans {
     bool tc;
     const zone_node_t *addl[ADDL_MAX]; /* additional targets already written */
     unsigned addl_n;
+    query_ctx_t *ctx;
 } ans_t;
 
 /* Writes the RR owner: a pointer to the question for the query name itself. */
@@ -199,6 +214,45 @@ typedef struct lookup {
 } lookup_t;
 
 /*
+ * The answer of a health-checked pool for NAME/QTYPE (health.h), when NAME is a pool owner:
+ * 1 when written, 0 when the zone answers (NAME is no pool owner, or QTYPE is not a pool's
+ * type and IN_ZONE says the zone has NAME), or an error. A name only a pool has answers other
+ * types with NODATA.
+ */
+static int answer_pool(ans_t *a, const zone_t *zone, const uint8_t *owner, const uint8_t *name,
+                       size_t len, uint16_t qtype, bool in_zone)
+{
+    uint8_t addrs[HEALTH_MAX_MEMBERS][16];
+    size_t n = 0;
+    uint32_t ttl = 0;
+    if (!health_pool_answer(name, len, qtype, rng_next(a->ctx), addrs, HEALTH_MAX_MEMBERS, &n,
+                            &ttl)) {
+        if (in_zone || qtype == WIRE_TYPE_ANY || !health_pool_exists(name, len))
+            return 0;                       /* the zone's data of the name answers other types */
+        int rc = put_negative_soa(a, zone); /* a name only a pool has, another type */
+        return rc ? rc : 1;
+    }
+    if (n == 0) {
+        int rc = put_negative_soa(a, zone); /* all down, all_down: empty */
+        return rc ? rc : 1;
+    }
+    /* The pool's RRset, pre-rendered like a zone's: u16 rdlength + rdata per record. */
+    size_t alen = qtype == WIRE_TYPE_A ? 4 : 16;
+    uint8_t data[HEALTH_MAX_MEMBERS * (2 + 16)];
+    for (size_t i = 0; i < n; i++) {
+        wire_put_u16(data + i * (2 + alen), (uint16_t)alen);
+        memcpy(data + i * (2 + alen) + 2, addrs[i], alen);
+    }
+    zone_rrset_t rs = {.type = qtype,
+                       .count = (uint16_t)n,
+                       .ttl = ttl,
+                       .len = (uint32_t)(n * (2 + alen)),
+                       .data = data};
+    int rc = put_rrset(a, SEC_AN, owner, &rs, ttl);
+    return rc ? rc : 1;
+}
+
+/*
  * Answers QNAME/QTYPE from ZONE into A (RFC 1034 4.3.2, step 3), following CNAMEs inside
  * the zone. QNAME (lower case) is the search key; OWNER is how the name is written (NULL:
  * a pointer to the question).
@@ -220,6 +274,7 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
     res->aa = true;
     for (;;) {
         const zone_node_t *node = zone_node_find(zone, name, qlen);
+        bool synthesized = false; /* from a wildcard: no pool of its own */
         if (!node) {
             /* Closest encloser: strip labels until a node exists (the apex always does). */
             const uint8_t *s = name;
@@ -237,7 +292,11 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
                 res->aa = a->count[SEC_AN] > 0;
                 return put_referral(a, zone, cut);
             }
+            if (health_pools_active() &&
+                (rc = answer_pool(a, zone, owner, name, qlen, qtype, false)))
+                return rc < 0 ? rc : 0;
             node = zone_node_wildcard(zone, ce); /* RFC 4592 3.3.1: the source of synthesis */
+            synthesized = true;
             if (!node) {
                 res->rcode = WIRE_RCODE_NXDOMAIN;
                 return put_negative_soa(a, zone);
@@ -251,6 +310,9 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
                 return put_referral(a, zone, cut);
             }
         }
+        if (!synthesized && health_pools_active() &&
+            (rc = answer_pool(a, zone, owner, name, qlen, qtype, true)))
+            return rc < 0 ? rc : 0;
         const zone_rrset_t *rs = NULL;
         if (qtype == WIRE_TYPE_ANY) {
             /* RFC 8482 4.2: one RRset is enough. */
@@ -369,7 +431,7 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     }
     uint8_t opcode = (flags >> 11) & 0xF;
     uint16_t qdcount = wire_get_u16(in + 4);
-    ans_t a = {.pkt = out, .pos = WIRE_HEADER_LEN};
+    ans_t a = {.pkt = out, .pos = WIRE_HEADER_LEN, .ctx = ctx};
     a.cap = outcap;
     memcpy(out, in, 2);
 

@@ -68,6 +68,8 @@ typedef struct cfg_journal {
     uint64_t snapshot_every; /* journal.snapshot_every: entries between snapshots; 10000 */
 } cfg_journal_t;
 
+struct health_config;
+
 typedef struct cfg {
     char *path; /* the file it was read from ("<builtin>" for the default config) */
 
@@ -96,7 +98,9 @@ typedef struct cfg {
     cfg_overload_t overload;
     cfg_tcp_t tcp;
     cfg_journal_t journal;
-    char *log_level; /* "error" | "warn" | "info" | "debug"; default "info" */
+    struct health_config *health; /* health: checks and pools (health.h), one reference; NULL
+                                     when the section is absent */
+    char *log_level;              /* "error" | "warn" | "info" | "debug"; default "info" */
 } cfg_t;
 
 /*
@@ -119,5 +123,9 @@ int cfg_default(cfg_t **out);
 int cfg_addr_parse(const char *text, cfg_addr_t *out);
 
 void cfg_free(cfg_t *cfg);
+
+/* The `health:` section on its own: see health_config_parse() (health.h), which calls it. */
+int cfg_health_parse(const char *yaml, size_t len, const char *name, const char *base,
+                     unsigned first_line, struct health_config **out, char *err, size_t errlen);
 
 #endif

@@ -23,12 +23,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define HEALTH_NAME_MAX   64  /* check name, NUL included: 1..63 of [A-Za-z0-9._-] */
-#define HEALTH_MAX_STATUS 8   /* expect_status entries */
-#define HEALTH_MAX_CHECKS 4096
-#define HEALTH_MAX_POOLS  4096
-#define HEALTH_MAX_MEMBERS 64 /* per pool */
-#define HEALTH_BODY_MAX   65536 /* bytes of a response read for expect_body */
+#define HEALTH_NAME_MAX    64 /* check name, NUL included: 1..63 of [A-Za-z0-9._-] */
+#define HEALTH_MAX_STATUS  8  /* expect_status entries */
+#define HEALTH_MAX_CHECKS  4096
+#define HEALTH_MAX_POOLS   4096
+#define HEALTH_MAX_MEMBERS 64    /* per pool */
+#define HEALTH_BODY_MAX    65536 /* bytes of a response read for expect_body */
 
 typedef enum health_kind {
     HEALTH_HTTP = 0,
@@ -51,21 +51,21 @@ typedef enum health_override {
 typedef struct health_check_def {
     char name[HEALTH_NAME_MAX];
     health_kind_t kind;
-    char target[64];             /* the address probed, as written (IPv4 or IPv6) */
+    char target[64];              /* the address probed, as written (IPv4 or IPv6) */
     struct sockaddr_storage addr; /* target and port */
     socklen_t addr_len;
-    uint16_t port;           /* default 80 (http), 443 (https); required for tcp */
-    char *path;              /* http(s): default "/" */
-    char *host;              /* http(s): Host header and SNI; default the target */
+    uint16_t port; /* default 80 (http), 443 (https); required for tcp */
+    char *path;    /* http(s): default "/" */
+    char *host;    /* http(s): Host header and SNI; default the target */
     uint16_t expect_status[HEALTH_MAX_STATUS]; /* default {200} */
     size_t expect_status_count;
-    char *expect_body;     /* substring of the first HEALTH_BODY_MAX bytes, or NULL */
-    uint64_t interval_ns;  /* default 1 s; 100 ms .. 1 h */
-    uint64_t timeout_ns;   /* default 800 ms, at most the interval */
-    uint32_t rise;         /* default 2, 1..100 */
-    uint32_t fall;         /* default 2, 1..100 */
-    bool tls_verify;       /* https: default true */
-    char *ca_file;         /* https: CA bundle (PEM) instead of the system's, or NULL */
+    char *expect_body;    /* substring of the first HEALTH_BODY_MAX bytes, or NULL */
+    uint64_t interval_ns; /* default 1 s; 100 ms .. 1 h */
+    uint64_t timeout_ns;  /* default 800 ms, at most the interval */
+    uint32_t rise;        /* default 2, 1..100 */
+    uint32_t fall;        /* default 2, 1..100 */
+    bool tls_verify;      /* https: default true */
+    char *ca_file;        /* https: CA bundle (PEM) instead of the system's, or NULL */
 } health_check_def_t;
 
 typedef enum health_policy {
@@ -106,32 +106,42 @@ typedef struct health_config {
     size_t check_count;
     health_pool_def_t *pools;
     size_t pool_count;
-    char *yaml; /* the section's text as parsed (what a health-config entry carries) */
+    /* What a health-config entry carries, so that every node parses the same text the same
+     * way: the section's text, the file it came from and its folder (relative ca_file paths),
+     * and the line where the section starts in that file. */
+    char *yaml;
     size_t yaml_len;
+    char *name;
+    char *base;
+    unsigned first_line;
 } health_config_t;
 
 /*
  * Parses the text of a `health:` section, YAML (a document whose root mapping has the one key
  * `health`, as cut from a configuration file). NAME and FIRST_LINE place messages: errors read
- * "NAME:LINE: KEY: what" with LINE counted from FIRST_LINE (the line of `health:` in the file).
+ * "NAME:LINE: KEY: what" with LINE counted from FIRST_LINE (the line of `health:` in the file);
+ * BASE (or NULL: the current folder) is the folder relative paths (ca_file) start from.
  * Checks every rule: names, addresses, ports, durations and their bounds, every pool member's
  * check exists, a pool's type and its members' addresses agree, no pool twice. On success
  * *OUT holds one reference. Errors: FENNEC_ECONFIG (ERR says what), -ENOMEM.
  */
-int health_config_parse(const char *yaml, size_t len, const char *name, unsigned first_line,
-                        health_config_t **out, char *err, size_t errlen);
+int health_config_parse(const char *yaml, size_t len, const char *name, const char *base,
+                        unsigned first_line, health_config_t **out, char *err, size_t errlen);
+
+/* Whether A and B define the same checks and pools (both NULL or empty: true). */
+bool health_config_equal(const health_config_t *a, const health_config_t *b);
 void health_config_ref(health_config_t *c);
 void health_config_unref(health_config_t *c); /* NULL: a no-op */
 
 /* ---- state ------------------------------------------------------------------------------ */
 
 typedef struct health_check_state {
-    health_status_t status;   /* the state the machine is in (overrides aside) */
+    health_status_t status; /* the state the machine is in (overrides aside) */
     health_override_t override;
-    double since;             /* wall clock of the last transition (or of the start) */
-    bool last_ok;             /* the last probe's result */
-    char last_result[128];    /* "200", "timeout", "connect refused", "TLS: ...", ... */
-    double last_latency_ms;   /* of the last probe; < 0: none yet */
+    double since;           /* wall clock of the last transition (or of the start) */
+    bool last_ok;           /* the last probe's result */
+    char last_result[128];  /* "200", "timeout", "connect refused", "TLS: ...", ... */
+    double last_latency_ms; /* of the last probe; < 0: none yet */
     uint64_t transitions;
     uint32_t successes, failures; /* consecutive, for rise/fall */
 } health_check_state_t;
@@ -181,12 +191,12 @@ typedef struct health_probe_counts {
 } health_probe_counts_t;
 
 typedef struct health_report {
-    health_config_t *config; /* one reference; NULL when there are no checks */
-    health_check_state_t *states;      /* config->check_count */
-    health_probe_counts_t *counts;     /* config->check_count */
+    health_config_t *config;       /* one reference; NULL when there are no checks */
+    health_check_state_t *states;  /* config->check_count */
+    health_probe_counts_t *counts; /* config->check_count */
     /* per pool: what is served now */
-    uint32_t *pool_ttl;          /* config->pool_count */
-    size_t *pool_serving_count;  /* config->pool_count */
+    uint32_t *pool_ttl;         /* config->pool_count */
+    size_t *pool_serving_count; /* config->pool_count */
     uint8_t (*pool_serving)[HEALTH_MAX_MEMBERS][16];
 } health_report_t;
 
@@ -208,5 +218,10 @@ bool health_pool_answer(const uint8_t *owner, size_t len, uint16_t qtype, uint32
 
 /* Whether any pool exists: lets the query engine skip the lookup for free. */
 bool health_pools_active(void);
+
+/* Whether OWNER (lower-case wire name) is the owner of a pool of either type: such a name
+ * exists for DNS even when its zone has no record there (other types get NODATA). Same
+ * threading rules as health_pool_answer(). */
+bool health_pool_exists(const uint8_t *owner, size_t len);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fennec/cfg.h"
+#include "fennec/health.h"
 #include "fennec/common.h"
 #include "fennec/zone.h"
 
@@ -322,8 +323,14 @@ static void test_errors_structure(void **state)
     expect_error(BASE "zones: [\n", 6, "yaml:", NULL);
     expect_error(BASE "  \tcontrol: x\n", 5, "yaml:", NULL);
     expect_error(BASE "---\nnode: {id: x}\n", 5, "one YAML document", NULL);
-    expect_error(BASE "health:\n  checks: []\n", 5, "health", "not supported in this version",
-                 NULL);
+    /* The health section is parsed on its own text; its lines are still the file's. */
+    expect_error(BASE "health:\n  checks:\n    - {name: a, type: ftp, target: 192.0.2.1}\n", 7,
+                 "health.checks[0].type", "expected http, https or tcp", NULL);
+    expect_error(BASE "log_level: info\nhealth:\n  checks:\n"
+                      "    - {name: a, type: http, target: 192.0.2.1}\n  pools:\n"
+                      "    - {name: x.example.com, members: [{address: 192.0.2.1, check: b}]}\n"
+                      "workers: 1\n",
+                 10, "health.pools[0].members[0].check", "no such check", NULL);
     expect_error("x: &a [1]\n", 1, "unknown key", NULL);
     expect_error("node: &n {id: ns1}\nlisten:\n  dns: [\"127.0.0.1:5300\"]\ncluster: *n\n", 4,
                  "cluster", "aliases", NULL);
@@ -605,6 +612,32 @@ static void test_load_relative(void **state)
 }
 
 /* The example configuration shipped in deploy/ must load. */
+/* A health section is kept, its text and where it starts in the file. */
+static void test_health_section(void **state)
+{
+    (void)state;
+    static const char y[] = "node:\n  id: ns1\nlisten:\n  dns: [\"127.0.0.1:5300\"]\n"
+                            "health:\n  checks:\n"
+                            "    - {name: web1, type: https, target: 192.0.2.10, ca_file: ca.pem}\n"
+                            "  pools:\n"
+                            "    - {name: www.example.com, members: [{address: 192.0.2.10, check: "
+                            "web1}]}\n"
+                            "workers: 1\n";
+    cfg_t *cfg = NULL;
+    char err[512];
+    assert_int_equal(cfg_parse(y, strlen(y), "h.yaml", &cfg, err, sizeof(err)), 0);
+    assert_non_null(cfg->health);
+    assert_int_equal(cfg->health->check_count, 1);
+    assert_int_equal(cfg->health->pool_count, 1);
+    assert_int_equal(cfg->health->first_line, 5);
+    assert_non_null(strstr(cfg->health->yaml, "health:"));
+    assert_null(strstr(cfg->health->yaml, "workers"));
+    assert_int_equal(cfg->health->checks[0].kind, HEALTH_HTTPS);
+    assert_non_null(strstr(cfg->health->checks[0].ca_file, "ca.pem"));
+    assert_int_equal(cfg->workers, 1);
+    cfg_free(cfg);
+}
+
 static void test_example_config(void **state)
 {
     (void)state;
@@ -673,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_overload_udp_keys),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_load_relative),
+        cmocka_unit_test(test_health_section),
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_mangled),
     };
