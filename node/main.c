@@ -326,8 +326,12 @@ int main(int argc, char **argv)
     if (reseed && (rc = data_set_aside(st.cfg->data_dir)) != 0)
         goto unregister;
     /* What this node served before it stopped: its snapshot and journal. */
-    change_config_t cc = {
-        .data_dir = st.cfg->data_dir, .node_id = st.cfg->node_id, .primary = primary};
+    change_config_t cc = {.data_dir = st.cfg->data_dir,
+                          .node_id = st.cfg->node_id,
+                          .primary = primary,
+                          .journal_max_bytes = st.cfg->journal.max_bytes,
+                          .journal_keep = st.cfg->journal.keep,
+                          .snapshot_every = st.cfg->journal.snapshot_every};
     uint64_t restored = 0;
     rc = change_open(&cc, &restored, err, sizeof(err));
     if (rc != 0) {
