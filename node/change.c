@@ -1610,7 +1610,7 @@ int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t er
     if (ji.last > g_tip.index) {
         rc = journal_read(j, g_tip.index + 1, replay_one, &r);
         if (rc != 0) {
-            if (rc == FENNEC_ENOTFOUND || rc == FENNEC_EMALFORMED)
+            if (rc == FENNEC_ENOTFOUND || rc == FENNEC_EMALFORMED || rc == FENNEC_EDAMAGED)
                 say(err, errlen,
                     "%s%sthe journal in %s does not replay; start fennecd with "
                     "--reseed",

@@ -447,7 +447,6 @@ static void authenticated(conn_t *c)
                  (unsigned long long)c->peer_applied, (unsigned long long)last);
         pump(c);
     } else {
-        s->backoff_ms = 0;
         repl_primary_connected(true, now);
         log_info(MOD, "connected to the primary %s at index %llu", c->peer,
                  (unsigned long long)change_index());
@@ -605,6 +604,7 @@ static void pending_apply(conn_t *c, pending_t *p)
     }
     uint64_t applied = change_index();
     repl_primary_state_set(applied >= c->primary_index ? REPL_STREAMING : REPL_CATCHING_UP);
+    c->s->backoff_ms = 0; /* a stream that delivers: the next reconnection is quick again */
     send_ack(c);
 }
 
@@ -662,6 +662,8 @@ static void handle_frame(conn_t *c, frame_t *f, pending_t *p)
             c->primary_index = f->heartbeat->primary_index;
         repl_primary_seen(f->heartbeat->primary_index, f->heartbeat->time_ns, now);
         if (p->n == 0 && !c->sb) {
+            if (change_index() >= c->primary_index)
+                s->backoff_ms = 0; /* caught up: the stream works */
             repl_primary_state_set(change_index() >= c->primary_index ? REPL_STREAMING
                                                                       : REPL_CATCHING_UP);
             send_ack(c); /* also tells the primary this node is alive */

@@ -39,7 +39,9 @@ typedef struct journal_info {
  * Opens (creating DIR and the journal if needed) the journal in DIR, at most MAX_BYTES on
  * disk (0: 1 GiB). Errors, with a message in ERR: -errno (DIR cannot be made or opened),
  * FENNEC_EMALFORMED (not an LMDB journal, or damaged: a gap between indexes, a key that is
- * not an index, an empty entry): the node then needs re-seeding from the primary.
+ * not an index, an entry that does not match its checksum, a page LMDB cannot walk; the walk
+ * runs in a child process, so a damaged page never takes the caller down): the node then
+ * needs re-seeding from the primary.
  */
 int journal_open(const char *dir, size_t max_bytes, journal_t **out, char *err, size_t errlen);
 void journal_close(journal_t *j); /* NULL: a no-op */
@@ -48,16 +50,21 @@ void journal_close(journal_t *j); /* NULL: a no-op */
  * Appends RECS[0..COUNT) in one durable transaction. The indexes must follow on from the
  * last one (or start anywhere in an empty journal) without a gap. Errors: FENNEC_EMALFORMED
  * (an index out of sequence, an empty entry), FENNEC_ESPACE (the entries would fill more than
- * 80% of MAX_BYTES, the rest being room for compaction: compact, or raise the limit), -EIO and
- * others (the disk); ERR says which. On any error nothing of RECS is in the journal.
+ * 80% of MAX_BYTES, the rest being room for compaction: compact, or raise the limit),
+ * -ENOSPC (the disk is full), -EIO and others (the disk); ERR says which. On any error nothing of
+ * RECS is in the journal.
  */
 int journal_append(journal_t *j, const journal_rec_t *recs, size_t count, char *err, size_t errlen);
+
+/* CRC-32C (Castagnoli) of N bytes at P: what the journal stores before each entry. Pure. */
+uint32_t journal_crc32c(const uint8_t *p, size_t n);
 
 /*
  * Calls FN for every entry from FROM to the last, in index order, in one read transaction
  * (a consistent view). DATA is valid during the call only. Stops early when FN returns
  * non-zero and returns that value. FENNEC_ENOTFOUND when FROM is below the first index kept
- * (compacted away: a snapshot is needed) and FROM is not 0.
+ * (compacted away: a snapshot is needed) and FROM is not 0; FENNEC_EDAMAGED when an entry does
+ * not match its checksum (FN has had the entries before it).
  */
 int journal_read(journal_t *j, uint64_t from,
                  int (*fn)(uint64_t index, const uint8_t *data, size_t len, void *arg), void *arg);
