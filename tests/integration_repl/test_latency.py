@@ -9,7 +9,8 @@ query every POLL seconds per node at most) until each gives the new record; the 
 write's answer to each secondary's first right answer is its ack->answered latency, printed as
 p50/p99/max per secondary. At the end the data is compared name by name (AXFR is not served:
 the list of every name written, the SOA serial, the record count, the index), with dig and
-kdig on a sample as well.
+kdig on a sample as well. Then WAIT_ALL writes with ?wait=all: each secondary must answer the
+first query sent after such a write returns.
 
 usage: test_latency.py FENNECD [FENNECCTL]
 Ports: 127.0.0.1:16000-16019 (slot 0 of 16000-16199).
@@ -29,6 +30,7 @@ CHANGES = 1000
 BOUND = 3.0  # seconds a secondary may take to answer a change
 POLL = 0.0005  # seconds between two queries to one node that answered "not yet"
 P99_LIMIT_MS = 1000.0  # the NOTIFY + IXFR figure of docs: replication must beat it
+WAIT_ALL = 20  # writes with ?wait=all at the end
 
 
 class Poller:
@@ -147,14 +149,31 @@ def body(c):
                 "%s: ack->answered p99 below %.0f ms" % (s.id, P99_LIMIT_MS),
                 repl.percentile(v, 99))
 
+    # ?wait=all: the write answers once every connected node applied it, so each secondary
+    # answers the very first query sent after it.
+    late = []
+    for i in range(WAIT_ALL):
+        name, address = "all%d" % i, repl.addr_of(CHANGES + i)
+        status, answer = c.add(name, address, wait_all=True)
+        if status != 200:
+            late.append((name, "write", status, answer))
+            continue
+        names.append(name)
+        for s in secs:
+            got = s.query(name, tries=1)
+            if got != ("NOERROR", [address]):
+                late.append((name, s.id, got))
+    c.check(not late, "after a ?wait=all write returns, both secondaries answer it at once "
+            "(%d writes)" % WAIT_ALL, late[:5])
+
     # The final data, name by name, on all three.
     index = c.wait_converged(secs)
     c.check(index is not None and index == p.index(), "every node reaches the primary's index",
             index)
     c.compare(secs, names, "final data")
-    c.check(p.zone_records() == 4 + CHANGES, "the primary holds the zone's 4 records plus the "
-            "%d added" % CHANGES, p.zone_records())
-    c.check(p.serial() == repl.SERIAL + CHANGES, "the serial moved once per change",
+    c.check(p.zone_records() == 4 + CHANGES + WAIT_ALL, "the primary holds the zone's 4 "
+            "records plus the %d added" % (CHANGES + WAIT_ALL), p.zone_records())
+    c.check(p.serial() == repl.SERIAL + CHANGES + WAIT_ALL, "the serial moved once per change",
             p.serial())
     # Real clients on a sample: dig and kdig agree with what was written.
     rng = random.Random(1)
@@ -164,7 +183,8 @@ def body(c):
         for tool in ("dig", "kdig"):
             for name in sample:
                 status, rr = node.dig(name, tool=tool)
-                want = repl.addr_of(int(name[1:]))
+                want = repl.addr_of(int(name[1:]) if name.startswith("r") else
+                                    CHANGES + int(name[3:]))
                 if status != "NOERROR" or rr != [want]:
                     bad.append((node.id, tool, name, status, rr, want))
     c.check(not bad, "dig and kdig get each sampled record from every node", bad[:5])
