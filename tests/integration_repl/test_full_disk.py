@@ -13,8 +13,8 @@ answered 200 and reaches the secondaries; after a restart the primary serves exa
 acknowledged (the journal was not damaged by the failed commits).
 
 A secondary's disk full: the primary's writes go on (200); ns3 keeps serving what it had,
-the primary shows it behind (never "0 behind"); once the filler is deleted, ns3 catches up on
-its own within CATCH_UP seconds (it reconnects with backoff).
+the primary shows it behind (never "0 behind"); it retries with backoff (not in a tight
+loop); once the filler is deleted, ns3 catches up on its own within CATCH_UP seconds.
 
 usage: test_full_disk.py FENNECD [FENNECCTL]
 Ports: 127.0.0.1:16120-16139 (slot 6 of 16000-16199).
@@ -27,6 +27,11 @@ import time
 import repl
 
 CATCH_UP = 15.0
+# A secondary's disk stays full FULL_FOR seconds. Retrying with exponential backoff from
+# 50 ms (STREAM_BACKOFF_MIN), jittered to half, it tries about log2(FULL_FOR / 0.025) + 1
+# times (8 in 3 s): MAX_TRIES leaves room for twice as many.
+FULL_FOR = 3.0
+MAX_TRIES = 16
 
 
 def mount_tmpfs(c, path):
@@ -149,7 +154,9 @@ def body(c):
 
     # ---- a secondary's disk full
     filler = os.path.join(sdisk, "filler")
+    log_from = len(s3.log_text())
     fill(filler)
+    t_full = time.monotonic()
     before = dict(acked)
     refused = []
     for i in range(100):
@@ -169,6 +176,13 @@ def body(c):
             row)
     c.check("journal" in s3.log_text(), "ns3's log names the journal error")
     c.check(c.wait_converged([s2], timeout=10) is not None, "ns2 is unaffected")
+    time.sleep(max(0.0, FULL_FOR - (time.monotonic() - t_full)))
+    full_for = time.monotonic() - t_full
+    tries = s3.log_text()[log_from:].count("entries from the primary not applied")
+    print("   ns3 tried to apply the entries %d times in %.1f s on its full disk" %
+          (tries, full_for))
+    c.check(1 <= tries <= MAX_TRIES, "ns3 retries with backoff while its disk is full (at "
+            "most %d tries in %.1f s)" % (MAX_TRIES, full_for), tries)
     c.phase("secondary's disk full")
     os.unlink(filler)
     t0 = time.monotonic()
