@@ -34,6 +34,8 @@ PACKAGES=(
     # test and benchmark peers
     nsd knot knot-dnsutils bind9-dnsutils dnsperf python3-dnspython prometheus
     python3-prometheus-client
+    # the status page in a browser (tests/integration_repl/test_status_page.py)
+    chromium
     # toolchain and tools the tests use
     cmake gcc clang clang-format pkg-config libclang-rt-14-dev iproute2 procps python3 git curl
     ca-certificates
