@@ -6,7 +6,7 @@ usage: repl_bench.py [--fennecd PATH] [--knotd PATH] [--runs N] [--quick] [--out
                      [--hosts N] [--small-hosts N] [--changes N] [--knot-changes N]
                      [--conc-secs S] [--conc-batches N] [--catchup-changes N]
                      [--snap-changes N] [--snap-batch N] [--snap-keep N] [--snap-every N]
-                     [--poll-us US] [--no-knot]
+                     [--poll-us US] [--no-knot] [--zonedir DIR] [--workdir DIR]
 
 Ports: 127.0.0.1:16200-16239 only (fennec ns1 16201-16203, ns2 16211-16212, ns3 16221-16222,
 Knot primary 16231, Knot secondaries 16232-16233); the script refuses to start when one is
@@ -1376,6 +1376,11 @@ def parse_args(argv):
     ap.add_argument("--snap-every", type=int, help="journal.snapshot_every of that primary")
     ap.add_argument("--poll-us", type=float, help="query interval per secondary, microseconds")
     ap.add_argument("--no-knot", action="store_true", help="fennec only")
+    ap.add_argument("--zonedir", help="use DIR/example.com.zone (from genzone.py) as the big "
+                    "zone instead of generating one; --hosts must then be its host count")
+    ap.add_argument("--workdir", help="folder for zones, configs and journals (default: a new "
+                    "temporary folder, removed at the end; a given folder is left to its "
+                    "owner, only the clusters' folders in it are removed)")
     a = ap.parse_args(argv)
     q = a.quick
     for k, full, quick in (("runs", 3, 1), ("hosts", 740000, 20000), ("small_hosts", 1000, 1000),
@@ -1454,7 +1459,9 @@ def main(argv):
     LOGFILE = os.path.join(logs, "repl-run.log")
     RAW = os.path.join(out, "repl_raw.txt")
     open(RAW, "w").close()
-    work = tempfile.mkdtemp(prefix="fennec-repl-work.")
+    own_work = a.workdir is None
+    work = a.workdir or tempfile.mkdtemp(prefix="fennec-repl-work.")
+    os.makedirs(work, exist_ok=True)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
     clusters = []
@@ -1462,6 +1469,14 @@ def main(argv):
         zinfo = {}
         zones = {}
         for tag, hosts in (("big", a.hosts), ("small", a.small_hosts)):
+            if tag == "big" and a.zonedir:
+                zones[tag] = os.path.join(os.path.abspath(a.zonedir), "example.com.zone")
+                if not os.path.isfile(zones[tag]):
+                    raise BenchError(f"no {zones[tag]}")
+                with open(zones[tag]) as f:
+                    records = sum(1 for line in f if " IN " in line)
+                zinfo[tag] = f"zone example.com: {hosts} hosts, {records} records"
+                continue
             d = os.path.join(work, f"zone-{tag}")
             zinfo[tag] = subprocess.run(
                 [sys.executable, os.path.join(HERE, "genzone.py"), d, str(hosts),
@@ -1568,7 +1583,13 @@ def main(argv):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for p in list(RUNNING):
             stop_proc(p)
-        shutil.rmtree(work, ignore_errors=True)
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            for c in clusters:
+                shutil.rmtree(c.dir, ignore_errors=True)
+            for tag in ("big", "small"):
+                shutil.rmtree(os.path.join(work, f"zone-{tag}"), ignore_errors=True)
 
 
 def version(binary, flag):
