@@ -2,7 +2,8 @@
 # fennec benchmark: fennecd against NSD and Knot DNS on the same machine, zone and queries.
 #
 # usage: sudo tests/bench/run.sh [--fennecd PATH] [--runs N] [--load-runs N] [--quick]
-#                                [--change-runs N] [--no-changes] [--out DIR]
+#                                [--change-runs N] [--no-changes] [--repl-full] [--no-repl]
+#                                [--out DIR]
 #
 #   --fennecd PATH  fennecd binary (default: build-bench/fennecd, then build-release/fennecd,
 #                   then build/release/fennecd, then build/fennecd in the repository). Use a
@@ -15,14 +16,19 @@
 #                   edits through fennec's control API against Knot DNS dynamic update;
 #                   default: --runs)
 #   --no-changes    leave the change benchmark out
+#   --repl-full     the full replication benchmark (repl_bench.py: 3 runs, about 25
+#                   minutes) instead of its short mode (1 run, 300 changes timed, about 3
+#                   minutes; with --quick: its --quick mode)
+#   --no-repl       leave the replication benchmark out
 #   --quick         smoke test: small zones, 2 s per measurement
 #   --out DIR       where results.txt, raw.txt and the server logs go (default: a new
 #                   /tmp/fennec-bench-results.XXXXXX)
 #
 # Needs root (a cgroup v1 cpu controller at /sys/fs/cgroup/cpu for the overload figures),
 # 2 or more CPUs, nsd, knotd, dnsperf, taskset and /usr/bin/python3 (with python3-dnspython
-# for the change benchmark). Everything runs on 127.0.0.1, ports 15921-15933 and
-# 15941-15943 (change benchmark). Every server this script starts is stopped and its cgroup
+# for the change and replication benchmarks). Everything runs on 127.0.0.1, ports 15921-15933,
+# 15941-15943 (change benchmark) and 16200-16239 (replication benchmark: fennec and Knot
+# clusters of 3 nodes). Every server this script starts is stopped and its cgroup
 # is removed when it exits, also on an error or Ctrl-C. docs/benchmarks.md describes the
 # figures.
 set -u
@@ -32,7 +38,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TOOL=$HERE/benchtool.py
 PY=/usr/bin/python3
 
-FENNECD="" RUNS="" LOAD_RUNS=1 QUICK=0 OUT="" CHANGE_RUNS="" CHANGES=1
+FENNECD="" RUNS="" LOAD_RUNS=1 QUICK=0 OUT="" CHANGE_RUNS="" CHANGES=1 REPL=short
 die() { echo "run.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -43,7 +49,9 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:?--out needs a folder}; shift 2 ;;
     --change-runs) CHANGE_RUNS=${2:?--change-runs needs a number}; shift 2 ;;
     --no-changes) CHANGES=0; shift ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --repl-full) REPL=full; shift ;;
+    --no-repl) REPL=none; shift ;;
+    -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -71,6 +79,8 @@ declare -A PORT=([nsd]=15921 [knot]=15922 [fennec]=15923 [fennec-nocc]=15924
     [fennec-2w]=15925 [fennec-1wu]=15926 [load-nsd]=15931 [load-knot]=15932
     [load-fennec]=15933)
 CHANGE_PORTS="15941 15942 15943" # change_bench.py: fennec DNS, fennec control, Knot
+# repl_bench.py: fennec ns1 (DNS, control, replication), ns2, ns3 (DNS, control), 3 knotd
+REPL_PORTS="16201 16202 16203 16211 16212 16221 16222 16231 16232 16233"
 
 # --- checks --------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "needs root: the overload figures put the server into a cgroup (run it with sudo)"
@@ -81,6 +91,9 @@ fi
 [ -x "$PY" ] || die "needs /usr/bin/python3"
 if [ "$CHANGES" = 1 ] && ! "$PY" -c 'import dns.update' 2>/dev/null; then
     die "the change benchmark needs dnspython: apt-get install python3-dnspython (or pass --no-changes)"
+fi
+if [ "$REPL" != none ] && ! "$PY" -c 'import dns.update' 2>/dev/null; then
+    die "the replication benchmark needs dnspython: apt-get install python3-dnspython (or pass --no-repl)"
 fi
 NSD=$(command -v nsd || echo /usr/sbin/nsd)
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
@@ -97,7 +110,7 @@ if [ -z "$FENNECD" ] || [ ! -f "$FENNECD" ] || [ ! -x "$FENNECD" ]; then
     die "no fennecd (build one: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DFENNEC_TESTS=OFF && cmake --build build-bench --target fennecd; or pass --fennecd)"
 fi
 FENNECD=$(readlink -f "$FENNECD")
-for p in "${PORT[@]}" $CHANGE_PORTS; do
+for p in "${PORT[@]}" $CHANGE_PORTS $REPL_PORTS; do
     [ -z "$(ss -Hlnu "sport = :$p")$(ss -Hlnt "sport = :$p")" ] || die "port $p is in use"
 done
 
@@ -452,6 +465,27 @@ if [ "$CHANGES" = 1 ]; then
     [ "$rc" = 0 ] || log "change benchmark failed (exit $rc): see $OUT/logs/change-run.log"
 fi
 
+# replication: a fennec cluster (primary + 2 secondaries) against Knot DNS (primary + 2
+# secondaries, NOTIFY + IXFR) on the big zone and a small one; repl_bench.py starts and stops
+# its own servers (unpinned, outside the cgroup)
+if [ "$REPL" != none ]; then
+    rargs=(--fennecd "$FENNECD" --knotd "$KNOTD" --zonedir "$BIGZ" --hosts "$BIG_HOSTS"
+        --out "$OUT" --workdir "$WORK/repl")
+    if [ "$QUICK" = 1 ]; then
+        rargs+=(--quick)
+    elif [ "$REPL" = short ]; then
+        rargs+=(--runs 1 --changes 300 --knot-changes 10)
+    fi
+    MATCH[repl]=$WORK/repl/ # in the command lines of the servers it starts
+    log "replication benchmark: $PY $HERE/repl_bench.py ${rargs[*]}"
+    timeout -k 10 5400 "$PY" "$HERE/repl_bench.py" "${rargs[@]}" >/dev/null &
+    KPIDS[repl]=$!
+    wait "${KPIDS[repl]}"
+    rc=$?
+    unset "KPIDS[repl]" "MATCH[repl]"
+    [ "$rc" = 0 ] || log "replication benchmark failed (exit $rc): see $OUT/logs/repl-run.log"
+fi
+
 {
     grep '^#' "$RAW" | sed 's/^# //'
     echo
@@ -459,6 +493,10 @@ fi
     if [ -s "$OUT/change_results.txt" ]; then
         echo
         cat "$OUT/change_results.txt"
+    fi
+    if [ -s "$OUT/repl_results.txt" ]; then
+        echo
+        cat "$OUT/repl_results.txt"
     fi
 } >"$RESULTS"
 cat "$RESULTS"
