@@ -33,6 +33,15 @@
 #define SNAPSHOT_EVERY_DEFAULT 10000
 #define JOURNAL_KEEP_DEFAULT   10000
 
+/* What a node serves besides zones: the members and the health section with its overrides. */
+typedef struct aux {
+    repl_member_t *members; /* owned */
+    size_t member_count;
+    health_config_t *health; /* one reference; NULL: no health section */
+    entry_override_t *ovr;   /* overrides in force, owned */
+    size_t novr;
+} aux_t;
+
 /* One change on its way to the journal: its entries and the zone set they lead to. */
 typedef struct item {
     struct item *next;
@@ -43,9 +52,8 @@ typedef struct item {
     zone_t **zones;  /* the set's zones, one reference each */
     bool *created;   /* zones[i] was built for this change (discarded if it fails) */
     size_t count;
-    repl_member_t *members; /* the member list after it, when it changed it; owned */
-    size_t member_count;
-    bool members_changed;
+    aux_t aux; /* members and health after it, when it changed them (aux_changed) */
+    bool aux_changed;
     /* the outcome, under g_queue */
     bool has_waiter; /* a caller waits for it: it frees the item once it collected the code */
     bool collected;
@@ -58,8 +66,7 @@ typedef struct item {
 typedef struct tip {
     zone_t **zones; /* one reference each */
     size_t count;
-    repl_member_t *members;
-    size_t member_count;
+    aux_t aux;
     uint64_t index;
     bool none; /* no set was ever published */
 } tip_t;
@@ -79,8 +86,8 @@ static bool g_stop;
 static pthread_mutex_t g_pub = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t g_index;
 static uint64_t g_commit_ns;
-static repl_member_t *g_pub_members;
-static size_t g_pub_member_count;
+static aux_t g_pub_aux;
+static bool g_health_on; /* change_config_t.health: the prober runs */
 
 /* The journal, once change_open() ran. */
 static journal_t *g_journal;
@@ -432,18 +439,21 @@ static void log_applied(const change_t *ch, const char *zone, const change_resul
         break;
     case CHANGE_MEMBER_ADD:
     case CHANGE_MEMBER_REMOVE:
+        log_info(MOD, "node %s %s, index %llu (%s)", ch->member_id,
+                 ch->kind == CHANGE_MEMBER_ADD ? "added" : "removed",
+                 (unsigned long long)res->index, source_of(ch));
+        break;
+    case CHANGE_HEALTH_OVERRIDE:
+        log_info(MOD, "health check %s: override %s, index %llu (%s)", ch->check,
+                 ch->override_state == HEALTH_OVERRIDE_UP     ? "up"
+                 : ch->override_state == HEALTH_OVERRIDE_DOWN ? "down"
+                                                              : "cleared",
+                 (unsigned long long)res->index, source_of(ch));
         break;
     }
 }
 
 /* ---- the tip ----------------------------------------------------------------------------- */
-
-static void members_free_copy(repl_member_t **m, size_t *n)
-{
-    free(*m);
-    *m = NULL;
-    *n = 0;
-}
 
 static int members_copy(const repl_member_t *src, size_t n, repl_member_t **out)
 {
@@ -455,10 +465,95 @@ static int members_copy(const repl_member_t *src, size_t n, repl_member_t **out)
     return 0;
 }
 
+static void aux_clear(aux_t *a)
+{
+    free(a->members);
+    health_config_unref(a->health);
+    free(a->ovr);
+    memset(a, 0, sizeof(*a));
+}
+
+/* A deep copy of SRC into DST (cleared first). 0 or -ENOMEM (DST empty then). */
+static int aux_copy(const aux_t *src, aux_t *dst)
+{
+    aux_clear(dst);
+    dst->ovr = calloc(src->novr + 1, sizeof(*dst->ovr));
+    if (!dst->ovr || members_copy(src->members, src->member_count, &dst->members) != 0) {
+        aux_clear(dst);
+        return -ENOMEM;
+    }
+    dst->member_count = src->member_count;
+    if (src->novr)
+        memcpy(dst->ovr, src->ovr, src->novr * sizeof(*dst->ovr));
+    dst->novr = src->novr;
+    health_config_ref(src->health);
+    dst->health = src->health;
+    return 0;
+}
+
+/* The override of CHECK set to STATE in A (NONE: dropped). 0 or -ENOMEM. */
+static int aux_override(aux_t *a, const char *check, health_override_t state)
+{
+    size_t at = SIZE_MAX;
+    for (size_t i = 0; i < a->novr; i++)
+        if (strcmp(a->ovr[i].check, check) == 0)
+            at = i;
+    if (state == HEALTH_OVERRIDE_NONE) {
+        if (at != SIZE_MAX) {
+            memmove(&a->ovr[at], &a->ovr[at + 1], (a->novr - at - 1) * sizeof(*a->ovr));
+            a->novr--;
+        }
+        return 0;
+    }
+    if (at == SIZE_MAX) {
+        entry_override_t *n = realloc(a->ovr, (a->novr + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        a->ovr = n;
+        at = a->novr++;
+        snprintf(a->ovr[at].check, sizeof(a->ovr[at].check), "%s", check);
+    }
+    a->ovr[at].state = state;
+    return 0;
+}
+
+/* A's health section becomes HC (a reference taken); overrides of checks it no longer has go. */
+static void aux_health(aux_t *a, health_config_t *hc)
+{
+    health_config_ref(hc);
+    health_config_unref(a->health);
+    a->health = hc;
+    size_t k = 0;
+    for (size_t i = 0; i < a->novr; i++) {
+        bool known = false;
+        for (size_t c = 0; hc && c < hc->check_count; c++)
+            known |= strcmp(hc->checks[c].name, a->ovr[i].check) == 0;
+        if (known)
+            a->ovr[k++] = a->ovr[i];
+    }
+    a->novr = k;
+}
+
+/* Hands the published members and health to the modules that act on them. */
+static void aux_publish(const aux_t *a, bool health_changed)
+{
+    repl_members_set(a->members, a->member_count);
+    if (!g_health_on || !health_changed)
+        return;
+    health_configure(a->health);
+    for (size_t c = 0; a->health && c < a->health->check_count; c++) {
+        health_override_t o = HEALTH_OVERRIDE_NONE;
+        for (size_t i = 0; i < a->novr; i++)
+            if (strcmp(a->ovr[i].check, a->health->checks[c].name) == 0)
+                o = a->ovr[i].state;
+        health_override_set(a->health->checks[c].name, o);
+    }
+}
+
 static void tip_clear(void)
 {
     zones_free(g_tip.zones, g_tip.count);
-    members_free_copy(&g_tip.members, &g_tip.member_count);
+    aux_clear(&g_tip.aux);
     g_tip.zones = NULL;
     g_tip.count = 0;
 }
@@ -483,8 +578,7 @@ static int tip_from_published(void)
     g_tip.zones = z;
     g_tip.count = n;
     pthread_mutex_lock(&g_pub);
-    int rc = members_copy(g_pub_members, g_pub_member_count, &g_tip.members);
-    g_tip.member_count = rc == 0 ? g_pub_member_count : 0;
+    int rc = aux_copy(&g_pub_aux, &g_tip.aux);
     g_tip.index = atomic_load(&g_index);
     pthread_mutex_unlock(&g_pub);
     g_tip_valid = rc == 0;
@@ -500,7 +594,7 @@ static void item_free(item_t *it)
     free(it->recs);
     free(it->commit_ns);
     zone_set_free(it->set);
-    free(it->members);
+    aux_clear(&it->aux);
     free(it->zones);
     free(it->created);
     free(it);
@@ -597,31 +691,37 @@ static int commit_group(item_t *list, char *err, size_t errlen)
     }
 
     /* Publish the newest set; the ones before it were never seen. */
-    item_t *last_set = NULL, *last_members = NULL;
+    item_t *last_set = NULL, *last_aux = NULL;
     uint64_t last = 0, last_ns = 0;
     for (item_t *it = list; it; it = it->next) {
         if (it->set)
             last_set = it;
-        if (it->members_changed)
-            last_members = it;
+        if (it->aux_changed)
+            last_aux = it;
         for (size_t i = 0; i < it->nrecs; i++) {
             last = it->recs[i].index;
             last_ns = it->commit_ns[i];
             repl_applied(last, last_ns);
         }
     }
-    if (last_members)
-        repl_members_set(last_members->members, last_members->member_count);
+    bool health_changed = false;
+    if (last_aux) {
+        health_changed = last_aux->aux.health != g_pub_aux.health;
+        for (size_t i = 0; !health_changed && i < last_aux->aux.novr; i++)
+            health_changed = i >= g_pub_aux.novr || memcmp(&last_aux->aux.ovr[i], &g_pub_aux.ovr[i],
+                                                           sizeof(last_aux->aux.ovr[i])) != 0;
+        health_changed |= last_aux->aux.novr != g_pub_aux.novr;
+        aux_publish(&last_aux->aux, health_changed);
+    }
     pthread_mutex_lock(&g_pub);
     if (last_set) {
         zone_set_publish(last_set->set);
         last_set->set = NULL;
     }
-    if (last_members) {
-        free(g_pub_members);
-        g_pub_members = last_members->members;
-        g_pub_member_count = last_members->member_count;
-        last_members->members = NULL;
+    if (last_aux) {
+        aux_clear(&g_pub_aux);
+        g_pub_aux = last_aux->aux;
+        memset(&last_aux->aux, 0, sizeof(last_aux->aux));
     }
     if (last) {
         atomic_store(&g_index, last);
@@ -827,8 +927,8 @@ static int item_set_zones(item_t *it, zone_t **zones, size_t count)
 typedef struct applied {
     zone_t **zones; /* NULL: zones unchanged */
     size_t count;
-    repl_member_t *members; /* NULL: members unchanged */
-    size_t member_count;
+    aux_t aux; /* with aux_changed: the members and health after it */
+    bool aux_changed;
     uint64_t commit_ns;
 } applied_t;
 
@@ -836,8 +936,8 @@ typedef struct applied {
  * Applies the encoded entry DATA to BASE (zones, members) and returns what follows from it
  * in *OUT: the one apply function of every node. The entry is decoded and checked first.
  */
-static int entry_apply_to(zone_t *const *zones, size_t count, const uint8_t *data, size_t len,
-                          uint64_t want_index, applied_t *out, char *err, size_t errlen)
+static int entry_apply_to(zone_t *const *zones, size_t count, const aux_t *aux, const uint8_t *data,
+                          size_t len, uint64_t want_index, applied_t *out, char *err, size_t errlen)
 {
     entry_t *e = NULL;
     memset(out, 0, sizeof(*out));
@@ -853,16 +953,37 @@ static int entry_apply_to(zone_t *const *zones, size_t count, const uint8_t *dat
     out->commit_ns = e->commit_time_ns;
     switch (e->payload_case) {
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_MEMBERSHIP: {
-        int n = entry_members(e->membership, &out->members);
-        if (n < 0)
-            rc = n;
-        else
-            out->member_count = (size_t)n;
+        repl_member_t *m = NULL;
+        int n = entry_members(e->membership, &m);
+        if (n < 0 || (rc = aux_copy(aux, &out->aux)) != 0) {
+            free(m);
+            rc = n < 0 ? n : rc;
+            break;
+        }
+        free(out->aux.members);
+        out->aux.members = m;
+        out->aux.member_count = (size_t)n;
+        out->aux_changed = true;
         break;
     }
-    case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH:
-        /* Health checks and pools: applied by the health module once it exists; the entry
-         * keeps its place in the log. */
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH: {
+        health_config_t *hc = NULL;
+        if ((rc = entry_health(e->health, &hc, err, errlen)) != 0) {
+            rc = rc == -ENOMEM ? rc : FENNEC_EZONE;
+            break;
+        }
+        if ((rc = aux_copy(aux, &out->aux)) == 0) {
+            aux_health(&out->aux, hc);
+            out->aux_changed = true;
+        }
+        health_config_unref(hc);
+        break;
+    }
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH_OVERRIDE:
+        if ((rc = aux_copy(aux, &out->aux)) == 0 &&
+            (rc = aux_override(&out->aux, e->health_override->check,
+                               (health_override_t)e->health_override->state)) == 0)
+            out->aux_changed = true;
         break;
     default: {
         size_t pos = SIZE_MAX;
@@ -954,7 +1075,7 @@ static int item_from_next(item_t *it, next_t *next, char *err, size_t errlen)
         zone_discard(nz);
         next->zones[i] = NULL;
         applied_t ap;
-        rc = entry_apply_to(&tz, 1, buf, len, index, &ap, err, errlen);
+        rc = entry_apply_to(&tz, 1, &g_tip.aux, buf, len, index, &ap, err, errlen);
         if (rc != 0) {
             log_error(MOD, "%s: the entry made from a validated change does not apply: %s",
                       zone_name(tz), err);
@@ -980,29 +1101,50 @@ static int item_from_next(item_t *it, next_t *next, char *err, size_t errlen)
     return rc;
 }
 
-static int item_from_members(item_t *it, const repl_member_t *m, size_t n)
+/*
+ * An entry about the members or health (BUF, LEN bytes, taken over), packed with the next
+ * index at NS: applied to the tip's members and health by the one apply function, added to
+ * IT, and the tip moves on.
+ */
+static int item_add_aux(item_t *it, uint64_t ns, uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-    uint64_t index = g_tip.index + 1, ns = fennec_wall_ns();
-    uint8_t *buf;
-    size_t len;
-    int rc = entry_pack_members(index, ns, m, n, &buf, &len);
-    if (rc == 0)
-        rc = item_add_rec(it, index, ns, buf, len);
-    if (rc == 0)
-        rc = members_copy(m, n, &it->members);
-    if (rc != 0)
+    uint64_t index = g_tip.index + 1;
+    applied_t ap;
+    int rc = entry_apply_to(NULL, 0, &g_tip.aux, buf, len, index, &ap, err, errlen);
+    if (rc != 0) {
+        free(buf);
         return rc;
-    repl_member_t *tm = NULL;
-    if ((rc = members_copy(m, n, &tm)) != 0)
+    }
+    aux_t tip = {0};
+    if ((rc = aux_copy(&ap.aux, &tip)) != 0 || (rc = item_add_rec(it, index, ns, buf, len)) != 0) {
+        aux_clear(&ap.aux);
+        aux_clear(&tip);
         return rc;
-    it->member_count = n;
-    it->members_changed = true;
-    free(g_tip.members);
-    g_tip.members = tm;
-    g_tip.member_count = n;
+    }
+    aux_clear(&it->aux);
+    it->aux = ap.aux;
+    it->aux_changed = true;
+    aux_clear(&g_tip.aux);
+    g_tip.aux = tip;
     g_tip.index = index;
     return 0;
 }
+/* The name of the first pool of HC whose owner is in none of ZONES, or NULL. */
+static const char *health_stray_pool(const health_config_t *hc, zone_t *const *zones, size_t n)
+{
+    for (size_t i = 0; hc && i < hc->pool_count; i++) {
+        const health_pool_def_t *p = &hc->pools[i];
+        bool in = false;
+        for (size_t z = 0; z < n && !in; z++) {
+            const uint8_t *apex = zone_apex_wire(zones[z]);
+            in = wire_name_in(p->owner, p->owner_len, apex, strlen((const char *)apex) + 1);
+        }
+        if (!in)
+            return p->name;
+    }
+    return NULL;
+}
+
 /* ---- change_submit ------------------------------------------------------------------------ */
 
 /* The member list after CH, into *OUT (free()) and *N. */
@@ -1014,15 +1156,15 @@ static int validate_member(const change_t *ch, repl_member_t **out, size_t *n, c
         return FENNEC_EMALFORMED;
     }
     size_t at = SIZE_MAX;
-    for (size_t i = 0; i < g_tip.member_count; i++)
-        if (strcmp(g_tip.members[i].id, ch->member_id) == 0)
+    for (size_t i = 0; i < g_tip.aux.member_count; i++)
+        if (strcmp(g_tip.aux.members[i].id, ch->member_id) == 0)
             at = i;
-    size_t count = g_tip.member_count;
+    size_t count = g_tip.aux.member_count;
     repl_member_t *m = calloc(count + 2, sizeof(*m));
     if (!m)
         return -ENOMEM;
     if (count)
-        memcpy(m, g_tip.members, count * sizeof(*m));
+        memcpy(m, g_tip.aux.members, count * sizeof(*m));
     if (ch->kind == CHANGE_MEMBER_ADD) {
         cfg_addr_t parsed;
         if (!ch->member_address || strlen(ch->member_address) >= REPL_ADDR_MAX ||
@@ -1073,7 +1215,7 @@ int change_submit(const change_t *ch, change_result_t *res, char *err, size_t er
     res->at = SIZE_MAX;
     if (errlen)
         err[0] = '\0';
-    if (!ch || ch->kind < CHANGE_LOAD || ch->kind > CHANGE_MEMBER_REMOVE ||
+    if (!ch || ch->kind < CHANGE_LOAD || ch->kind > CHANGE_HEALTH_OVERRIDE ||
         ((ch->kind == CHANGE_LOAD || ch->kind == CHANGE_RELOAD) && !ch->cfg)) {
         say(err, errlen, "not a valid change");
         return FENNEC_EMALFORMED;
@@ -1109,11 +1251,41 @@ int change_submit(const change_t *ch, change_result_t *res, char *err, size_t er
             free(m);
             goto unlock;
         }
-        if (!(it = item_new()))
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        uint64_t ns = fennec_wall_ns();
+        if (!(it = item_new()) || entry_pack_members(g_tip.index + 1, ns, m, n, &buf, &len) != 0)
             rc = -ENOMEM;
         else
-            rc = item_from_members(it, m, n);
+            rc = item_add_aux(it, ns, buf, len, err, errlen);
         free(m);
+        goto queue;
+    }
+    if (ch->kind == CHANGE_HEALTH_OVERRIDE) {
+        const health_config_t *hc = g_tip.aux.health;
+        bool known = false;
+        for (size_t c = 0; hc && ch->check && c < hc->check_count; c++)
+            known |= strcmp(hc->checks[c].name, ch->check) == 0;
+        if (!known) {
+            say(err, errlen, "no health check named \"%.64s\"", ch->check ? ch->check : "");
+            rc = FENNEC_ENOTFOUND;
+            goto unlock;
+        }
+        if (ch->override_state > HEALTH_OVERRIDE_DOWN) {
+            say(err, errlen, "not an override state");
+            rc = FENNEC_EMALFORMED;
+            goto unlock;
+        }
+        if (ch->validate_only)
+            goto unlock;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        uint64_t ns = fennec_wall_ns();
+        if (!(it = item_new()) || entry_pack_override(g_tip.index + 1, ns, ch->check,
+                                                      ch->override_state, &buf, &len) != 0)
+            rc = -ENOMEM;
+        else
+            rc = item_add_aux(it, ns, buf, len, err, errlen);
         goto queue;
     }
 
@@ -1124,8 +1296,25 @@ int change_submit(const change_t *ch, change_result_t *res, char *err, size_t er
         rc = validate_reload(ch, canon, g_tip.zones, g_tip.count, &next, res, err, errlen);
     else
         rc = validate_edit(ch, canon, g_tip.zones, g_tip.count, &next, res, err, errlen);
-    if (rc != 0 || ch->validate_only ||
-        (!next.changed && !(ch->kind == CHANGE_LOAD && g_tip.none))) {
+    /* The health section of a load: changed definitions whose pools all lie in served zones. */
+    bool health = false;
+    if (rc == 0 && ch->kind == CHANGE_LOAD &&
+        !health_config_equal(ch->cfg->health, g_tip.aux.health)) {
+        const char *stray = health_stray_pool(ch->cfg->health, next.zones, next.count);
+        if (stray) {
+            log_error(MOD,
+                      "health: pool %s is in no served zone; the health section is not "
+                      "applied (still %s)",
+                      stray, g_tip.aux.health ? "the previous one" : "none");
+            if (res->failed++ == 0)
+                say(err, errlen, "health: pool %s is in no served zone", stray);
+        } else {
+            health = true;
+            res->unchanged = false;
+        }
+    }
+    bool zones = next.changed || (ch->kind == CHANGE_LOAD && g_tip.none);
+    if (rc != 0 || ch->validate_only || (!zones && !health)) {
         next_drop(&next);
         goto unlock;
     }
@@ -1136,7 +1325,18 @@ int change_submit(const change_t *ch, change_result_t *res, char *err, size_t er
         rc = -ENOMEM;
         goto unlock;
     }
-    rc = item_from_next(it, &next, err, errlen);
+    if (zones)
+        rc = item_from_next(it, &next, err, errlen);
+    else
+        next_drop(&next);
+    if (rc == 0 && health) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        uint64_t ns = fennec_wall_ns();
+        rc = entry_pack_health(g_tip.index + 1, ns, ch->cfg->health, &buf, &len);
+        if (rc == 0)
+            rc = item_add_aux(it, ns, buf, len, err, errlen);
+    }
 
 queue:
     if (rc != 0) {
@@ -1238,8 +1438,8 @@ int change_apply_entries(const uint8_t *const *data, const size_t *lens, size_t 
         if (index && index <= g_tip.index)
             continue; /* a resend of what this node has */
         applied_t ap;
-        rc = entry_apply_to(g_tip.zones, g_tip.count, data[i], lens[i], g_tip.index + 1, &ap, err,
-                            errlen);
+        rc = entry_apply_to(g_tip.zones, g_tip.count, &g_tip.aux, data[i], lens[i], g_tip.index + 1,
+                            &ap, err, errlen);
         if (rc != 0)
             break;
         item_t *it = item_new();
@@ -1248,25 +1448,23 @@ int change_apply_entries(const uint8_t *const *data, const size_t *lens, size_t 
             free(copy);
             item_free(it);
             zones_drop(ap.zones, ap.count, g_tip.zones, g_tip.count);
-            free(ap.members);
+            aux_clear(&ap.aux);
             rc = -ENOMEM;
             break;
         }
         memcpy(copy, data[i], lens[i]);
         rc = item_add_rec(it, g_tip.index + 1, ap.commit_ns, copy, lens[i]);
-        if (rc == 0 && ap.members) {
-            it->members = ap.members;
-            it->member_count = ap.member_count;
-            it->members_changed = true;
-            repl_member_t *tm = NULL;
-            if ((rc = members_copy(ap.members, ap.member_count, &tm)) == 0) {
-                free(g_tip.members);
-                g_tip.members = tm;
-                g_tip.member_count = ap.member_count;
+        if (rc == 0 && ap.aux_changed) {
+            aux_t tip = {0};
+            if ((rc = aux_copy(&ap.aux, &tip)) == 0) {
+                it->aux = ap.aux;
+                it->aux_changed = true;
+                memset(&ap.aux, 0, sizeof(ap.aux));
+                aux_clear(&g_tip.aux);
+                g_tip.aux = tip;
             }
-        } else {
-            free(ap.members);
         }
+        aux_clear(&ap.aux);
         if (rc == 0 && ap.zones)
             rc = item_set_zones(it, ap.zones, ap.count);
         else if (ap.zones)
@@ -1372,9 +1570,14 @@ static int published_data(snapshot_data_t *d)
     d->zone_count = d->zones ? n : 0;
     d->index = atomic_load(&g_index);
     d->commit_ns = g_commit_ns;
-    int rc = d->zones ? members_copy(g_pub_members, g_pub_member_count, &d->members) : -ENOMEM;
-    d->member_count = rc == 0 ? g_pub_member_count : 0;
+    aux_t a = {0};
+    int rc = d->zones ? aux_copy(&g_pub_aux, &a) : -ENOMEM;
     pthread_mutex_unlock(&g_pub);
+    d->members = a.members;
+    d->member_count = a.member_count;
+    d->health = a.health;
+    d->overrides = a.ovr;
+    d->override_count = a.novr;
     if (rc)
         snapshot_data_free(d);
     return rc;
@@ -1441,6 +1644,22 @@ static void *snapshotter_main(void *arg)
     return NULL;
 }
 
+/* Moves the members, health and overrides out of D. */
+static aux_t aux_of_snapshot(snapshot_data_t *d)
+{
+    aux_t a = {.members = d->members,
+               .member_count = d->member_count,
+               .health = d->health,
+               .ovr = d->overrides,
+               .novr = d->override_count};
+    d->members = NULL;
+    d->member_count = 0;
+    d->health = NULL;
+    d->overrides = NULL;
+    d->override_count = 0;
+    return a;
+}
+
 int change_install_snapshot(snapshot_data_t *d, char *err, size_t errlen)
 {
     pthread_mutex_lock(&g_writer);
@@ -1461,17 +1680,15 @@ int change_install_snapshot(snapshot_data_t *d, char *err, size_t errlen)
         return rc;
     }
     repl_applied_snapshot(d->index, d->commit_ns);
-    repl_members_set(d->members, d->member_count);
+    aux_t a = aux_of_snapshot(d);
+    aux_publish(&a, true);
     pthread_mutex_lock(&g_pub);
     zone_set_publish(set);
     atomic_store(&g_index, d->index);
     g_commit_ns = d->commit_ns;
     g_snapshot_index = d->index;
-    free(g_pub_members);
-    g_pub_members = d->members;
-    g_pub_member_count = d->member_count;
-    d->members = NULL;
-    d->member_count = 0;
+    aux_clear(&g_pub_aux);
+    g_pub_aux = a;
     pthread_mutex_unlock(&g_pub);
     snapshot_data_free(d);
     tip_from_published();
@@ -1496,7 +1713,8 @@ static int replay_one(uint64_t index, const uint8_t *data, size_t len, void *arg
     replay_t *r = arg;
     applied_t ap;
     char why[512];
-    int rc = entry_apply_to(g_tip.zones, g_tip.count, data, len, index, &ap, why, sizeof(why));
+    int rc = entry_apply_to(g_tip.zones, g_tip.count, &g_tip.aux, data, len, index, &ap, why,
+                            sizeof(why));
     if (rc == 0 && index != r->next)
         rc = FENNEC_EMALFORMED;
     if (rc != 0) {
@@ -1508,10 +1726,9 @@ static int replay_one(uint64_t index, const uint8_t *data, size_t len, void *arg
         g_tip.zones = ap.zones;
         g_tip.count = ap.count;
     }
-    if (ap.members) {
-        free(g_tip.members);
-        g_tip.members = ap.members;
-        g_tip.member_count = ap.member_count;
+    if (ap.aux_changed) {
+        aux_clear(&g_tip.aux);
+        g_tip.aux = ap.aux;
     }
     g_tip.index = index;
     repl_applied(index, ap.commit_ns);
@@ -1595,13 +1812,10 @@ int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t er
     tip_clear();
     g_tip.zones = snap.zones;
     g_tip.count = snap.zone_count;
-    g_tip.members = snap.members;
-    g_tip.member_count = snap.member_count;
+    g_tip.aux = aux_of_snapshot(&snap);
     g_tip.index = snap.index;
     snap.zones = NULL;
     snap.zone_count = 0;
-    snap.members = NULL;
-    snap.member_count = 0;
     if (g_tip.index)
         repl_applied_snapshot(g_tip.index, snap.commit_ns);
     replay_t r = {
@@ -1626,17 +1840,25 @@ int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t er
         tip_clear();
         goto fail;
     }
+    g_health_on = cc->health;
+    aux_t pub = {0};
+    if (aux_copy(&g_tip.aux, &pub) != 0) {
+        say(err, errlen, "out of memory");
+        zone_set_free(set);
+        tip_clear();
+        rc = -ENOMEM;
+        goto fail;
+    }
     if (g_tip.index > 0)
-        repl_members_set(g_tip.members, g_tip.member_count);
+        aux_publish(&pub, true);
     pthread_mutex_lock(&g_pub);
     if (set)
         zone_set_publish(set);
     atomic_store(&g_index, g_tip.index);
     g_commit_ns = r.commit_ns;
     g_snapshot_index = snap.index;
-    free(g_pub_members);
-    members_copy(g_tip.members, g_tip.member_count, &g_pub_members);
-    g_pub_member_count = g_pub_members ? g_tip.member_count : 0;
+    aux_clear(&g_pub_aux);
+    g_pub_aux = pub;
     g_stats.bytes_max = ji.bytes_max;
     pthread_mutex_unlock(&g_pub);
     g_tip.none = set == NULL;
@@ -1698,10 +1920,9 @@ void change_close(void)
     tip_clear();
     g_tip_valid = false;
     pthread_mutex_lock(&g_pub);
-    free(g_pub_members);
-    g_pub_members = NULL;
-    g_pub_member_count = 0;
+    aux_clear(&g_pub_aux);
     pthread_mutex_unlock(&g_pub);
+    g_health_on = false;
     pthread_mutex_unlock(&g_writer);
 }
 

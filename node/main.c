@@ -8,6 +8,7 @@
 #include "fennec/change.h"
 #include "fennec/common.h"
 #include "fennec/control.h"
+#include "fennec/health.h"
 #include "fennec/repl.h"
 #include "fennec/server.h"
 #include "fennec/stream.h"
@@ -325,17 +326,24 @@ int main(int argc, char **argv)
     repl_state_init(st.cfg->node_id, primary, st.cfg->has_primary ? st.cfg->primary.text : "");
     if (reseed && (rc = data_set_aside(st.cfg->data_dir)) != 0)
         goto unregister;
+    /* The prober runs on every node: checks come with the log (a primary's from its file). */
+    if ((rc = health_start()) != 0) {
+        log_error("main", "cannot start the health checks: %s", fennec_strerror(rc));
+        goto unregister;
+    }
     /* What this node served before it stopped: its snapshot and journal. */
     change_config_t cc = {.data_dir = st.cfg->data_dir,
                           .node_id = st.cfg->node_id,
                           .primary = primary,
                           .journal_max_bytes = st.cfg->journal.max_bytes,
                           .journal_keep = st.cfg->journal.keep,
-                          .snapshot_every = st.cfg->journal.snapshot_every};
+                          .snapshot_every = st.cfg->journal.snapshot_every,
+                          .health = true};
     uint64_t restored = 0;
     rc = change_open(&cc, &restored, err, sizeof(err));
     if (rc != 0) {
         log_error("main", "%s", err);
+        health_stop();
         goto unregister;
     }
     /* A primary restored from its journal answers from that data at once and reads its zone
@@ -427,6 +435,7 @@ free_server:
 unpublish:
     change_shutdown();
     change_close();
+    health_stop();
 unregister:
     zone_reader_unregister();
 cleanup:

@@ -150,6 +150,49 @@ int entry_pack_members(uint64_t index, uint64_t commit_ns, const repl_member_t *
     return rc;
 }
 
+int entry_pack_health(uint64_t index, uint64_t commit_ns, const health_config_t *hc, uint8_t **out,
+                      size_t *len)
+{
+    Fennec__Replication__HealthConfig h = FENNEC__REPLICATION__HEALTH_CONFIG__INIT;
+    entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
+    if (hc) {
+        h.yaml = (ProtobufCBinaryData){.len = hc->yaml_len, .data = (uint8_t *)hc->yaml};
+        h.name = hc->name ? hc->name : (char *)"";
+        h.folder = hc->base ? hc->base : (char *)"";
+        h.first_line = hc->first_line;
+    }
+    e.index = index;
+    e.commit_time_ns = commit_ns;
+    e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH;
+    e.health = &h;
+    return pack(&e, out, len);
+}
+
+int entry_pack_override(uint64_t index, uint64_t commit_ns, const char *check,
+                        health_override_t state, uint8_t **out, size_t *len)
+{
+    Fennec__Replication__HealthOverride o = FENNEC__REPLICATION__HEALTH_OVERRIDE__INIT;
+    entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
+    o.check = (char *)check;
+    o.state = (uint32_t)state;
+    e.index = index;
+    e.commit_time_ns = commit_ns;
+    e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH_OVERRIDE;
+    e.health_override = &o;
+    return pack(&e, out, len);
+}
+
+int entry_health(const Fennec__Replication__HealthConfig *m, health_config_t **out, char *err,
+                 size_t errlen)
+{
+    *out = NULL;
+    if (!m || m->yaml.len == 0)
+        return 0;
+    return health_config_parse((const char *)m->yaml.data, m->yaml.len,
+                               m->name[0] ? m->name : "<health entry>",
+                               m->folder[0] ? m->folder : NULL, m->first_line, out, err, errlen);
+}
+
 int entry_members(const Fennec__Replication__Membership *m, repl_member_t **out)
 {
     size_t n = m ? m->n_members : 0;

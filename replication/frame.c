@@ -65,6 +65,16 @@ static int check_members(const Fennec__Replication__Membership *ms, char *err, s
     return 0;
 }
 
+static int check_override(const Fennec__Replication__HealthOverride *o, char *err, size_t errlen)
+{
+    size_t n = o->check ? strlen(o->check) : 0;
+    if (n == 0 || n > 63)
+        return fail(err, errlen, "health override: a check name of %zu characters", n);
+    if (o->state > 2)
+        return fail(err, errlen, "health override: state %u", o->state);
+    return 0;
+}
+
 static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t errlen)
 {
     if (e->index == 0)
@@ -88,6 +98,8 @@ static int check_entry(const Fennec__Replication__Entry *e, char *err, size_t er
         return check_zone(e->zone_removed->zone, "zone removed", err, errlen);
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH:
         return 0; /* YAML: the configuration checker judges it */
+    case FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH_OVERRIDE:
+        return check_override(e->health_override, err, errlen);
     case FENNEC__REPLICATION__ENTRY__PAYLOAD_MEMBERSHIP:
         return check_members(e->membership, err, errlen);
     default:
@@ -163,6 +175,9 @@ int frame_check(const frame_t *f, char *err, size_t errlen)
         }
         if (check_members(s->members, err, errlen) != 0)
             return FENNEC_EMALFORMED;
+        for (size_t i = 0; i < s->n_overrides; i++)
+            if (check_override(s->overrides[i], err, errlen) != 0)
+                return FENNEC_EMALFORMED;
         return check_records(s->records, "snapshot", err, errlen);
     }
     case FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT:

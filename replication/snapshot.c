@@ -37,6 +37,8 @@ void snapshot_data_free(snapshot_data_t *d)
         zone_unref(d->zones[i]);
     free(d->zones);
     free(d->members);
+    health_config_unref(d->health);
+    free(d->overrides);
     memset(d, 0, sizeof(*d));
 }
 
@@ -185,12 +187,43 @@ int snapshot_write(const char *dir, const snapshot_data_t *d, char *err, size_t 
     }
     ms.members = mp;
     ms.n_members = d->member_count;
+    Fennec__Replication__HealthConfig hc = FENNEC__REPLICATION__HEALTH_CONFIG__INIT;
+    Fennec__Replication__HealthOverride *ov = calloc(d->override_count + 1, sizeof(*ov));
+    Fennec__Replication__HealthOverride **ovp = calloc(d->override_count + 1, sizeof(*ovp));
+    if (!ov || !ovp) {
+        free(ov);
+        free(ovp);
+        rc = -ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < d->override_count; i++) {
+        fennec__replication__health_override__init(&ov[i]);
+        ov[i].check = (char *)d->overrides[i].check;
+        ov[i].state = (uint32_t)d->overrides[i].state;
+        ovp[i] = &ov[i];
+    }
     fennec__replication__snapshot_chunk__init(&w.chunk);
+    if (d->health) {
+        hc.yaml =
+            (ProtobufCBinaryData){.len = d->health->yaml_len, .data = (uint8_t *)d->health->yaml};
+        hc.name = d->health->name ? d->health->name : (char *)"";
+        hc.folder = d->health->base ? d->health->base : (char *)"";
+        hc.first_line = d->health->first_line;
+        w.chunk.health = &hc;
+    }
+    w.chunk.overrides = ovp;
+    w.chunk.n_overrides = d->override_count;
     w.chunk.index = d->index;
     w.chunk.members = &ms;
     w.chunk.commit_time_ns = d->commit_ns;
     w.chunk.zone_count = (uint32_t)d->zone_count;
-    if ((rc = writer_flush(&w)) != 0)
+    rc = writer_flush(&w);
+    free(ov);
+    free(ovp);
+    w.chunk.health = NULL;
+    w.chunk.overrides = NULL;
+    w.chunk.n_overrides = 0;
+    if (rc != 0)
         goto done;
     w.chunk.members = NULL;
     w.chunk.commit_time_ns = 0;
@@ -337,6 +370,18 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
         if (n < 0)
             return n;
         b->data.member_count = (size_t)n;
+        int rc = entry_health(c->health, &b->data.health, err, errlen);
+        if (rc != 0)
+            return rc == -ENOMEM ? rc : FENNEC_EDAMAGED;
+        b->data.overrides = calloc(c->n_overrides + 1, sizeof(*b->data.overrides));
+        if (!b->data.overrides)
+            return -ENOMEM;
+        for (size_t i = 0; i < c->n_overrides; i++) {
+            snprintf(b->data.overrides[i].check, sizeof(b->data.overrides[i].check), "%s",
+                     c->overrides[i]->check);
+            b->data.overrides[i].state = (health_override_t)c->overrides[i]->state;
+        }
+        b->data.override_count = c->n_overrides;
     } else if (c->index != b->data.index) {
         return say(err, errlen, FENNEC_EDAMAGED, "chunk %u is of index %llu, not %llu", c->seq,
                    (unsigned long long)c->index, (unsigned long long)b->data.index);

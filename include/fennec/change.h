@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "fennec/cfg.h"
+#include "fennec/health.h"
 #include "fennec/zone.h"
 
 typedef enum change_kind {
@@ -61,6 +62,10 @@ typedef enum change_kind {
     /* Node MEMBER_ID leaves the cluster: FENNEC_ENOTFOUND when it is not a member. The
      * primary itself cannot be removed (FENNEC_EMALFORMED). Primary only. */
     CHANGE_MEMBER_REMOVE = 5,
+    /* The override of health check CHECK becomes OVERRIDE_STATE (HEALTH_OVERRIDE_NONE
+     * clears it): FENNEC_ENOTFOUND for a check the health section does not have. Primary
+     * only; replicated to every node. */
+    CHANGE_HEALTH_OVERRIDE = 6,
 } change_kind_t;
 
 typedef struct change {
@@ -73,6 +78,8 @@ typedef struct change {
     const char *source;         /* who asked, for the log ("start", "SIGHUP", "api"); may be NULL */
     const char *member_id;      /* MEMBER_ADD, MEMBER_REMOVE */
     const char *member_address; /* MEMBER_ADD */
+    const char *check;          /* HEALTH_OVERRIDE */
+    health_override_t override_state; /* HEALTH_OVERRIDE */
 } change_t;
 
 typedef struct change_result {
@@ -122,6 +129,7 @@ typedef struct change_config {
     size_t journal_max_bytes; /* 0: 1 GiB */
     uint64_t snapshot_every;  /* entries between snapshots; 0: 10000 */
     uint64_t journal_keep;    /* entries kept before the newest snapshot; 0: 10000 */
+    bool health;              /* health entries configure the prober (health_start() ran) */
 } change_config_t;
 
 /*

@@ -13,11 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fennec/health.h"
 #include "fennec/repl.h"
 #include "fennec/zone.h"
 #include "replication.pb-c.h"
 
 typedef Fennec__Replication__Entry entry_t;
+
+/* An override in force: CHECK forced up or down (health_override_t, never NONE). */
+typedef struct entry_override {
+    char check[HEALTH_NAME_MAX];
+    health_override_t state;
+} entry_override_t;
 
 /*
  * Packs one entry with INDEX and COMMIT_NS into a new buffer *OUT (free()) of *LEN bytes:
@@ -36,6 +43,17 @@ int entry_pack_removed(uint64_t index, uint64_t commit_ns, const char *zone, uin
                        size_t *len);
 int entry_pack_members(uint64_t index, uint64_t commit_ns, const repl_member_t *members,
                        size_t count, uint8_t **out, size_t *len);
+/* entry_pack_health(): the health section is HC (NULL: none); entry_pack_override(): CHECK's
+ * override becomes STATE (NONE clears it). */
+int entry_pack_health(uint64_t index, uint64_t commit_ns, const health_config_t *hc, uint8_t **out,
+                      size_t *len);
+int entry_pack_override(uint64_t index, uint64_t commit_ns, const char *check,
+                        health_override_t state, uint8_t **out, size_t *len);
+
+/* The health section a HealthConfig message names (*OUT NULL when empty): parsed with
+ * health_config_parse(). Its errors. */
+int entry_health(const Fennec__Replication__HealthConfig *m, health_config_t **out, char *err,
+                 size_t errlen);
 
 /*
  * Applies the zone payload of E (a zone diff, a whole zone or a removal) to ZONES[0..COUNT)

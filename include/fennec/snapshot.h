@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fennec/entry.h"
 #include "fennec/frame.h"
 #include "fennec/repl.h"
 #include "fennec/zone.h"
@@ -25,7 +26,7 @@
 #define SNAPSHOT_CHUNK_BYTES (1u << 20)
 #define SNAPSHOT_FILE        "snapshot"
 
-/* What a snapshot holds. zones: one reference each; members: owned. */
+/* What a snapshot holds. zones and health: one reference each; members, overrides: owned. */
 typedef struct snapshot_data {
     uint64_t index;
     uint64_t commit_ns;
@@ -33,6 +34,9 @@ typedef struct snapshot_data {
     size_t zone_count;
     repl_member_t *members;
     size_t member_count;
+    health_config_t *health; /* NULL: no health section */
+    entry_override_t *overrides;
+    size_t override_count;
 } snapshot_data_t;
 
 /* Drops the references and frees the arrays; D is empty after. */

@@ -24,6 +24,7 @@
 #include "fennec/cfg.h"
 #include "fennec/change.h"
 #include "fennec/common.h"
+#include "fennec/health.h"
 #include "fennec/journal.h"
 #include "fennec/repl.h"
 #include "fennec/snapshot.h"
@@ -1110,6 +1111,138 @@ static void test_group_commit(void **state)
     journal_done();
 }
 
+/* ---- health through the log -------------------------------------------------------------- */
+
+static health_config_t *health_of(const char *text)
+{
+    health_config_t *hc = NULL;
+    char err[512];
+    if (health_config_parse(text, strlen(text), "h.yaml", NULL, 1, &hc, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    return hc;
+}
+
+static const char g_health1[] =
+    "health:\n  checks:\n    - {name: web1, type: tcp, target: 192.0.2.10, port: 80}\n"
+    "    - {name: web2, type: tcp, target: 192.0.2.11, port: 80}\n"
+    "  pools:\n    - {name: www.example.com, members: [{address: 192.0.2.10, check: web1}, "
+    "{address: 192.0.2.11, check: web2}]}\n";
+
+/* The health section of a load is an entry when its definitions change; overrides are
+ * entries; a secondary ends with the same section and overrides; both survive a restart;
+ * a pool outside every served zone is refused and the previous section stays. */
+static void test_health_replicates(void **state)
+{
+    (void)state;
+    uint64_t index;
+    char pdir[300], sdir[300];
+    snprintf(pdir, sizeof(pdir), "%s/data-hp", g_dir);
+    snprintf(sdir, sizeof(sdir), "%s/data-hs", g_dir);
+    journal_open_at(pdir, true, 0, 0, &index);
+    write_zone(g_com_path, com_text);
+    cfg_t cfg = g_cfg;
+    cfg.health = health_of(g_health1);
+    change_result_t res;
+    char err[512];
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.index, 3); /* two zones, then the health section */
+    /* the same definitions again (even as other text): no entry */
+    health_config_unref(cfg.health);
+    cfg.health = health_of("health:\n  checks:\n"
+                           "    - {name: web1, type: tcp, target: 192.0.2.10, port: 80}\n"
+                           "    - {port: 80, name: web2, type: tcp, target: 192.0.2.11}\n"
+                           "  pools:\n    - {name: WWW.example.com., members: [{address: "
+                           "192.0.2.10, check: web1}, {address: 192.0.2.11, check: web2}]}\n");
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_false(res.applied);
+    assert_int_equal(change_index(), 3);
+    /* overrides */
+    assert_int_equal(submit((change_t){.kind = CHANGE_HEALTH_OVERRIDE,
+                                       .check = "web1",
+                                       .override_state = HEALTH_OVERRIDE_DOWN},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.index, 4);
+    assert_int_equal(submit((change_t){.kind = CHANGE_HEALTH_OVERRIDE,
+                                       .check = "nope",
+                                       .override_state = HEALTH_OVERRIDE_UP},
+                            &res, err, sizeof(err)),
+                     FENNEC_ENOTFOUND);
+    assert_int_equal(submit((change_t){.kind = CHANGE_HEALTH_OVERRIDE,
+                                       .check = "web2",
+                                       .override_state = HEALTH_OVERRIDE_UP},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(submit((change_t){.kind = CHANGE_HEALTH_OVERRIDE,
+                                       .check = "web2",
+                                       .override_state = HEALTH_OVERRIDE_NONE},
+                            &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(change_index(), 6);
+    /* a pool in no served zone: the section is refused, counted as failed, nothing changes */
+    health_config_t *stray = health_of(
+        "health:\n  checks:\n    - {name: web1, type: tcp, target: 192.0.2.10, port: 80}\n"
+        "  pools:\n    - {name: www.example.org, members: [{address: 192.0.2.10, check: "
+        "web1}]}\n");
+    cfg_t bad = g_cfg;
+    bad.health = stray;
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &bad}, &res, err, sizeof(err)),
+                     0);
+    assert_int_equal(res.failed, 1);
+    assert_non_null(strstr(err, "www.example.org"));
+    assert_int_equal(change_index(), 6);
+    health_config_unref(stray);
+
+    /* a snapshot holds the section and the overrides too */
+    assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
+    snapshot_data_t sd;
+    assert_int_equal(snapshot_read(pdir, &sd, err, sizeof(err)), 0);
+    assert_non_null(sd.health);
+    assert_true(health_config_equal(sd.health, cfg.health));
+    assert_int_equal(sd.override_count, 1);
+    assert_string_equal(sd.overrides[0].check, "web1");
+    assert_int_equal(sd.overrides[0].state, HEALTH_OVERRIDE_DOWN);
+    snapshot_data_free(&sd);
+
+    copied_t ent = {0};
+    assert_int_equal(journal_read(change_journal(), 1, copy_entry, &ent), 0);
+    assert_int_equal(ent.n, 6);
+    /* a secondary: the same section and overrides, from the entries */
+    journal_open_at(sdir, false, 0, 0, &index);
+    assert_int_equal(
+        change_apply_entries((const uint8_t *const *)ent.data, ent.len, ent.n, err, sizeof(err)),
+        0);
+    assert_int_equal(change_index(), 6);
+    assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
+    assert_int_equal(snapshot_read(sdir, &sd, err, sizeof(err)), 0);
+    assert_true(health_config_equal(sd.health, cfg.health));
+    assert_int_equal(sd.override_count, 1);
+    snapshot_data_free(&sd);
+    /* the primary restarts with its section and overrides */
+    journal_open_at(pdir, true, 0, 0, &index);
+    assert_int_equal(index, 6);
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &cfg}, &res, err, sizeof(err)),
+                     0);
+    assert_false(res.applied); /* the file's section is what the journal restored */
+    /* removing the section: an entry, and overrides of checks that are gone go too */
+    cfg_t none = g_cfg;
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &none}, &res, err, sizeof(err)),
+                     0);
+    assert_true(res.applied);
+    assert_int_equal(change_index(), 7);
+    assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
+    assert_int_equal(snapshot_read(pdir, &sd, err, sizeof(err)), 0);
+    assert_null(sd.health);
+    assert_int_equal(sd.override_count, 0);
+    snapshot_data_free(&sd);
+    for (size_t i = 0; i < ent.n; i++)
+        free(ent.data[i]);
+    health_config_unref(cfg.health);
+    journal_done();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1156,6 +1289,7 @@ int main(void)
         cmocka_unit_test(test_journal_full_refuses_and_rolls_back),
         cmocka_unit_test(test_damaged_journal_and_snapshot_are_found),
         cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_health_replicates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
