@@ -68,6 +68,21 @@ listen: {dns: ["127.0.0.1:$dns"], control: "127.0.0.1:$ctl", replication: "127.0
 cluster: {key_file: cluster.key}
 zones:
   - {name: example.com, file: "$ZONE"}
+# www.example.com is a health-checked pool. On loopback there are no web servers to probe,
+# so the checks probe the secondaries' control endpoints: stop ns2 and every node answers
+# with ns3's address (and a 10 s TTL) within a second.
+health:
+  checks:
+    - {name: web-a, type: http, target: 127.0.0.1, port: 8054, path: /metrics, interval: 500ms, timeout: 400ms}
+    - {name: web-b, type: http, target: 127.0.0.1, port: 8055, path: /metrics, interval: 500ms, timeout: 400ms}
+  pools:
+    - name: www.example.com
+      policy: failover
+      ttl: 300
+      degraded_ttl: 10
+      members:
+        - {address: 192.0.2.10, check: web-a}
+        - {address: 192.0.2.11, check: web-b}
 EOF
     else
         cat >"$id.yaml" <<EOF
@@ -115,6 +130,7 @@ fennec: a primary and two secondaries are running (Ctrl-C stops them); files in 
   $BIN/fennecctl record add example.com new 300 A 192.0.2.77 --wait
   dig @127.0.0.1 -p 5301 new.example.com A      # ns2 (ns3 answers on 5302)
   $BIN/fennecctl lag --watch
+  $BIN/fennecctl health --all-nodes             # the pool www.example.com, as every node sees it
   status page: http://127.0.0.1:8053/
 
 EOF
