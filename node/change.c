@@ -1776,6 +1776,9 @@ int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t er
         pthread_mutex_unlock(&g_writer);
         return rc == FENNEC_EMALFORMED ? FENNEC_EDAMAGED : rc;
     }
+    /* A secondary's entries are kept by the primary too: one sync per commit is enough. */
+    if (!cc->primary)
+        journal_set_relaxed(j, true);
     snapshot_data_t snap = {0};
     rc = snapshot_read(cc->data_dir, &snap, why, sizeof(why));
     if (rc == FENNEC_ENOTFOUND) {

@@ -14,6 +14,7 @@
 #include "fennec/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -182,6 +183,10 @@ static int bounds_read(journal_t *j, MDB_txn *txn, char *err, size_t errlen)
  */
 static void verify_child(const char *dir, int fd)
 {
+    /* LMDB's own assertion message would only repeat what the parent reports. */
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0)
+        dup2(null, STDERR_FILENO);
     char why[256] = "";
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
@@ -305,6 +310,12 @@ fail:
         mdb_env_close(j->env);
     free(j);
     return rc;
+}
+
+int journal_set_relaxed(journal_t *j, bool relaxed)
+{
+    int rc = mdb_env_set_flags(j->env, MDB_NOMETASYNC, relaxed ? 1 : 0);
+    return rc ? from_mdb(rc) : 0;
 }
 
 void journal_close(journal_t *j)

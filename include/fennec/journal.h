@@ -15,6 +15,7 @@
 #ifndef FENNEC_JOURNAL_H
 #define FENNEC_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,14 @@ typedef struct journal_info {
  */
 int journal_open(const char *dir, size_t max_bytes, journal_t **out, char *err, size_t errlen);
 void journal_close(journal_t *j); /* NULL: a no-op */
+
+/*
+ * RELAXED: a commit syncs the entries but not LMDB's meta page (MDB_NOMETASYNC): half the
+ * fsyncs. A crash of the process loses nothing; a crash of the machine may undo the last
+ * commit, never damage the journal. For a secondary, whose entries the primary keeps and
+ * sends again; never for a primary, whose commits are acknowledged as durable. 0 or -errno.
+ */
+int journal_set_relaxed(journal_t *j, bool relaxed);
 
 /*
  * Appends RECS[0..COUNT) in one durable transaction. The indexes must follow on from the
