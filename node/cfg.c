@@ -738,3 +738,36 @@ void cfg_free(cfg_t *cfg)
     free(cfg->log_level);
     free(cfg);
 }
+
+static bool str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool addr_same(const cfg_addr_t *a, const cfg_addr_t *b)
+{
+    return strcmp(a->text, b->text) == 0;
+}
+
+bool cfg_same_runtime(const cfg_t *a, const cfg_t *b)
+{
+    if (!str_same(a->node_id, b->node_id) || a->role != b->role ||
+        !str_same(a->data_dir, b->data_dir) || a->dns_count != b->dns_count ||
+        a->has_control != b->has_control || a->has_replication != b->has_replication ||
+        a->has_primary != b->has_primary || !str_same(a->key_file, b->key_file) ||
+        a->workers != b->workers || a->cpu_affinity_count != b->cpu_affinity_count ||
+        memcmp(&a->overload, &b->overload, sizeof(a->overload)) != 0 ||
+        memcmp(&a->tcp, &b->tcp, sizeof(a->tcp)) != 0 ||
+        memcmp(&a->journal, &b->journal, sizeof(a->journal)) != 0)
+        return false;
+    for (size_t i = 0; i < a->dns_count; i++)
+        if (!addr_same(&a->dns[i], &b->dns[i]))
+            return false;
+    if ((a->has_control && !addr_same(&a->control, &b->control)) ||
+        (a->has_replication && !addr_same(&a->replication, &b->replication)) ||
+        (a->has_primary && !addr_same(&a->primary, &b->primary)))
+        return false;
+    return a->cpu_affinity_count == 0 ||
+           memcmp(a->cpu_affinity, b->cpu_affinity,
+                  a->cpu_affinity_count * sizeof(*a->cpu_affinity)) == 0;
+}

@@ -676,6 +676,7 @@ int control_new(const cfg_t *cfg, server_t *srv, control_t **out)
     if (!ctl)
         return -ENOMEM;
     ctl->cfg = cfg;
+    atomic_store(&ctl->zones_cfg, cfg);
     ctl->srv = srv;
     ctl->start_time = process_start_time(fennec_wall_now());
     /* jansson seeds its hash function on first use; do it here, before the HTTP threads. */
@@ -772,4 +773,10 @@ void control_free(control_t *ctl)
     control_stop(ctl);
     OPENSSL_cleanse(ctl->token, sizeof(ctl->token));
     free(ctl);
+}
+
+void control_zones_set(control_t *ctl, const cfg_t *cfg)
+{
+    if (ctl)
+        atomic_store(&ctl->zones_cfg, cfg);
 }

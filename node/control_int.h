@@ -14,8 +14,11 @@
 #include "fennec/control.h"
 #include "fennec/repl.h"
 
+#include <stdatomic.h>
+
 struct control {
     const cfg_t *cfg;
+    _Atomic(const cfg_t *) zones_cfg; /* the zones API reloads read: cfg, or SIGHUP's newer one */
     server_t *srv;
     struct MHD_Daemon *mhd;
     bool has_key;

@@ -46,7 +46,10 @@ enum MHD_Result control_handle_zone_reload(control_t *ctl, struct MHD_Connection
 {
     char err[1024];
     change_result_t res;
-    change_t ch = {.kind = CHANGE_RELOAD, .zone = req->arg, .cfg = ctl->cfg, .source = "api"};
+    change_t ch = {.kind = CHANGE_RELOAD,
+                   .zone = req->arg,
+                   .cfg = atomic_load(&ctl->zones_cfg),
+                   .source = "api"};
     int rc = control_submit(&ch, &res, err, sizeof(err));
     if (rc == FENNEC_EZONE)
         return control_send_rc(conn, rc, "%s; the previous version is still served", err);
@@ -69,7 +72,7 @@ enum MHD_Result control_handle_zone_reload(control_t *ctl, struct MHD_Connection
 enum MHD_Result control_handle_zone_records(control_t *ctl, struct MHD_Connection *conn,
                                             request_t *req)
 {
-    const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
+    const cfg_zone_t *cz = cfg_zone_find(atomic_load(&ctl->zones_cfg), req->arg);
     if (!cz)
         return control_send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node",
                                req->arg);
@@ -107,7 +110,7 @@ enum MHD_Result control_handle_zone_records(control_t *ctl, struct MHD_Connectio
 enum MHD_Result control_handle_zone_changes(control_t *ctl, struct MHD_Connection *conn,
                                             request_t *req)
 {
-    const cfg_zone_t *cz = cfg_zone_find(ctl->cfg, req->arg);
+    const cfg_zone_t *cz = cfg_zone_find(atomic_load(&ctl->zones_cfg), req->arg);
     if (!cz)
         return control_send_rc(conn, FENNEC_ENOTFOUND, "zone %s is not configured on this node",
                                req->arg);

@@ -33,8 +33,13 @@
 typedef struct daemon_state {
     cfg_t *cfg; /* the configuration the server runs with */
     server_t *srv;
-    control_t *ctl;   /* NULL when listen.control is not configured */
-    stream_t *stream; /* NULL for a lone primary */
+    control_t *ctl;          /* NULL when listen.control is not configured */
+    stream_t *stream;        /* NULL for a lone primary */
+    const char *config_path; /* -c FILE, read again on SIGHUP; NULL: the embedded default */
+    cfg_t *live;             /* the configuration whose zones and health are served */
+    cfg_t **retired;         /* configurations replaced by SIGHUP, freed at exit (a control
+                                thread may still read one) */
+    size_t retired_count;
     uv_signal_t sig_hup;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
@@ -105,14 +110,43 @@ static void reload(daemon_state_t *st)
                          "primary)");
         return;
     }
-    change_t ch = {.kind = CHANGE_LOAD, .cfg = st->cfg, .source = "SIGHUP"};
-    change_result_t res;
     char err[1024];
+    /* The configuration file again: its zones and health section apply now; what cannot
+     * change while running (addresses, node, cluster) waits for a restart. */
+    cfg_t *fresh = NULL;
+    if (st->config_path && cfg_load(st->config_path, &fresh, err, sizeof(err)) != 0) {
+        log_error("main",
+                  "SIGHUP: the configuration is not read again: %s; reloading the zone "
+                  "files of the running one",
+                  err);
+        fresh = NULL;
+    }
+    if (fresh && !cfg_same_runtime(fresh, st->cfg))
+        log_warn("main",
+                 "SIGHUP: %s: changes outside zones and health (node, listen, cluster, "
+                 "workers, overload, journal) apply at the next restart",
+                 st->config_path);
+    const cfg_t *use = fresh ? fresh : st->live;
+    change_t ch = {.kind = CHANGE_LOAD, .cfg = use, .source = "SIGHUP"};
+    change_result_t res;
     int rc = change_submit(&ch, &res, err, sizeof(err));
     if (rc != 0) {
         log_error("main", "reload failed: %s; still serving the previous zones",
                   err[0] ? err : fennec_strerror(rc));
+        cfg_free(fresh);
         return;
+    }
+    if (fresh) {
+        cfg_t **r = realloc(st->retired, (st->retired_count + 1) * sizeof(*r));
+        if (r) {
+            st->retired = r;
+            if (st->live != st->cfg)
+                st->retired[st->retired_count++] = st->live;
+            st->live = fresh;
+            control_zones_set(st->ctl, fresh);
+        } else {
+            cfg_free(fresh); /* served already; only API reloads keep the old file list */
+        }
     }
     char zones[1024];
     zone_read_lock();
@@ -304,6 +338,8 @@ int main(int argc, char **argv)
         }
     }
 
+    st.config_path = config_path;
+    st.live = st.cfg;
     if (!level_arg && log_level_parse(st.cfg->log_level, &level) != 0)
         level = LOG_LEVEL_INFO;
     log_set_level(level);
@@ -439,6 +475,11 @@ unpublish:
 unregister:
     zone_reader_unregister();
 cleanup:
+    for (size_t i = 0; i < st.retired_count; i++)
+        cfg_free(st.retired[i]);
+    free(st.retired);
+    if (st.live != st.cfg)
+        cfg_free(st.live);
     cfg_free(st.cfg);
     return code;
 }

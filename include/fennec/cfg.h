@@ -124,6 +124,10 @@ int cfg_addr_parse(const char *text, cfg_addr_t *out);
 
 void cfg_free(cfg_t *cfg);
 
+/* Whether A and B agree on everything a running node cannot change (node, listen, cluster,
+ * workers, CPU affinity, overload, tcp, journal): zones, health and log_level aside. */
+bool cfg_same_runtime(const cfg_t *a, const cfg_t *b);
+
 /* The `health:` section on its own: see health_config_parse() (health.h), which calls it. */
 int cfg_health_parse(const char *yaml, size_t len, const char *name, const char *base,
                      unsigned first_line, struct health_config **out, char *err, size_t errlen);

@@ -50,6 +50,10 @@ typedef struct control control_t;
  */
 int control_new(const cfg_t *cfg, server_t *srv, control_t **out);
 
+/* The configuration whose zones API reloads use from now on (after SIGHUP read the file
+ * again): borrowed, it must outlive CTL. CTL NULL: a no-op. Any thread. */
+void control_zones_set(control_t *ctl, const cfg_t *cfg);
+
 /* Binds cfg->control and starts the HTTP threads. A bind error is returned (and logged). */
 int control_start(control_t *ctl);
 

@@ -13,13 +13,14 @@ acknowledged entry was overwritten).
 usage: test_kill_primary.py FENNECD [FENNECCTL]
 Ports: 127.0.0.1:16040-16059 (slot 2 of 16000-16199).
 """
+import os
 import random
 import sys
 import time
 
 import repl
 
-RUNS = 3
+RUNS = int(os.environ.get("FENNEC_KILL_RUNS", "3"))
 SEED = 3141
 
 

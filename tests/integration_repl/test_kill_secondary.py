@@ -13,13 +13,14 @@ witness that is never killed.
 usage: test_kill_secondary.py FENNECD [FENNECCTL]
 Ports: 127.0.0.1:16020-16039 (slot 1 of 16000-16199).
 """
+import os
 import random
 import sys
 import time
 
 import repl
 
-RUNS = 5
+RUNS = int(os.environ.get("FENNEC_KILL_RUNS", "5"))
 SEED = 20240101
 
 

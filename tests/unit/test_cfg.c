@@ -612,6 +612,31 @@ static void test_load_relative(void **state)
 }
 
 /* The example configuration shipped in deploy/ must load. */
+/* What SIGHUP can apply and what waits for a restart. */
+static void test_same_runtime(void **state)
+{
+    (void)state;
+    static const char base[] = "node:\n  id: ns1\nlisten:\n  dns: [\"127.0.0.1:5300\"]\n";
+    static const char zones[] = "node:\n  id: ns1\nlisten:\n  dns: [\"127.0.0.1:5300\"]\n"
+                                "zones: [{name: example.com, file: x.zone}]\nlog_level: debug\n";
+    static const char moved[] = "node:\n  id: ns1\nlisten:\n  dns: [\"127.0.0.1:5301\"]\n";
+    static const char other[] = "node:\n  id: ns2\nlisten:\n  dns: [\"127.0.0.1:5300\"]\n";
+    static const char journal[] = "node:\n  id: ns1\nlisten:\n  dns: [\"127.0.0.1:5300\"]\n"
+                                  "journal: {keep: 5}\n";
+    cfg_t *a = NULL, *b = NULL;
+    char err[256];
+    assert_int_equal(cfg_parse(base, strlen(base), "a", &a, err, sizeof(err)), 0);
+    const char *const cases[] = {zones, moved, other, journal};
+    const bool same[] = {true, false, false, false};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(cfg_parse(cases[i], strlen(cases[i]), "b", &b, err, sizeof(err)), 0);
+        if (cfg_same_runtime(a, b) != same[i])
+            fail_msg("case %zu: cfg_same_runtime() says %d", i, !same[i]);
+        cfg_free(b);
+    }
+    cfg_free(a);
+}
+
 /* A health section is kept, its text and where it starts in the file. */
 static void test_health_section(void **state)
 {
@@ -707,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_load_relative),
         cmocka_unit_test(test_health_section),
+        cmocka_unit_test(test_same_runtime),
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_mangled),
     };
