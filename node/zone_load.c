@@ -528,33 +528,46 @@ cleanup:
     return rc;
 }
 
+/* A new empty zone ORIGIN with its store, for LD to fill; NULL with LD's error set (or
+ * -ENOMEM in *RC). */
+static zone_t *zone_begin(loader_t *ld, const char *origin, int *rc)
+{
+    uint8_t apex[WIRE_NAME_MAX];
+    char name[WIRE_NAME_TEXT_MAX];
+    if (ld->err && ld->errlen)
+        ld->err[0] = 0;
+    int alen = wire_name_from_text(origin, apex);
+    if (alen < 0) {
+        loader_fail(ld, ld->source, 0, "invalid zone name \"%s\"", origin);
+        *rc = ld->rc;
+        return NULL;
+    }
+    wire_name_lower(apex);
+    wire_name_to_text(apex, name);
+    zone_t *z = zone_version_new(name, apex, (size_t)alen, ZONE_PAGE_SLOTS);
+    if (z && !(z->store = calloc(1, sizeof(*z->store)))) {
+        zone_destroy(z);
+        z = NULL;
+    }
+    if (!z) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    atomic_init(&z->store->refs, 1);
+    ld->zone = z;
+    return z;
+}
+
 static int zone_load(const char *origin, const char *path, const char *text, size_t textlen,
                      const char *source, zone_t **out, char *err, size_t errlen)
 {
     int rc = 0;
     zs_scanner_t *s = NULL;
     loader_t ld = {.err = err, .errlen = errlen, .source = source};
-    uint8_t apex[WIRE_NAME_MAX];
-    char name[WIRE_NAME_TEXT_MAX];
-    if (err && errlen)
-        err[0] = 0;
-    int alen = wire_name_from_text(origin, apex);
-    if (alen < 0) {
-        loader_fail(&ld, source, 0, "invalid zone name \"%s\"", origin);
-        return ld.rc;
-    }
-    wire_name_lower(apex);
-    wire_name_to_text(apex, name);
-    zone_t *z = zone_version_new(name, apex, (size_t)alen, ZONE_PAGE_SLOTS);
+    zone_t *z = zone_begin(&ld, origin, &rc);
     if (!z)
-        return -ENOMEM;
-    z->store = calloc(1, sizeof(*z->store));
-    if (!z->store) {
-        rc = -ENOMEM;
-        goto cleanup;
-    }
-    atomic_init(&z->store->refs, 1);
-    ld.zone = z;
+        return rc;
+    const char *name = z->name;
     char origin_dot[WIRE_NAME_TEXT_MAX + 2];
     snprintf(origin_dot, sizeof(origin_dot), "%s.", strcmp(name, ".") ? name : "");
 
@@ -635,28 +648,15 @@ int zone_from_records(const char *origin, const zone_change_t *recs, size_t coun
 {
     int rc = 0;
     loader_t ld = {.err = err, .errlen = errlen, .source = name};
-    uint8_t apex[WIRE_NAME_MAX];
     char text[WIRE_NAME_TEXT_MAX];
-    if (err && errlen)
-        err[0] = 0;
-    int alen = wire_name_from_text(origin, apex);
-    if (alen < 0) {
-        loader_fail(&ld, name, 0, "invalid zone name \"%s\"", origin);
-        return ld.rc;
-    }
-    wire_name_lower(apex);
-    wire_name_to_text(apex, text);
-    zone_t *z = zone_version_new(text, apex, (size_t)alen, ZONE_PAGE_SLOTS);
+    zone_t *z = zone_begin(&ld, origin, &rc);
     if (!z)
-        return -ENOMEM;
-    z->store = calloc(1, sizeof(*z->store));
+        return rc;
     ld.recs = fennec_alloc_large((count ? count : 1) * sizeof(*ld.recs));
-    if (!z->store || !ld.recs) {
+    if (!ld.recs) {
         rc = -ENOMEM;
         goto cleanup;
     }
-    atomic_init(&z->store->refs, 1);
-    ld.zone = z;
     ld.no_digest = true;
     for (size_t i = 0; i < count; i++) {
         const zone_change_t *c = &recs[i];

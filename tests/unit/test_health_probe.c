@@ -47,29 +47,6 @@
 
 /* ---- configurations built by hand --------------------------------------------------------- */
 
-__attribute__((weak)) void health_config_ref(health_config_t *c)
-{
-    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
-}
-
-__attribute__((weak)) void health_config_unref(health_config_t *c)
-{
-    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
-        return;
-    for (size_t i = 0; i < c->check_count; i++) {
-        free(c->checks[i].path);
-        free(c->checks[i].host);
-        free(c->checks[i].expect_body);
-        free(c->checks[i].ca_file);
-    }
-    for (size_t i = 0; i < c->pool_count; i++)
-        free(c->pools[i].members);
-    free(c->checks);
-    free(c->pools);
-    free(c->yaml);
-    free(c);
-}
-
 static char *xstrdup(const char *s)
 {
     char *d = strdup(s);
