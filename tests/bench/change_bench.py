@@ -67,6 +67,8 @@ import tempfile
 import threading
 import time
 
+from benchlib import BenchError, Interrupted, find_fennecd, on_signal, pct, port_free
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
@@ -117,16 +119,8 @@ ROWS = [  # figure, label, format
 SERVERS = [("fennec", "fennec"), ("knot", "Knot")]
 
 
-class BenchError(Exception):
-    """A server refused a change, did not serve it, or did not start: the run is void."""
 
 
-class Interrupted(Exception):
-    pass
-
-
-def on_signal(signum, _frame):
-    raise Interrupted(f"signal {signum}")
 
 
 def log(msg):
@@ -140,12 +134,6 @@ def log(msg):
 LOGFILE = None
 
 
-def pct(vals, f):
-    """The F quantile of VALS (nearest rank, as benchtool's latency figures), nan if empty."""
-    if not vals:
-        return float("nan")
-    s = sorted(vals)
-    return s[min(len(s) - 1, int(f * len(s)))]
 
 
 def rss_kib(pid):
@@ -775,26 +763,8 @@ def report(raw, fallback, header):
 PIN = False
 
 
-def find_fennecd():
-    for c in ("build-bench", "build-release", "build/release", "build"):
-        p = os.path.join(ROOT, c, "fennecd")
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
 
 
-def port_free(port):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        if kind == socket.SOCK_STREAM:  # connections of an earlier run in TIME_WAIT are fine
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
 
 
 def parse_args(argv):
@@ -846,7 +816,7 @@ def main(argv):
     global LOGFILE, PIN
     a = parse_args(argv)
     if "fennec" in a.servers:
-        a.fennecd = a.fennecd or find_fennecd()
+        a.fennecd = a.fennecd or find_fennecd(ROOT)
         if not a.fennecd or not os.access(a.fennecd, os.X_OK):
             sys.stderr.write("change_bench.py: no fennecd (build one: mkdir -p build/release && "
                              "cd build/release && cmake -DCMAKE_BUILD_TYPE=Release ../.. && "

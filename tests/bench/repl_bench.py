@@ -105,6 +105,8 @@ import tempfile
 import threading
 import time
 
+from benchlib import BenchError, Interrupted, find_fennecd, on_signal, pct, port_free
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
@@ -146,16 +148,8 @@ RAW = None
 FAILURES = []  # one line per failed run part
 
 
-class BenchError(Exception):
-    """A server refused a change, exited, or did not do something within its time bound."""
 
 
-class Interrupted(Exception):
-    pass
-
-
-def on_signal(signum, _frame):
-    raise Interrupted(f"signal {signum}")
 
 
 def log(msg):
@@ -166,12 +160,6 @@ def log(msg):
             f.write(line + "\n")
 
 
-def pct(vals, f):
-    """The F quantile of VALS (nearest rank), nan if empty."""
-    if not vals:
-        return float("nan")
-    s = sorted(vals)
-    return s[min(len(s) - 1, int(f * len(s)))]
 
 
 def record(fig, server, run, val):
@@ -1331,26 +1319,8 @@ def report(raw, header):
 
 # --- main -----------------------------------------------------------------------------------
 
-def find_fennecd():
-    for c in ("build-bench", "build-release", "build/release", "build"):
-        p = os.path.join(ROOT, c, "fennecd")
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
 
 
-def port_free(port):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        if kind == socket.SOCK_STREAM:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
 
 
 def parse_args(argv):
@@ -1436,7 +1406,7 @@ def guarded(what, fn):
 def main(argv):
     global LOGFILE, RAW
     a = parse_args(argv)
-    a.fennecd = a.fennecd or find_fennecd()
+    a.fennecd = a.fennecd or find_fennecd(ROOT)
     if not a.fennecd or not os.access(a.fennecd, os.X_OK):
         sys.stderr.write("repl_bench.py: no fennecd (build one: cmake -S . -B build "
                          "-DCMAKE_BUILD_TYPE=Release && cmake --build build -j2; or pass "
