@@ -339,14 +339,6 @@ static int query_parse(struct MHD_Connection *conn, request_t *req, query_walk_t
     return q->rc;
 }
 
-static enum MHD_Result send_not_available(struct MHD_Connection *conn, const char *feature,
-                                          const char *detail)
-{
-    return control_send_rc(conn, FENNEC_ENOTSUP,
-                           "%s is not available in this version of fennec%s%s%s", feature,
-                           detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
-}
-
 static bool is_loopback(const struct sockaddr *sa)
 {
     if (!sa)
@@ -469,47 +461,6 @@ static enum MHD_Result authorize(control_t *ctl, struct MHD_Connection *conn, bo
                               "TOKEN\" (fennecctl --key-file FILE)");
 }
 
-static bool ident_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
-static enum MHD_Result handle_override(struct MHD_Connection *conn, request_t *req)
-{
-    static const char *const keys[] = {"state", NULL};
-    char err[512];
-    if (!ident_ok(req->arg))
-        return control_send_rc(conn, FENNEC_EMALFORMED,
-                               "check name must be 1 to 63 letters, digits, '-', '_' or '.'");
-    json_t *root = control_load_object(req->body, req->len, err, sizeof(err));
-    if (!root)
-        return control_send_rc(conn, FENNEC_EMALFORMED, "%s", err);
-    enum MHD_Result ret;
-    const char *state;
-    if (control_check_keys(root, keys, "state", err, sizeof(err)) != 0 ||
-        !(state = control_get_string(root, "state", 8, "\"up\", \"down\" or \"clear\"", err,
-                                     sizeof(err)))) {
-        ret = control_send_rc(conn, FENNEC_EMALFORMED, "%s", err);
-    } else if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0 &&
-               strcmp(state, "clear") != 0) {
-        ret = control_send_rc(conn, FENNEC_EMALFORMED,
-                              "field \"state\" must be \"up\", \"down\" or \"clear\"");
-    } else {
-        ret = send_not_available(conn, "health checking", NULL);
-    }
-    json_decref(root);
-    return ret;
-}
-
 /* Submits CH from a libmicrohttpd thread. Those threads come and go without a hook where they
  * could unregister, so each one is an RCU reader for the call only. */
 int control_submit(const change_t *ch, change_result_t *res, char *err, size_t errlen)
@@ -545,9 +496,9 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
     case ROUTE_ZONE_CHANGES:
         return control_handle_zone_changes(ctl, conn, req);
     case ROUTE_HEALTH:
-        return send_not_available(conn, "health checking", NULL);
+        return control_handle_health(ctl, conn);
     case ROUTE_HEALTH_OVERRIDE:
-        return handle_override(conn, req);
+        return control_handle_health_override(ctl, conn, req);
     case ROUTE_NONE:
         break;
     }

@@ -2,7 +2,8 @@
  * fennec — what the files of the control endpoint share (control.c: libmicrohttpd glue, routes,
  * authorization, the error table; control_request.c: request bodies and the query string;
  * control_zones.c: zone writes; control_status.c: /v1/status, /metrics and the replication
- * views; control_nodes.c: /v1/nodes; control_page.c: the HTML status page). Private to
+ * views; control_nodes.c: /v1/nodes; control_health.c: /v1/health and overrides;
+ * control_page.c: the HTML status page). Private to
  * node/control*.c. Every function here runs on a connection's thread.
  */
 #ifndef FENNEC_CONTROL_INT_H
@@ -103,12 +104,22 @@ typedef struct control_view {
     repl_member_t *members;
     repl_history_t history;
     change_journal_stats_t journal;
+    health_report_t health;
 } control_view_t;
 
-/* Takes the statistics, the zone list and the replication state now (and the lag history when
- * HISTORY); ticks the lag history first. 0 or -ENOMEM (nothing to release then). */
-int control_view_take(control_t *ctl, control_view_t *v, bool history);
+#define CONTROL_VIEW_HISTORY 1u /* the lag history (the status page's chart) */
+#define CONTROL_VIEW_HEALTH  2u /* the health checks and pools */
+
+/* Takes the statistics, the zone list and the replication state now, and what WHAT asks for
+ * (CONTROL_VIEW_*); ticks the lag history first. 0 or -ENOMEM (nothing to release then). */
+int control_view_take(control_t *ctl, control_view_t *v, unsigned what);
 void control_view_release(control_view_t *v);
+
+/* Changes that only the primary originates (membership, health overrides): on a secondary,
+ * queues a 409 whose message says that WHAT is made on the primary and names where to send
+ * the request, and returns true; on the primary returns false. */
+bool control_refused_on_secondary(control_t *ctl, struct MHD_Connection *conn, const char *what,
+                                  enum MHD_Result *ret);
 
 /* change_submit() from a libmicrohttpd thread (an RCU reader for the call only). */
 int control_submit(const change_t *ch, change_result_t *res, char *err, size_t errlen);
@@ -129,5 +140,8 @@ enum MHD_Result control_handle_zone_records(control_t *ctl, struct MHD_Connectio
                                             request_t *req);
 enum MHD_Result control_handle_zone_changes(control_t *ctl, struct MHD_Connection *conn,
                                             request_t *req);
+enum MHD_Result control_handle_health(control_t *ctl, struct MHD_Connection *conn);
+enum MHD_Result control_handle_health_override(control_t *ctl, struct MHD_Connection *conn,
+                                               request_t *req);
 
 #endif

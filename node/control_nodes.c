@@ -15,7 +15,7 @@
 enum MHD_Result control_handle_nodes(control_t *ctl, struct MHD_Connection *conn)
 {
     control_view_t v;
-    if (control_view_take(ctl, &v, false) != 0)
+    if (control_view_take(ctl, &v, 0) != 0)
         return control_send_rc(conn, -ENOMEM, "out of memory");
     json_t *o = control_nodes_json(&v.snap);
     control_view_release(&v);
@@ -24,8 +24,8 @@ enum MHD_Result control_handle_nodes(control_t *ctl, struct MHD_Connection *conn
     return control_send_json(conn, MHD_HTTP_OK, o);
 }
 
-/* A secondary refuses membership changes; true after queuing the answer. */
-static bool refused_on_secondary(control_t *ctl, struct MHD_Connection *conn, enum MHD_Result *ret)
+bool control_refused_on_secondary(control_t *ctl, struct MHD_Connection *conn, const char *what,
+                                  enum MHD_Result *ret)
 {
     if (ctl->cfg->role == CFG_ROLE_PRIMARY)
         return false;
@@ -44,9 +44,9 @@ static bool refused_on_secondary(control_t *ctl, struct MHD_Connection *conn, en
         snprintf(where, sizeof(where), "the primary's control endpoint");
     repl_status_free(&st);
     *ret = control_send_error(conn, MHD_HTTP_CONFLICT,
-                              "node %s is a secondary: cluster membership changes are made on "
-                              "the primary; send this request to %s",
-                              ctl->cfg->node_id, where);
+                              "node %s is a secondary: %s are made on the primary; send this "
+                              "request to %s",
+                              ctl->cfg->node_id, what, where);
     return true;
 }
 
@@ -54,7 +54,7 @@ enum MHD_Result control_handle_node_add(control_t *ctl, struct MHD_Connection *c
 {
     static const char *const keys[] = {"id", "address", NULL};
     enum MHD_Result ret;
-    if (refused_on_secondary(ctl, conn, &ret))
+    if (control_refused_on_secondary(ctl, conn, "cluster membership changes", &ret))
         return ret;
     char err[1024];
     json_t *root = control_load_object(req->body, req->len, err, sizeof(err));
@@ -106,7 +106,7 @@ enum MHD_Result control_handle_node_remove(control_t *ctl, struct MHD_Connection
     if (!repl_member_id_valid(req->arg))
         return control_send_rc(conn, FENNEC_EMALFORMED,
                                "node id must be 1 to 63 letters, digits, '-', '_' or '.'");
-    if (refused_on_secondary(ctl, conn, &ret))
+    if (control_refused_on_secondary(ctl, conn, "cluster membership changes", &ret))
         return ret;
     char err[1024];
     change_result_t res;

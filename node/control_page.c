@@ -251,6 +251,112 @@ static int replication_write(FILE *f, const control_snapshot_t *snap)
     return 0;
 }
 
+/* A duration in seconds, short: "42 s", "5 min 3 s", "2 h 10 min". */
+static void age_write(FILE *f, double s)
+{
+    long long v = s > 0 ? (long long)s : 0;
+    if (v < 60)
+        fprintf(f, "%lld s", v);
+    else if (v < 3600)
+        fprintf(f, "%lld min %lld s", v / 60, v % 60);
+    else
+        fprintf(f, "%lld h %lld min", v / 3600, v % 3600 / 60);
+}
+
+/* The Checks and Pools tables, from the same JSON as GET /v1/health, so that the page and the
+ * API cannot tell two stories. A check's state cell carries its class (state-up, -down,
+ * -unknown) for the colours. */
+static int health_write(FILE *f, const control_snapshot_t *snap)
+{
+    json_t *h = control_health_json(snap->health);
+    if (!h)
+        return -ENOMEM;
+    fputs("<h2>Health checks</h2>\n", f);
+    const json_t *checks = json_object_get(h, "checks");
+    if (json_array_size(checks) == 0) {
+        fputs("<p>no health checks configured</p>\n", f);
+        json_decref(h);
+        return 0;
+    }
+    fputs("<table id=\"checks\"><tr><th>check</th><th>type</th><th>target</th><th>state</th>"
+          "<th>override</th><th>since</th><th>last result</th><th>latency</th>"
+          "<th>transitions</th></tr>\n",
+          f);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(checks, i, c)
+    {
+        const char *state = json_string_value(json_object_get(c, "state"));
+        fputs("<tr>", f);
+        cell(f, json_object_get(c, "name"), false);
+        cell(f, json_object_get(c, "type"), false);
+        cell(f, json_object_get(c, "target"), false);
+        fputs("<td class=\"state-", f);
+        control_html_escape(f, state);
+        fputs("\">", f);
+        control_html_escape(f, state);
+        fputs("</td>", f);
+        cell(f, json_object_get(c, "override"), false);
+        fputs("<td>", f);
+        age_write(f, snap->now - json_number_value(json_object_get(c, "since")));
+        fputs(" ago</td>", f);
+        cell(f, json_object_get(c, "last_result"), false);
+        const json_t *lat = json_object_get(c, "last_latency_ms");
+        if (json_is_number(lat))
+            fprintf(f, "<td>%.1f ms</td>", json_number_value(lat));
+        else
+            fputs("<td>-</td>", f);
+        cell(f, json_object_get(c, "transitions"), false);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n<h2>Pools</h2>\n", f);
+    const json_t *pools = json_object_get(h, "pools");
+    if (json_array_size(pools) == 0) {
+        fputs("<p>no pools configured</p>\n", f);
+        json_decref(h);
+        return 0;
+    }
+    fputs("<table id=\"pools\"><tr><th>pool</th><th>type</th><th>TTL now</th><th>serving</th>"
+          "<th>members</th></tr>\n",
+          f);
+    const json_t *p;
+    json_array_foreach(pools, i, p)
+    {
+        fputs("<tr>", f);
+        cell(f, json_object_get(p, "name"), false);
+        cell(f, json_object_get(p, "type"), false);
+        cell(f, json_object_get(p, "ttl_now"), false);
+        fputs("<td>", f);
+        size_t k;
+        const json_t *a;
+        json_array_foreach(json_object_get(p, "serving"), k, a)
+        {
+            if (k)
+                fputs(" ", f);
+            control_html_escape(f, json_string_value(a));
+        }
+        if (json_array_size(json_object_get(p, "serving")) == 0)
+            fputs("(nothing: NODATA)", f);
+        fputs("</td><td>", f);
+        const json_t *m;
+        json_array_foreach(json_object_get(p, "members"), k, m)
+        {
+            if (k)
+                fputs(", ", f);
+            control_html_escape(f, json_string_value(json_object_get(m, "address")));
+            fputs(" (", f);
+            control_html_escape(f, json_string_value(json_object_get(m, "check")));
+            fputs(": ", f);
+            control_html_escape(f, json_string_value(json_object_get(m, "state")));
+            fputs(")", f);
+        }
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    json_decref(h);
+    return 0;
+}
+
 int control_page_render(const control_snapshot_t *snap, char **out, size_t *len)
 {
     char *text = NULL;
@@ -265,7 +371,9 @@ int control_page_render(const control_snapshot_t *snap, char **out, size_t *len)
           f);
     control_html_escape(f, snap->node_id);
     fputs("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
-          "collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}</style>"
+          "collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
+          ".state-up{background:#dfd}.state-down{background:#fdd}.state-unknown{background:#eee}"
+          "</style>"
           "</head><body>\n<h1>fennec ",
           f);
     control_html_escape(f, snap->node_id);
@@ -287,7 +395,9 @@ int control_page_render(const control_snapshot_t *snap, char **out, size_t *len)
                 snap->zones[i].records);
     }
     fputs("</table>\n", f);
-    if (snap->repl)
+    if (snap->health)
+        rc = health_write(f, snap);
+    if (snap->repl && rc == 0)
         rc = replication_write(f, snap);
     fputs("<h2>Answers by response code</h2>\n<table>", f);
     for (unsigned r = 0; r < QUERY_RCODE_MAX; r++) {
@@ -296,7 +406,8 @@ int control_page_render(const control_snapshot_t *snap, char **out, size_t *len)
             fprintf(f, "<tr><th>%s</th><td>%llu</td></tr>", name, (unsigned long long)q->rcode[r]);
     }
     fputs("</table>\n<p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/v1/status\">"
-          "status JSON</a> &middot; <a href=\"/v1/nodes\">nodes JSON</a></p>\n</body></html>\n",
+          "status JSON</a> &middot; <a href=\"/v1/nodes\">nodes JSON</a> &middot; "
+          "<a href=\"/v1/health\">health JSON</a></p>\n</body></html>\n",
           f);
     if (fclose(f) != 0 && rc == 0)
         rc = -ENOMEM;
@@ -314,7 +425,7 @@ enum MHD_Result control_handle_page(control_t *ctl, struct MHD_Connection *conn)
     control_view_t v;
     char *text = NULL;
     size_t len = 0;
-    if (control_view_take(ctl, &v, true) != 0)
+    if (control_view_take(ctl, &v, CONTROL_VIEW_HISTORY | CONTROL_VIEW_HEALTH) != 0)
         return control_send_rc(conn, -ENOMEM, "out of memory");
     int rc = control_page_render(&v.snap, &text, &len);
     control_view_release(&v);

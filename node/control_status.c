@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int control_view_take(control_t *ctl, control_view_t *v, bool history)
+int control_view_take(control_t *ctl, control_view_t *v, unsigned what)
 {
+    bool history = what & CONTROL_VIEW_HISTORY;
     memset(v, 0, sizeof(*v));
     control_snapshot_t *snap = &v->snap;
     snap->node_id = ctl->cfg->node_id;
@@ -70,6 +71,13 @@ int control_view_take(control_t *ctl, control_view_t *v, bool history)
         change_journal_stats(&v->journal);
         snap->journal = &v->journal;
     }
+    if (what & CONTROL_VIEW_HEALTH) {
+        if (health_report_get(&v->health) != 0) {
+            control_view_release(v);
+            return -ENOMEM;
+        }
+        snap->health = &v->health;
+    }
     return 0;
 }
 
@@ -79,6 +87,7 @@ void control_view_release(control_view_t *v)
     free(v->members);
     repl_status_free(&v->repl);
     repl_history_free(&v->history);
+    health_report_free(&v->health);
     memset(v, 0, sizeof(*v));
 }
 
@@ -237,7 +246,7 @@ static json_t *queries_json(const server_stats_t *s)
 enum MHD_Result control_handle_status(control_t *ctl, struct MHD_Connection *conn)
 {
     control_view_t v;
-    if (control_view_take(ctl, &v, false) != 0)
+    if (control_view_take(ctl, &v, 0) != 0)
         return control_send_rc(conn, -ENOMEM, "out of memory");
     const control_snapshot_t *snap = &v.snap;
     json_t *zones = json_array();
@@ -262,7 +271,7 @@ enum MHD_Result control_handle_metrics(control_t *ctl, struct MHD_Connection *co
     control_view_t v;
     char *text = NULL;
     size_t len = 0;
-    if (control_view_take(ctl, &v, false) != 0)
+    if (control_view_take(ctl, &v, CONTROL_VIEW_HEALTH) != 0)
         return control_send_rc(conn, -ENOMEM, "out of memory");
     int rc = control_metrics_render(&v.snap, &text, &len);
     control_view_release(&v);

@@ -169,6 +169,62 @@ static void journal_write(FILE *f, const change_journal_stats_t *j)
                j->bytes_max);
 }
 
+/* A sample with the label check=CHECK and, when KEY is not NULL, KEY=VALUE. */
+static void check_label(FILE *f, const char *name, const char *check, const char *key,
+                        const char *value)
+{
+    fprintf(f, "%s{check=\"", name);
+    control_prom_escape(f, check);
+    if (key) {
+        fprintf(f, "\",%s=\"", key);
+        control_prom_escape(f, value);
+    }
+    fputs("\"} ", f);
+}
+
+/* The health checks of this node's prober, one sample (or a few) per check. A check that was
+ * never probed has no latency sample rather than a made-up one. */
+static void health_write(FILE *f, const health_report_t *r)
+{
+    const health_config_t *cfg = r->config;
+    size_t n = cfg ? cfg->check_count : 0;
+    family(f, "fennec_health_check_up", "gauge",
+           "1 while a health check counts as up for its pools (up, no result yet, or overridden "
+           "up), 0 while it is down or overridden down; this node's view.");
+    for (size_t i = 0; i < n; i++) {
+        check_label(f, "fennec_health_check_up", cfg->checks[i].name, NULL, NULL);
+        fprintf(f, "%d\n", health_effective(&r->states[i]).up ? 1 : 0);
+    }
+    family(f, "fennec_health_check_latency_seconds", "gauge",
+           "Duration of a health check's last probe (until its result, a failure included), "
+           "seconds.");
+    for (size_t i = 0; i < n; i++) {
+        if (r->states[i].last_latency_ms < 0)
+            continue;
+        check_label(f, "fennec_health_check_latency_seconds", cfg->checks[i].name, NULL, NULL);
+        fprintf(f, "%.6f\n", r->states[i].last_latency_ms / 1e3);
+    }
+    family(f, "fennec_health_transitions_total", "counter",
+           "State changes of a health check's state machine, by the state it went to.");
+    for (size_t i = 0; i < n; i++) {
+        check_label(f, "fennec_health_transitions_total", cfg->checks[i].name, "to", "up");
+        fprintf(f, "%llu\n", (unsigned long long)r->counts[i].to_up);
+        check_label(f, "fennec_health_transitions_total", cfg->checks[i].name, "to", "down");
+        fprintf(f, "%llu\n", (unsigned long long)r->counts[i].to_down);
+    }
+    family(f, "fennec_health_probes_total", "counter",
+           "Probes of a health check by result: ok, fail (an answer or error that fails the "
+           "check), timeout.");
+    static const char *const results[] = {"ok", "fail", "timeout"};
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t v[] = {r->counts[i].ok, r->counts[i].fail, r->counts[i].timeout};
+        for (size_t k = 0; k < 3; k++) {
+            check_label(f, "fennec_health_probes_total", cfg->checks[i].name, "result", results[k]);
+            fprintf(f, "%llu\n", (unsigned long long)v[k]);
+        }
+    }
+}
+
 int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *len)
 {
     char *buf = NULL;
@@ -340,6 +396,8 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
         replication_write(f, snap);
     if (snap->journal)
         journal_write(f, snap->journal);
+    if (snap->health)
+        health_write(f, snap->health);
 
     if (fclose(f) != 0) {
         free(buf);

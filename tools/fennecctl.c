@@ -33,7 +33,8 @@ typedef struct opts {
     const char *key_file;
     bool json;
     bool watch;
-    bool wait; /* writes: ?wait=all */
+    bool wait;      /* writes: ?wait=all */
+    bool all_nodes; /* health: ask every member */
     double interval;
     long timeout;
     char token[CONTROL_TOKEN_LEN + 1];
@@ -91,6 +92,31 @@ static void answer_free(answer_t *a)
     memset(a, 0, sizeof(*a));
 }
 
+/* The options every request shares: URL, timeouts, where the answer goes (A) and the headers
+ * (the token when there is one), which the caller frees with curl_slist_free_all(). */
+static struct curl_slist *easy_common(CURL *c, const opts_t *o, const char *url, long timeout,
+                                      char *errbuf, answer_t *a)
+{
+    char auth[CONTROL_TOKEN_LEN + 32];
+    struct curl_slist *headers = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->timeout < 5 ? o->timeout : 5L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "fennecctl/" FENNEC_VERSION);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (o->has_token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+        headers = curl_slist_append(headers, auth);
+        memset(auth, 0, sizeof(auth));
+    }
+    return headers;
+}
+
 /* Performs one request; returns 0 when an HTTP answer arrived (any status), else prints why
  * and returns -1. PATH must already be escaped. */
 static int http_call(const opts_t *o, const char *method, const char *path, const char *body,
@@ -98,9 +124,7 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
 {
     int rc = -1;
     char url[4096];
-    char auth[CONTROL_TOKEN_LEN + 32];
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *headers = NULL;
     memset(a, 0, sizeof(*a));
     size_t ul = strlen(o->url);
     while (ul > 0 && o->url[ul - 1] == '/')
@@ -117,21 +141,9 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
         fprintf(stderr, "fennecctl: cannot initialise libcurl\n");
         return -1;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     /* A waiting write may take the server's whole wait before it answers. */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout + (wait ? CONTROL_WAIT_DEFAULT_MS / 1000 : 0));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->timeout < 5 ? o->timeout : 5L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "fennecctl/" FENNEC_VERSION);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    headers = curl_slist_append(headers, "Accept: application/json");
-    if (o->has_token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
-        headers = curl_slist_append(headers, auth);
-    }
+    struct curl_slist *headers =
+        easy_common(c, o, url, o->timeout + (wait ? CONTROL_WAIT_DEFAULT_MS / 1000 : 0), errbuf, a);
     if (strcmp(method, "POST") == 0) {
         headers = curl_slist_append(headers, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -156,12 +168,79 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
         a->json = json_loadb(a->body, a->len, 0, NULL);
     rc = 0;
 cleanup:
-    memset(auth, 0, sizeof(auth));
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
     if (rc != 0)
         answer_free(a);
     return rc;
+}
+
+/* GET of every URLS[i] at once (one curl multi handle): a node that is slow or gone costs
+ * the timeout once, not once per node. ANSWERS[i] gets what came back; ERRS[i] stays empty
+ * when an HTTP answer arrived, else says why none did. */
+static void http_get_many(const opts_t *o, char **urls, size_t n, answer_t *answers,
+                          char (*errs)[CURL_ERROR_SIZE])
+{
+    CURLM *m = curl_multi_init();
+    CURL **easy = calloc(n ? n : 1, sizeof(*easy));
+    struct curl_slist **headers = calloc(n ? n : 1, sizeof(*headers));
+    if (!m || !easy || !headers) {
+        for (size_t i = 0; i < n; i++)
+            snprintf(errs[i], CURL_ERROR_SIZE, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memset(&answers[i], 0, sizeof(answers[i]));
+        errs[i][0] = '\0';
+        if (!(easy[i] = curl_easy_init())) {
+            snprintf(errs[i], CURL_ERROR_SIZE, "cannot initialise libcurl");
+            continue;
+        }
+        headers[i] = easy_common(easy[i], o, urls[i], o->timeout, errs[i], &answers[i]);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, headers[i]);
+        curl_easy_setopt(easy[i], CURLOPT_PRIVATE, (void *)(uintptr_t)i);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    while (running) {
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        int left;
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read(m, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            void *priv = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+            size_t i = (uintptr_t)priv;
+            answer_t *a = &answers[i];
+            if (msg->data.result != CURLE_OK) {
+                if (!errs[i][0])
+                    snprintf(errs[i], CURL_ERROR_SIZE, "%s",
+                             a->overflow ? "the answer is too large"
+                                         : curl_easy_strerror(msg->data.result));
+                continue;
+            }
+            errs[i][0] = '\0'; /* curl may leave text there on success */
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &a->status);
+            if (a->body)
+                a->json = json_loadb(a->body, a->len, 0, NULL);
+        }
+        if (running && curl_multi_poll(m, NULL, 0, 1000, NULL) != CURLM_OK)
+            break;
+    }
+cleanup:
+    for (size_t i = 0; easy && i < n; i++) {
+        if (easy[i]) {
+            curl_multi_remove_handle(m, easy[i]);
+            curl_easy_cleanup(easy[i]);
+        }
+        curl_slist_free_all(headers[i]);
+    }
+    free(easy);
+    free(headers);
+    if (m)
+        curl_multi_cleanup(m);
 }
 
 static char *escape(const char *s)
@@ -311,7 +390,6 @@ static void format_duration(json_int_t s, char *out, size_t len)
 }
 
 /* A table: a header row and rows of cells, printed with aligned columns. */
-#define TABLE_MAX_COLS 8
 typedef struct table {
     int cols;
     size_t rows;
@@ -333,7 +411,11 @@ static void table_add(table_t *t, const char *const *cells)
 
 static void table_print(table_t *t)
 {
-    size_t width[TABLE_MAX_COLS] = {0};
+    size_t *width = calloc((size_t)t->cols, sizeof(*width));
+    if (!width) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        exit(EXIT_FAIL);
+    }
     for (size_t r = 0; r < t->rows; r++)
         for (int c = 0; c < t->cols; c++) {
             const char *s = t->cells[r * (size_t)t->cols + (size_t)c];
@@ -352,6 +434,7 @@ static void table_print(table_t *t)
     }
     for (size_t i = 0; i < t->rows * (size_t)t->cols; i++)
         free(t->cells[i]);
+    free(width);
     free(t->cells);
     t->cells = NULL;
     t->rows = 0;
@@ -862,26 +945,323 @@ static int do_record_delete(opts_t *o, const verb_t *v, char **args, int nargs)
     return do_record(o, v, args, nargs, "delete");
 }
 
+/* ---- health ------------------------------------------------------------------------------ */
+
+/* How long ago the wall time SINCE of a check was, by this host's clock ("-" when unknown). */
+static void cell_since(const json_t *c, char *out, size_t len)
+{
+    const json_t *v = json_object_get(c, "since");
+    if (!json_is_number(v)) {
+        snprintf(out, len, "-");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double ago = (double)ts.tv_sec + ts.tv_nsec / 1e9 - json_number_value(v);
+    char d[48];
+    format_duration((json_int_t)(ago > 0 ? ago : 0), d, sizeof(d));
+    snprintf(out, len, "%s ago", d);
+}
+
+/* A check's state, with its override when it has one: "down (override up)". */
+static void cell_state(const json_t *c, char *out, size_t len)
+{
+    const char *ovr = json_string_value(json_object_get(c, "override"));
+    if (ovr)
+        snprintf(out, len, "%s (override %s)", jstr(c, "state"), ovr);
+    else
+        snprintf(out, len, "%s", jstr(c, "state"));
+}
+
+/* Addresses of a JSON array, separated by spaces; "(none: NODATA)" for an empty one. */
+static void cell_serving(const json_t *pool, char *out, size_t len)
+{
+    const json_t *arr = json_object_get(pool, "serving");
+    size_t used = 0, i;
+    const json_t *a;
+    out[0] = '\0';
+    json_array_foreach(arr, i, a)
+    {
+        int n = snprintf(out + used, len - used, "%s%s", i ? " " : "",
+                         json_string_value(a) ? json_string_value(a) : "?");
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+    if (json_array_size(arr) == 0)
+        snprintf(out, len, "(none: NODATA)");
+}
+
+static void print_health(const json_t *j)
+{
+    const json_t *checks = json_object_get(j, "checks");
+    if (json_array_size(checks) == 0) {
+        printf("no health checks configured\n");
+        return;
+    }
+    table_t t = {.cols = 9};
+    table_add(&t, (const char *const[]){"CHECK", "TYPE", "TARGET", "STATE", "SINCE", "LAST_RESULT",
+                                        "LATENCY", "OVERRIDE", "TRANSITIONS"});
+    size_t i;
+    const json_t *c;
+    json_array_foreach(checks, i, c)
+    {
+        char since[64], latency[32], transitions[32];
+        cell_since(c, since, sizeof(since));
+        const json_t *lat = json_object_get(c, "last_latency_ms");
+        if (json_is_number(lat))
+            snprintf(latency, sizeof(latency), "%.1f ms", json_number_value(lat));
+        else
+            snprintf(latency, sizeof(latency), "-");
+        snprintf(transitions, sizeof(transitions), "%lld", (long long)jint(c, "transitions"));
+        table_add(&t, (const char *const[]){jstr(c, "name"), jstr(c, "type"), jstr(c, "target"),
+                                            jstr(c, "state"), since, jstr(c, "last_result"),
+                                            latency, jstr(c, "override"), transitions});
+    }
+    table_print(&t);
+    const json_t *pools = json_object_get(j, "pools");
+    if (json_array_size(pools) == 0)
+        return;
+    printf("\n");
+    t = (table_t){.cols = 5};
+    table_add(&t, (const char *const[]){"POOL", "TYPE", "TTL", "SERVING", "MEMBERS"});
+    const json_t *p;
+    json_array_foreach(pools, i, p)
+    {
+        char ttl[32], serving[2048], members[4096];
+        snprintf(ttl, sizeof(ttl), "%lld", (long long)jint(p, "ttl_now"));
+        cell_serving(p, serving, sizeof(serving));
+        size_t used = 0, k;
+        const json_t *m;
+        members[0] = '\0';
+        json_array_foreach(json_object_get(p, "members"), k, m)
+        {
+            int n = snprintf(members + used, sizeof(members) - used, "%s%s (%s %s)", k ? ", " : "",
+                             jstr(m, "address"), jstr(m, "check"), jstr(m, "state"));
+            if (n < 0 || (size_t)n >= sizeof(members) - used)
+                break;
+            used += (size_t)n;
+        }
+        table_add(&t,
+                  (const char *const[]){jstr(p, "name"), jstr(p, "type"), ttl, serving, members});
+    }
+    table_print(&t);
+}
+
+/* The object named NAME in the array KEY of J, or NULL. */
+static const json_t *find_named(const json_t *j, const char *key, const char *name)
+{
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(j, key), i, e)
+    {
+        const char *n = json_string_value(json_object_get(e, "name"));
+        if (n && strcmp(n, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Adds to NAMES (an array of strings) the names of the array KEY of J it lacks, in order. */
+static void names_union(json_t *names, const json_t *j, const char *key)
+{
+    size_t i, k;
+    const json_t *e, *have;
+    json_array_foreach(json_object_get(j, key), i, e)
+    {
+        const char *n = json_string_value(json_object_get(e, "name"));
+        bool seen = false;
+        json_array_foreach(names, k, have)
+        {
+            seen |= n && strcmp(json_string_value(have), n) == 0;
+        }
+        if (n && !seen)
+            json_array_append_new(names, json_string(n));
+    }
+}
+
+/*
+ * health --all-nodes: every member's own view. Each node probes on its own, so a failure that
+ * one node sees and the others do not (a cut path, a firewall) shows as one column apart,
+ * while a server that is really down shows on every column. The node list comes from the node
+ * asked (GET /v1/nodes: its own row, then the member list); every node is asked at once.
+ */
+static int do_health_all(opts_t *o, const verb_t *v)
+{
+    answer_t list;
+    if (http_call(o, "GET", "/v1/nodes", NULL, &list) != 0)
+        return EXIT_FAIL;
+    int ex = answer_check(o, v, &list);
+    if (ex != EXIT_OK) {
+        answer_free(&list);
+        return ex;
+    }
+    const json_t *rows = json_object_get(list.json, "nodes");
+    size_t n = json_array_size(rows);
+    char **urls = calloc(n ? n : 1, sizeof(*urls));
+    answer_t *answers = calloc(n ? n : 1, sizeof(*answers));
+    char(*errs)[CURL_ERROR_SIZE] = calloc(n ? n : 1, sizeof(*errs));
+    json_t *out = json_array(), *names = json_array(), *pnames = json_array();
+    if (!urls || !answers || !errs || !out || !names || !pnames) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        exit(EXIT_FAIL);
+    }
+    /* The node asked is reached as the user reached it; the others at their control endpoint,
+     * with the same scheme. */
+    size_t ul = strlen(o->url);
+    while (ul > 0 && o->url[ul - 1] == '/')
+        ul--;
+    const char *sep = strstr(o->url, "://");
+    int schemelen = sep ? (int)(sep - o->url) : 4;
+    const char *scheme = sep ? o->url : "http";
+    bool primary_seen = false, asked_secondary = false;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *r = json_array_get(rows, i);
+        bool self = json_is_true(json_object_get(r, "self"));
+        const char *role = json_string_value(json_object_get(r, "role"));
+        primary_seen |= role && strcmp(role, "primary") == 0;
+        asked_secondary |= self && role && strcmp(role, "secondary") == 0;
+        size_t cap = ul + strlen(jstr(r, "address")) + 32;
+        if (!(urls[i] = malloc(cap))) {
+            fprintf(stderr, "fennecctl: out of memory\n");
+            exit(EXIT_FAIL);
+        }
+        if (self)
+            snprintf(urls[i], cap, "%.*s/v1/health", (int)ul, o->url);
+        else
+            snprintf(urls[i], cap, "%.*s://%s/v1/health", schemelen, scheme, jstr(r, "address"));
+    }
+    http_get_many(o, urls, n, answers, errs);
+
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *r = json_array_get(rows, i);
+        answer_t *a = &answers[i];
+        bool ok = !errs[i][0] && a->status == 200 && json_is_object(a->json) &&
+                  json_is_array(json_object_get(a->json, "checks"));
+        if (!ok && !errs[i][0]) {
+            const char *msg = a->json ? json_string_value(json_object_get(a->json, "error")) : NULL;
+            if (a->status)
+                snprintf(errs[i], CURL_ERROR_SIZE, "HTTP %ld%s%s", a->status, msg ? ": " : "",
+                         msg ? msg : "");
+            else
+                snprintf(errs[i], CURL_ERROR_SIZE, "no answer");
+        }
+        if (ok) {
+            names_union(names, a->json, "checks");
+            names_union(pnames, a->json, "pools");
+        } else {
+            missing++;
+        }
+        json_array_append_new(out, json_pack("{s:s, s:s, s:b, s:O?, s:s?}", "id", jstr(r, "id"),
+                                             "address", jstr(r, "address"), "self",
+                                             json_is_true(json_object_get(r, "self")), "health",
+                                             ok ? a->json : NULL, "error", ok ? NULL : errs[i]));
+    }
+
+    if (o->json) {
+        json_t *o_all = json_pack("{s:o}", "nodes", out);
+        out = NULL;
+        print_json(o_all);
+        json_decref(o_all);
+    } else if (json_array_size(names) == 0 && missing < n) {
+        printf("no health checks configured\n");
+    } else {
+        table_t t = {.cols = 1 + (int)n};
+        const char **cells = calloc(n + 1, sizeof(*cells));
+        char(*text)[128] = calloc(n + 1, sizeof(*text));
+        if (!cells || !text) {
+            fprintf(stderr, "fennecctl: out of memory\n");
+            exit(EXIT_FAIL);
+        }
+        cells[0] = "CHECK";
+        for (size_t i = 0; i < n; i++)
+            cells[i + 1] = jstr(json_array_get(rows, i), "id");
+        table_add(&t, cells);
+        for (int pass = 0; pass < 2; pass++) {
+            json_t *list_names = pass == 0 ? names : pnames;
+            if (pass == 1) {
+                if (json_array_size(pnames) == 0)
+                    break;
+                table_print(&t);
+                printf("\n");
+                t = (table_t){.cols = 1 + (int)n};
+                cells[0] = "POOL (serving)";
+                for (size_t i = 0; i < n; i++)
+                    cells[i + 1] = jstr(json_array_get(rows, i), "id");
+                table_add(&t, cells);
+            }
+            size_t k;
+            const json_t *name;
+            json_array_foreach(list_names, k, name)
+            {
+                cells[0] = json_string_value(name);
+                for (size_t i = 0; i < n; i++) {
+                    const answer_t *a = &answers[i];
+                    const json_t *e = NULL;
+                    if (errs[i][0]) {
+                        cells[i + 1] = "no answer";
+                        continue;
+                    }
+                    e = find_named(a->json, pass == 0 ? "checks" : "pools", cells[0]);
+                    if (!e) {
+                        cells[i + 1] = "-";
+                        continue;
+                    }
+                    if (pass == 0) {
+                        cell_state(e, text[i + 1], sizeof(text[i + 1]));
+                    } else {
+                        char serving[96];
+                        cell_serving(e, serving, sizeof(serving));
+                        snprintf(text[i + 1], sizeof(text[i + 1]), "%s ttl %lld", serving,
+                                 (long long)jint(e, "ttl_now"));
+                    }
+                    cells[i + 1] = text[i + 1];
+                }
+                table_add(&t, cells);
+            }
+        }
+        table_print(&t);
+        free(cells);
+        free(text);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (errs[i][0])
+            fprintf(stderr, "fennecctl: %s --all-nodes: node %s at %s did not answer: %s\n",
+                    v->name, jstr(json_array_get(rows, i), "id"),
+                    jstr(json_array_get(rows, i), "address"), errs[i]);
+    if (asked_secondary && !primary_seen)
+        fprintf(stderr,
+                "fennecctl: %s --all-nodes: the node asked is a secondary that does not know "
+                "the primary's control endpoint, so the primary is not in the table: ask the "
+                "primary, or register the primary as a member (node add)\n",
+                v->name);
+    for (size_t i = 0; i < n; i++) {
+        free(urls[i]);
+        answer_free(&answers[i]);
+    }
+    free(urls);
+    free(answers);
+    free(errs);
+    json_decref(out);
+    json_decref(names);
+    json_decref(pnames);
+    answer_free(&list);
+    return missing ? EXIT_FAIL : EXIT_OK;
+}
+
 static int do_health(opts_t *o, const verb_t *v, char **args, int nargs)
 {
     (void)args;
     (void)nargs;
+    if (o->all_nodes)
+        return do_health_all(o, v);
     answer_t a;
     int ex = request(o, v, "GET", "/v1/health", NULL, &a);
     if (ex != EXIT_OK)
         return ex;
-    if (!o->json) {
-        table_t t = {.cols = 4};
-        table_add(&t, (const char *const[]){"CHECK", "STATE", "OVERRIDE", "LAST_CHANGE"});
-        size_t i;
-        const json_t *c;
-        json_array_foreach(json_object_get(a.json, "checks"), i, c)
-        {
-            table_add(&t, (const char *const[]){jstr(c, "name"), jstr(c, "state"),
-                                                jstr(c, "override"), jstr(c, "last_change")});
-        }
-        table_print(&t);
-    }
+    if (!o->json)
+        print_health(a.json);
     answer_free(&a);
     return EXIT_OK;
 }
@@ -904,8 +1284,9 @@ static int do_health_override(opts_t *o, const verb_t *v, char **args, int nargs
     int ex = request(o, v, "POST", path, json_pack("{s:s}", "state", state), &a);
     if (ex == EXIT_OK) {
         if (!o->json)
-            printf("check %s: override %s\n", args[0],
-                   strcmp(state, "clear") == 0 ? "cleared" : state);
+            printf("check %s: override %s; index %lld\n", args[0],
+                   strcmp(state, "clear") == 0 ? "cleared" : state,
+                   (long long)jint(a.json, "index"));
         answer_free(&a);
     }
     return ex;
@@ -962,11 +1343,20 @@ static const verb_t g_verbs[] = {
      "Deletes the record NAME TYPE RDATA from ZONE (arguments as for record add; the TTL is not "
      "compared). Exits 1 when there is no such record (404). Needs the cluster key.",
      do_record_delete, true},
-    {"health", 0, 0, "health", "Shows every health check's state and override.", do_health, false},
+    {"health", 0, 0, "health [--all-nodes]",
+     "Shows this node's health checks (type, target, state, since when, last result and its "
+     "latency, override, transitions) and pools (TTL and what each serves now). Every node "
+     "probes on its own: --all-nodes asks every member (from GET /v1/nodes) at once and "
+     "prints a check x node table of states, then what each pool serves on each node, so one "
+     "node's view apart from the others shows at once; a node that does not answer shows as "
+     "\"no answer\" and makes the exit code 1.",
+     do_health, false},
     {"health override", 2, 2, "health override CHECK up|down|clear",
-     "Forces CHECK up or down regardless of its probes, or clears the override. Needs the "
-     "cluster key.",
-     do_health_override, false},
+     "Forces CHECK up or down on every node regardless of its probes, or clears the override "
+     "(the probes decide again). The override goes through the log like any change: send it "
+     "to the primary (a secondary refuses it with 409). Needs the cluster key; --wait waits "
+     "until every connected node has it.",
+     do_health_override, true},
     {"lag", 0, 0, "lag [--watch] [--interval SECONDS]",
      "Shows every node's replication lag (state, entries and seconds behind the primary, "
      "seconds since last contact: a stalled node is never shown as caught up); with "
@@ -989,9 +1379,11 @@ static void usage(FILE *f)
             "$FENNEC_KEY_FILE)\n"
             "  --json             print the server's JSON instead of tables\n"
             "  --timeout SECONDS  give up on the server after this long (default 10)\n"
-            "  --wait             on record add|delete, zone apply|reload, node add|remove:\n"
+            "  --wait             on record add|delete, zone apply|reload, node add|remove,\n"
+            "                     health override:\n"
             "                     answer once every connected node has applied the change\n"
             "                     (at most 10 s more; exit 3 when one has not)\n"
+            "  --all-nodes        on health: ask every node of the cluster\n"
             "  -h, --help         this help; COMMAND --help explains one command\n"
             "  -V, --version      print the version\n"
             "\nexit codes: 0 done, 1 failed (refused, unreachable, or not available in this "
@@ -1094,6 +1486,8 @@ int main(int argc, char **argv)
             o.watch = true;
         } else if (strcmp(a, "--wait") == 0) {
             o.wait = true;
+        } else if (strcmp(a, "--all-nodes") == 0) {
+            o.all_nodes = true;
         } else if ((r = option_value(argc, argv, &i, "-s", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--server", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--key-file", &o.key_file)) != 0 ||
@@ -1143,8 +1537,12 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (o.wait && !v->waits) {
-        fprintf(stderr, "fennecctl: --wait only applies to record add|delete, zone apply|reload "
-                        "and node add|remove\n");
+        fprintf(stderr, "fennecctl: --wait only applies to record add|delete, zone apply|reload, "
+                        "node add|remove and health override\n");
+        goto cleanup;
+    }
+    if (o.all_nodes && strcmp(v->name, "health") != 0) {
+        fprintf(stderr, "fennecctl: --all-nodes only applies to health\n");
         goto cleanup;
     }
     if (interval) {

@@ -175,6 +175,9 @@ typedef struct control_snapshot {
     size_t member_count;
     const repl_history_t *history;         /* lag history (repl_history_get()); NULL: no chart */
     const change_journal_stats_t *journal; /* the journal's commits; NULL: no journal */
+    /* Health checks and pools (health_report_get() at NOW), borrowed; NULL leaves health out
+     * of every rendering. A report without a configuration means no checks. */
+    const health_report_t *health;
 } control_snapshot_t;
 
 /* Writes VALUE escaped for a Prometheus label value (\\, \" and \n) to F. */
@@ -210,6 +213,24 @@ json_t *control_repl_json(const control_snapshot_t *snap);
  */
 json_t *control_nodes_json(const control_snapshot_t *snap);
 
+/* ---- health (pure: everything comes from the report) ---- */
+
+/*
+ * The body of GET /v1/health for R (NULL or without a configuration: no checks, no pools):
+ * {"checks": [CHECK, ...], "pools": [POOL, ...]} in configuration order, with
+ * CHECK = {name, type ("http" | "https" | "tcp"), target, state ("up" | "down" | "unknown":
+ * the state machine's, overrides aside), since (wall seconds), last_result (null before the
+ * first probe), last_latency_ms (null before the first probe), override ("up" | "down" |
+ * null), transitions} and POOL = {name, type ("A" | "AAAA"), ttl_now, serving: [addresses],
+ * members: [{address, check, state}]}, where a member's state is its check as the pool takes
+ * it: the override when there is one, else the check's state. Returns a new reference or NULL
+ * (out of memory).
+ */
+json_t *control_health_json(const health_report_t *r);
+
+/* The name of a check's state as the API writes it ("up", "down", "unknown"). */
+const char *control_health_state_name(health_status_t s);
+
 /* ---- status page ---- */
 
 /* Writes S to F with <, >, &, " and ' escaped for HTML text and attribute values. */
@@ -229,8 +250,9 @@ void control_html_escape(FILE *f, const char *s);
  */
 void control_lag_chart_write(FILE *f, const repl_history_t *h, double now);
 
-/* The HTML status page for SNAP (node, zones, answers, replication table and lag chart) in a
- * new NUL-terminated buffer *OUT (free()) of *LEN bytes. Returns 0 or -ENOMEM. */
+/* The HTML status page for SNAP (node, zones, answers, health checks and pools, replication
+ * table and lag chart) in a new NUL-terminated buffer *OUT (free()) of *LEN bytes. Returns 0
+ * or -ENOMEM. */
 int control_page_render(const control_snapshot_t *snap, char **out, size_t *len);
 
 /* ---- ?wait=all on writes ---- */

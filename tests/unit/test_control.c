@@ -1,6 +1,7 @@
 /* Unit tests of the control plane's pure parts: token derivation, Bearer parsing and
  * comparison, record request validation, the Prometheus text, the replication views
- * (status object, node rows), the ?wait=all query and the status page with its lag chart. */
+ * (status object, node rows), the ?wait=all query, the health view (GET /v1/health, its
+ * metrics and its tables on the page) and the status page with its lag chart. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include "fennec/common.h"
 #include "fennec/control.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1132,6 +1134,270 @@ static void test_page_render(void **state)
     free(page);
 }
 
+/* ---- health ------------------------------------------------------------------------------- */
+
+/* A report as health_report_get() gives it, built by hand: web1 (http) down after timeouts,
+ * web2 (https) up but overridden down, web3 (tcp, never probed yet) unknown; pool
+ * we<ird>.example.com (A, failover) has every member down and serves both (serve_all) at the
+ * degraded TTL, v6.example.com (AAAA) serves web3's address. */
+typedef struct health_fixture {
+    health_config_t cfg;
+    health_check_def_t checks[3];
+    health_pool_def_t pools[2];
+    health_member_def_t m4[2], m6[1];
+    health_check_state_t states[3];
+    health_probe_counts_t counts[3];
+    uint32_t ttl[2];
+    size_t serving_count[2];
+    uint8_t serving[2][HEALTH_MAX_MEMBERS][16];
+    health_report_t r;
+} health_fixture_t;
+
+static void health_fixture(health_fixture_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    static const char *const names[3] = {"web1", "web2", "web3"};
+    static const char *const targets[3] = {"192.0.2.10", "192.0.2.11", "2001:db8::1"};
+    static const health_kind_t kinds[3] = {HEALTH_HTTP, HEALTH_HTTPS, HEALTH_TCP};
+    for (int i = 0; i < 3; i++) {
+        snprintf(h->checks[i].name, sizeof(h->checks[i].name), "%s", names[i]);
+        snprintf(h->checks[i].target, sizeof(h->checks[i].target), "%s", targets[i]);
+        h->checks[i].kind = kinds[i];
+        h->states[i].last_latency_ms = -1;
+        h->states[i].since = 1700000000.0 + i;
+    }
+    h->states[0] = (health_check_state_t){.status = HEALTH_DOWN,
+                                          .since = 1700000040.0,
+                                          .last_result = "timeout",
+                                          .last_latency_ms = 800.5,
+                                          .transitions = 3,
+                                          .failures = 4};
+    h->counts[0] =
+        (health_probe_counts_t){.ok = 10, .fail = 2, .timeout = 3, .to_up = 1, .to_down = 2};
+    h->states[1] = (health_check_state_t){.status = HEALTH_UP,
+                                          .override = HEALTH_OVERRIDE_DOWN,
+                                          .since = 1700000050.0,
+                                          .last_ok = true,
+                                          .last_result = "200",
+                                          .last_latency_ms = 12.25,
+                                          .transitions = 1};
+    h->counts[1] = (health_probe_counts_t){.ok = 7, .to_up = 1};
+
+    inet_pton(AF_INET, "192.0.2.10", h->m4[0].addr);
+    inet_pton(AF_INET, "192.0.2.11", h->m4[1].addr);
+    h->m4[0].check = 0;
+    h->m4[1].check = 1;
+    inet_pton(AF_INET6, "2001:db8::1", h->m6[0].addr);
+    h->m6[0].check = 2;
+    snprintf(h->pools[0].name, sizeof(h->pools[0].name), "we<ird>.example.com");
+    h->pools[0].type = 1;
+    h->pools[0].members = h->m4;
+    h->pools[0].member_count = 2;
+    snprintf(h->pools[1].name, sizeof(h->pools[1].name), "v6.example.com");
+    h->pools[1].type = 28;
+    h->pools[1].members = h->m6;
+    h->pools[1].member_count = 1;
+    h->ttl[0] = 10;
+    h->ttl[1] = 300;
+    h->serving_count[0] = 2;
+    memcpy(h->serving[0][0], h->m4[0].addr, 4);
+    memcpy(h->serving[0][1], h->m4[1].addr, 4);
+    h->serving_count[1] = 1;
+    memcpy(h->serving[1][0], h->m6[0].addr, 16);
+
+    h->cfg.checks = h->checks;
+    h->cfg.check_count = 3;
+    h->cfg.pools = h->pools;
+    h->cfg.pool_count = 2;
+    h->r = (health_report_t){.config = &h->cfg,
+                             .states = h->states,
+                             .counts = h->counts,
+                             .pool_ttl = h->ttl,
+                             .pool_serving_count = h->serving_count,
+                             .pool_serving = h->serving};
+}
+
+static void test_health_json(void **state)
+{
+    (void)state;
+    health_fixture_t *h = malloc(sizeof(*h));
+    assert_non_null(h);
+    health_fixture(h);
+    json_t *j = control_health_json(&h->r);
+    assert_non_null(j);
+    json_t *checks = json_object_get(j, "checks");
+    assert_int_equal(json_array_size(checks), 3);
+    json_t *c = json_array_get(checks, 0);
+    assert_int_equal(json_object_size(c), 9); /* exactly DESIGN's keys */
+    assert_string_equal(json_string_value(json_object_get(c, "name")), "web1");
+    assert_string_equal(json_string_value(json_object_get(c, "type")), "http");
+    assert_string_equal(json_string_value(json_object_get(c, "target")), "192.0.2.10");
+    assert_string_equal(json_string_value(json_object_get(c, "state")), "down");
+    assert_true(json_real_value(json_object_get(c, "since")) == 1700000040.0);
+    assert_string_equal(json_string_value(json_object_get(c, "last_result")), "timeout");
+    assert_true(json_real_value(json_object_get(c, "last_latency_ms")) == 800.5);
+    assert_true(json_is_null(json_object_get(c, "override")));
+    assert_int_equal(json_integer_value(json_object_get(c, "transitions")), 3);
+    /* An override is shown apart: the state stays the machine's. */
+    c = json_array_get(checks, 1);
+    assert_string_equal(json_string_value(json_object_get(c, "type")), "https");
+    assert_string_equal(json_string_value(json_object_get(c, "state")), "up");
+    assert_string_equal(json_string_value(json_object_get(c, "override")), "down");
+    /* Never probed: unknown, and no result or latency rather than made-up ones. */
+    c = json_array_get(checks, 2);
+    assert_string_equal(json_string_value(json_object_get(c, "type")), "tcp");
+    assert_string_equal(json_string_value(json_object_get(c, "state")), "unknown");
+    assert_true(json_is_null(json_object_get(c, "last_result")));
+    assert_true(json_is_null(json_object_get(c, "last_latency_ms")));
+
+    json_t *pools = json_object_get(j, "pools");
+    assert_int_equal(json_array_size(pools), 2);
+    json_t *p = json_array_get(pools, 0);
+    assert_int_equal(json_object_size(p), 5);
+    assert_string_equal(json_string_value(json_object_get(p, "name")), "we<ird>.example.com");
+    assert_string_equal(json_string_value(json_object_get(p, "type")), "A");
+    assert_int_equal(json_integer_value(json_object_get(p, "ttl_now")), 10);
+    json_t *serving = json_object_get(p, "serving");
+    assert_int_equal(json_array_size(serving), 2);
+    assert_string_equal(json_string_value(json_array_get(serving, 0)), "192.0.2.10");
+    assert_string_equal(json_string_value(json_array_get(serving, 1)), "192.0.2.11");
+    json_t *m = json_array_get(json_object_get(p, "members"), 1);
+    assert_string_equal(json_string_value(json_object_get(m, "address")), "192.0.2.11");
+    assert_string_equal(json_string_value(json_object_get(m, "check")), "web2");
+    assert_string_equal(json_string_value(json_object_get(m, "state")), "down"); /* override */
+    p = json_array_get(pools, 1);
+    assert_string_equal(json_string_value(json_object_get(p, "type")), "AAAA");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(p, "serving"), 0)),
+                        "2001:db8::1");
+    m = json_array_get(json_object_get(p, "members"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "state")), "unknown");
+    json_decref(j);
+
+    /* No health section (or no report at all): empty lists, not an error. */
+    health_report_t none = {0};
+    j = control_health_json(&none);
+    assert_int_equal(json_array_size(json_object_get(j, "checks")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "pools")), 0);
+    json_decref(j);
+    j = control_health_json(NULL);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "checks")), 0);
+    json_decref(j);
+    free(h);
+}
+
+static void test_metrics_render_health(void **state)
+{
+    (void)state;
+    health_fixture_t *h = malloc(sizeof(*h));
+    assert_non_null(h);
+    health_fixture(h);
+    control_snapshot_t snap = {
+        .node_id = "ns1", .role = "primary", .version = "1", .health = &h->r};
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    static const char *const want[] = {
+        "# TYPE fennec_health_check_up gauge\n",
+        "fennec_health_check_up{check=\"web1\"} 0\n",
+        "fennec_health_check_up{check=\"web2\"} 0\n", /* up, overridden down */
+        "fennec_health_check_up{check=\"web3\"} 1\n", /* unknown is served */
+        "# TYPE fennec_health_check_latency_seconds gauge\n",
+        "fennec_health_check_latency_seconds{check=\"web1\"} 0.800500\n",
+        "fennec_health_check_latency_seconds{check=\"web2\"} 0.012250\n",
+        "# TYPE fennec_health_transitions_total counter\n",
+        "fennec_health_transitions_total{check=\"web1\",to=\"up\"} 1\n",
+        "fennec_health_transitions_total{check=\"web1\",to=\"down\"} 2\n",
+        "fennec_health_transitions_total{check=\"web3\",to=\"down\"} 0\n",
+        "# TYPE fennec_health_probes_total counter\n",
+        "fennec_health_probes_total{check=\"web1\",result=\"ok\"} 10\n",
+        "fennec_health_probes_total{check=\"web1\",result=\"fail\"} 2\n",
+        "fennec_health_probes_total{check=\"web1\",result=\"timeout\"} 3\n",
+        "fennec_health_probes_total{check=\"web2\",result=\"ok\"} 7\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(text, want[i]))
+            fail_msg("metrics lack \"%s\":\n%s", want[i], text);
+    /* Never probed: no latency sample. */
+    assert_null(strstr(text, "fennec_health_check_latency_seconds{check=\"web3\"}"));
+    free(text);
+
+    /* Overridden up, a down check counts as up. */
+    h->states[0].override = HEALTH_OVERRIDE_UP;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    assert_non_null(strstr(text, "fennec_health_check_up{check=\"web1\"} 1\n"));
+    free(text);
+
+    /* A node without checks has the families and no sample; without a report, none. */
+    health_report_t none = {0};
+    snap.health = &none;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    assert_non_null(strstr(text, "# TYPE fennec_health_check_up gauge\n"));
+    assert_null(strstr(text, "fennec_health_check_up{"));
+    free(text);
+    snap.health = NULL;
+    assert_int_equal(control_metrics_render(&snap, &text, &len), 0);
+    assert_null(strstr(text, "fennec_health_"));
+    free(text);
+    free(h);
+}
+
+static void test_page_render_health(void **state)
+{
+    (void)state;
+    health_fixture_t *h = malloc(sizeof(*h));
+    assert_non_null(h);
+    health_fixture(h);
+    control_snapshot_t snap = {.node_id = "ns1",
+                               .role = "primary",
+                               .version = "1",
+                               .start_time = 1700000000.0,
+                               .now = 1700000100.0,
+                               .health = &h->r};
+    char *page = NULL;
+    size_t len = 0;
+    assert_int_equal(control_page_render(&snap, &page, &len), 0);
+    assert_non_null(strstr(page, "<h2>Health checks</h2>"));
+    assert_non_null(strstr(page, "<table id=\"checks\">"));
+    /* One row per check: name, type, target, state (with its class), override, since, last
+     * result, latency, transitions. */
+    assert_non_null(strstr(page, "<tr><td>web1</td><td>http</td><td>192.0.2.10</td>"
+                                 "<td class=\"state-down\">down</td><td>-</td>"
+                                 "<td>1 min 0 s ago</td><td>timeout</td><td>800.5 ms</td>"
+                                 "<td>3</td></tr>"));
+    assert_non_null(strstr(page, "<tr><td>web2</td><td>https</td><td>192.0.2.11</td>"
+                                 "<td class=\"state-up\">up</td><td>down</td>"));
+    assert_non_null(strstr(page, "<td class=\"state-unknown\">unknown</td><td>-</td>"
+                                 "<td>1 min 38 s ago</td><td>-</td><td>-</td><td>0</td>"));
+    assert_non_null(strstr(page, "<h2>Pools</h2>"));
+    assert_non_null(strstr(page, "<tr><td>we&lt;ird&gt;.example.com</td><td>A</td><td>10</td>"
+                                 "<td>192.0.2.10 192.0.2.11</td><td>192.0.2.10 (web1: down), "
+                                 "192.0.2.11 (web2: down)</td></tr>"));
+    assert_non_null(strstr(page, "<td>2001:db8::1 (web3: unknown)</td>"));
+    assert_null(strstr(page, "we<ird>"));
+    assert_null(strstr(page, "<script"));
+    free(page);
+
+    /* A pool that serves nothing says so. */
+    h->serving_count[0] = 0;
+    assert_int_equal(control_page_render(&snap, &page, &len), 0);
+    assert_non_null(strstr(page, "<td>(nothing: NODATA)</td>"));
+    free(page);
+
+    /* No checks: the section says so; no report: no section. */
+    health_report_t none = {0};
+    snap.health = &none;
+    assert_int_equal(control_page_render(&snap, &page, &len), 0);
+    assert_non_null(strstr(page, "no health checks configured"));
+    assert_null(strstr(page, "<table id=\"checks\">"));
+    free(page);
+    snap.health = NULL;
+    assert_int_equal(control_page_render(&snap, &page, &len), 0);
+    assert_null(strstr(page, "Health checks"));
+    free(page);
+    free(h);
+}
+
 static void test_rcode_names(void **state)
 {
     (void)state;
@@ -1166,6 +1432,9 @@ int main(void)
         cmocka_unit_test(test_wait_query),
         cmocka_unit_test(test_lag_chart),
         cmocka_unit_test(test_page_render),
+        cmocka_unit_test(test_health_json),
+        cmocka_unit_test(test_metrics_render_health),
+        cmocka_unit_test(test_page_render_health),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
