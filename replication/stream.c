@@ -42,8 +42,10 @@
 #define BATCH_MAX (1u << 20)  /* bytes of entries read from the journal at a time */
 #define WORK_HIGH (64u << 20) /* secondary: undone work above which reading stops, bytes */
 #define WORK_LOW  (32u << 20) /* and at or below which it starts again */
-/* bytes of entries gathered into one apply (one journal transaction) */
-#define WORK_ITEM_MAX (16u << 20)
+/* Bytes of entries gathered into one apply (one journal transaction). Every entry of a batch
+ * builds a version kept until the batch is committed: measured with 100-record entries,
+ * batches of about 50 apply at 0.2 ms an entry, batches of 128 or more at 2-7 ms. */
+#define WORK_ITEM_MAX (256u << 10)
 
 typedef struct conn conn_t;
 
