@@ -26,12 +26,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define MOD "change"
 
-#define SNAPSHOT_EVERY_DEFAULT 10000
-#define JOURNAL_KEEP_DEFAULT   10000
+#define SNAPSHOT_EVERY_DEFAULT      10000
+#define JOURNAL_KEEP_DEFAULT        10000
+#define SNAPSHOT_RECORDS_DEFAULT    20000
+#define SNAPSHOT_RECORDS_MS_DEFAULT 10000
+#define SNAPSHOT_RECORDS_SHARE      20 /* 1/20: 5% of the records served */
 
 /* What a node serves besides zones: the members and the health section with its overrides. */
 typedef struct aux {
@@ -54,6 +60,7 @@ typedef struct item {
     size_t count;
     aux_t aux; /* members and health after it, when it changed them (aux_changed) */
     bool aux_changed;
+    uint64_t records; /* records its entries change (see change_config_t.snapshot_records) */
     /* the outcome, under g_queue */
     bool has_waiter; /* a caller waits for it: it frees the item once it collected the code */
     bool collected;
@@ -96,11 +103,19 @@ static char *g_node_id;
 static bool g_primary = true;
 static uint64_t g_snapshot_every = SNAPSHOT_EVERY_DEFAULT;
 static uint64_t g_journal_keep = JOURNAL_KEEP_DEFAULT;
+static uint64_t g_snapshot_records = SNAPSHOT_RECORDS_DEFAULT;
+static uint64_t g_snapshot_records_ns = SNAPSHOT_RECORDS_MS_DEFAULT * 1000000ull;
 static pthread_t g_committer, g_snapshotter;
 static bool g_threads;
 static uint64_t g_snapshot_index;                             /* under g_pub */
 static pthread_cond_t g_snap_cond = PTHREAD_COND_INITIALIZER; /* with g_pub */
-static bool g_snap_wanted;
+static bool g_snap_wanted;                                    /* by the entries rule */
+/* The records rule, under g_pub: a replay costs about one step per record an entry changes,
+ * whatever the number of entries, so a snapshot is also due once the entries after the last
+ * one changed many records (see change_config_t). */
+static uint64_t g_snap_records;   /* records changed by the entries after the last snapshot */
+static uint64_t g_served_records; /* records of the published zones */
+static uint64_t g_snap_last_ns;   /* monotonic start of the last snapshot; 0: none yet */
 static void (*g_hook)(uint64_t, void *);
 static void *g_hook_arg;
 
@@ -643,6 +658,23 @@ static int writer_lock(void)
 
 /* ---- committing -------------------------------------------------------------------------- */
 
+static uint64_t zones_records(zone_t *const *zones, size_t count)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; zones && i < count; i++)
+        n += zone_record_count(zones[i]);
+    return n;
+}
+
+/* The records rule: the entries after the last snapshot changed at least
+ * max(g_snapshot_records, 5% of the records served). Under g_pub. */
+static bool records_due(void)
+{
+    uint64_t share = g_served_records / SNAPSHOT_RECORDS_SHARE;
+    uint64_t need = share > g_snapshot_records ? share : g_snapshot_records;
+    return g_snap_records > 0 && g_snap_records >= need;
+}
+
 static void stats_fsync(double seconds, size_t entries, bool ok)
 {
     g_stats.groups++;
@@ -692,8 +724,9 @@ static int commit_group(item_t *list, char *err, size_t errlen)
 
     /* Publish the newest set; the ones before it were never seen. */
     item_t *last_set = NULL, *last_aux = NULL;
-    uint64_t last = 0, last_ns = 0;
+    uint64_t last = 0, last_ns = 0, records = 0;
     for (item_t *it = list; it; it = it->next) {
+        records += it->records;
         if (it->set)
             last_set = it;
         if (it->aux_changed)
@@ -727,10 +760,15 @@ static int commit_group(item_t *list, char *err, size_t errlen)
         atomic_store(&g_index, last);
         g_commit_ns = last_ns;
     }
+    if (last_set)
+        g_served_records = zones_records(last_set->zones, last_set->count);
+    g_snap_records += records;
     bool snap = g_dir && last >= g_snapshot_index + g_snapshot_every;
     if (snap && !g_snap_wanted) {
         g_snap_wanted = true;
         pthread_cond_signal(&g_snap_cond);
+    } else if (g_dir && records_due()) {
+        pthread_cond_signal(&g_snap_cond); /* the snapshotter keeps the 10 s apart */
     }
     pthread_mutex_unlock(&g_pub);
     for (item_t *it = list; it; it = it->next) {
@@ -930,7 +968,20 @@ typedef struct applied {
     aux_t aux; /* with aux_changed: the members and health after it */
     bool aux_changed;
     uint64_t commit_ns;
+    uint64_t records; /* records the entry changes: removed + added of a diff, every record
+                         of a whole zone; 0 for a removal or a membership */
 } applied_t;
+
+/* The records in BLOB (as entries carry them); entry_zone_apply() checked that they read. */
+static uint64_t blob_records(ProtobufCBinaryData blob)
+{
+    uint64_t n = 0;
+    size_t pos = 0;
+    frame_rr_t rr;
+    while (frame_rr_next(blob.data, blob.len, &pos, &rr, NULL) == 1)
+        n++;
+    return n;
+}
 
 /*
  * Applies the encoded entry DATA to BASE (zones, members) and returns what follows from it
@@ -991,6 +1042,10 @@ static int entry_apply_to(zone_t *const *zones, size_t count, const aux_t *aux, 
         rc = entry_zone_apply(e, zones, count, &pos, &fresh, err, errlen);
         if (rc)
             break;
+        if (e->payload_case == FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_DIFF)
+            out->records = blob_records(e->zone_diff->removed) + blob_records(e->zone_diff->added);
+        else if (e->payload_case == FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_WHOLE && fresh)
+            out->records = zone_record_count(fresh);
         size_t n = count + (pos == SIZE_MAX ? 1 : 0) - (fresh ? 0 : 1);
         zone_t **z = calloc(n + 1, sizeof(*z));
         if (!z) {
@@ -1069,8 +1124,10 @@ static int item_from_next(item_t *it, next_t *next, char *err, size_t errlen)
         if ((rc = pack_zone(++index, ns, tz, nz, &buf, &len)) != 0 ||
             (rc = item_add_rec(it, index, ns, buf, len)) != 0)
             break;
-        if (!tz || !zone_is_successor(nz, tz))
+        if (!tz || !zone_is_successor(nz, tz)) {
+            it->records += zone_record_count(nz); /* a whole zone */
             continue;
+        }
         /* The version served is the entry applied to the tip's version. */
         zone_discard(nz);
         next->zones[i] = NULL;
@@ -1083,6 +1140,7 @@ static int item_from_next(item_t *it, next_t *next, char *err, size_t errlen)
         }
         next->zones[i] = ap.zones[0];
         free(ap.zones);
+        it->records += ap.records;
     }
     zones_free(cur, ncur);
     if (rc != 0) {
@@ -1453,6 +1511,7 @@ int change_apply_entries(const uint8_t *const *data, const size_t *lens, size_t 
             break;
         }
         memcpy(copy, data[i], lens[i]);
+        it->records = ap.records;
         rc = item_add_rec(it, g_tip.index + 1, ap.commit_ns, copy, lens[i]);
         if (rc == 0 && ap.aux_changed) {
             aux_t tip = {0};
@@ -1553,8 +1612,9 @@ int change_apply_entries(const uint8_t *const *data, const size_t *lens, size_t 
 }
 /* ---- snapshots ------------------------------------------------------------------------------ */
 
-/* What is published, as snapshot data (references taken). */
-static int published_data(snapshot_data_t *d)
+/* What is published, as snapshot data (references taken). The records rule starts counting
+ * again from its index (*COVERED: what it counted up to there) and its clock from NOW. */
+static int published_data(snapshot_data_t *d, uint64_t now, uint64_t *covered)
 {
     memset(d, 0, sizeof(*d));
     pthread_mutex_lock(&g_pub);
@@ -1572,6 +1632,12 @@ static int published_data(snapshot_data_t *d)
     d->commit_ns = g_commit_ns;
     aux_t a = {0};
     int rc = d->zones ? aux_copy(&g_pub_aux, &a) : -ENOMEM;
+    *covered = 0;
+    if (rc == 0) {
+        *covered = g_snap_records;
+        g_snap_records = 0;
+        g_snap_last_ns = now;
+    }
     pthread_mutex_unlock(&g_pub);
     d->members = a.members;
     d->member_count = a.member_count;
@@ -1590,16 +1656,19 @@ int change_snapshot_now(char *err, size_t errlen)
         return FENNEC_ENOTFOUND;
     }
     snapshot_data_t d;
-    int rc = published_data(&d);
+    uint64_t t0 = fennec_now_ns(), covered = 0;
+    int rc = published_data(&d, t0, &covered);
     if (rc) {
         say(err, errlen, "out of memory");
         return rc;
     }
-    uint64_t t0 = fennec_now_ns();
     rc = snapshot_write(g_dir, &d, err, errlen);
     uint64_t index = d.index;
     snapshot_data_free(&d);
     if (rc != 0) {
+        pthread_mutex_lock(&g_pub);
+        g_snap_records += covered; /* still due; tried again after the interval */
+        pthread_mutex_unlock(&g_pub);
         log_error(MOD, "snapshot at index %llu not written: %s", (unsigned long long)index, err);
         return rc;
     }
@@ -1617,22 +1686,42 @@ int change_snapshot_now(char *err, size_t errlen)
     journal_info_t ji;
     journal_info_get(g_journal, &ji);
     log_info(MOD,
-             "snapshot at index %llu written in %.0f ms; the journal keeps %llu..%llu (%zu KiB)",
-             (unsigned long long)index, (double)(fennec_now_ns() - t0) / 1e6,
-             (unsigned long long)ji.first, (unsigned long long)ji.last, ji.bytes_used / 1024);
+             "snapshot at index %llu (%llu records changed since the last) written in %.0f ms; "
+             "the journal keeps %llu..%llu (%zu KiB)",
+             (unsigned long long)index, (unsigned long long)covered,
+             (double)(fennec_now_ns() - t0) / 1e6, (unsigned long long)ji.first,
+             (unsigned long long)ji.last, ji.bytes_used / 1024);
     return 0;
 }
 
 static void *snapshotter_main(void *arg)
 {
     (void)arg;
+    /* Background work: writing a large zone takes a second of CPU, which writes, the stream
+     * and the DNS workers need more. Linux gives each thread its own nice value. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+        log_debug(MOD, "snapshot thread: nice 10 refused: %s", strerror(errno));
     zone_reader_register();
     pthread_mutex_lock(&g_pub);
     for (;;) {
-        while (!g_snap_wanted && !g_stop)
-            pthread_cond_wait(&g_snap_cond, &g_pub);
         if (g_stop)
             break;
+        if (!g_snap_wanted && !records_due()) {
+            pthread_cond_wait(&g_snap_cond, &g_pub);
+            continue;
+        }
+        uint64_t now = fennec_now_ns(), at = g_snap_last_ns + g_snapshot_records_ns;
+        if (!g_snap_wanted && g_snap_last_ns && now < at) {
+            /* Due by records, but the last snapshot is recent: wait for the interval (a
+             * commit in between only wakes this up early), then take it, writes or not. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts); /* g_snap_cond's clock */
+            uint64_t wall = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + at - now;
+            ts.tv_sec = (time_t)(wall / 1000000000ull);
+            ts.tv_nsec = (long)(wall % 1000000000ull);
+            pthread_cond_timedwait(&g_snap_cond, &g_pub, &ts);
+            continue;
+        }
         pthread_mutex_unlock(&g_pub);
         char err[512];
         change_snapshot_now(err, sizeof(err));
@@ -1687,6 +1776,9 @@ int change_install_snapshot(snapshot_data_t *d, char *err, size_t errlen)
     atomic_store(&g_index, d->index);
     g_commit_ns = d->commit_ns;
     g_snapshot_index = d->index;
+    g_served_records = zones_records(d->zones, d->zone_count);
+    g_snap_records = 0; /* the received snapshot is this node's own now */
+    g_snap_last_ns = fennec_now_ns();
     aux_clear(&g_pub_aux);
     g_pub_aux = a;
     pthread_mutex_unlock(&g_pub);
@@ -1702,6 +1794,7 @@ int change_install_snapshot(snapshot_data_t *d, char *err, size_t errlen)
 typedef struct replay {
     uint64_t next;
     size_t count;
+    uint64_t records; /* changed by the entries replayed */
     uint64_t commit_ns;
     char *err;
     size_t errlen;
@@ -1732,6 +1825,7 @@ static int replay_one(uint64_t index, const uint8_t *data, size_t len, void *arg
     }
     g_tip.index = index;
     repl_applied(index, ap.commit_ns);
+    r->records += ap.records;
     r->commit_ns = ap.commit_ns;
     r->next = index + 1;
     r->count++;
@@ -1860,6 +1954,9 @@ int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t er
     atomic_store(&g_index, g_tip.index);
     g_commit_ns = r.commit_ns;
     g_snapshot_index = snap.index;
+    g_served_records = zones_records(g_tip.zones, g_tip.count);
+    g_snap_records = r.records; /* a long replay makes a snapshot due at once */
+    g_snap_last_ns = 0;
     aux_clear(&g_pub_aux);
     g_pub_aux = pub;
     g_stats.bytes_max = ji.bytes_max;
@@ -1873,6 +1970,10 @@ int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t er
     g_primary = cc->primary;
     g_snapshot_every = cc->snapshot_every ? cc->snapshot_every : SNAPSHOT_EVERY_DEFAULT;
     g_journal_keep = cc->journal_keep ? cc->journal_keep : JOURNAL_KEEP_DEFAULT;
+    g_snapshot_records = cc->snapshot_records ? cc->snapshot_records : SNAPSHOT_RECORDS_DEFAULT;
+    g_snapshot_records_ns = (uint64_t)(cc->snapshot_records_ms ? cc->snapshot_records_ms
+                                                               : SNAPSHOT_RECORDS_MS_DEFAULT) *
+                            1000000ull;
     g_stop = false;
     if (pthread_create(&g_committer, NULL, committer_main, NULL) != 0 ||
         pthread_create(&g_snapshotter, NULL, snapshotter_main, NULL) != 0) {

@@ -130,15 +130,26 @@ typedef struct change_config {
     uint64_t snapshot_every;  /* entries between snapshots; 0: 10000 */
     uint64_t journal_keep;    /* entries kept before the newest snapshot; 0: 10000 */
     bool health;              /* health entries configure the prober (health_start() ran) */
+    /* The records rule, beside the entries rule: a snapshot is also taken once the entries
+     * after the last one changed at least max(snapshot_records, 5% of the records served)
+     * records (a diff counts its records removed + added, a whole zone all of its records, a
+     * zone removed or a member list none), but not sooner than snapshot_records_ms after the
+     * last snapshot began (it is then taken when that time is up, more writes or not).
+     * Replaying a journal costs about one step per record, whatever the number of entries.
+     * 0: 20000 records, 10000 ms; fennecd keeps the defaults (tests make them small). */
+    uint64_t snapshot_records;
+    uint32_t snapshot_records_ms;
 } change_config_t;
 
 /*
  * Opens the journal in CC->data_dir and brings the node back to where it was: the snapshot
  * (if any) is loaded, the journal's entries after it are applied in order through the same
  * apply function as a secondary's, the result is published, and the committer and snapshot
- * threads start. *INDEX receives the index reached (0: a new data_dir). Errors, with what to
- * do in ERR: FENNEC_EDAMAGED (the journal or the snapshot is damaged, or they do not fit
- * together: start the node with --reseed), -errno (data_dir cannot be used), -ENOMEM.
+ * threads start (the records the replayed entries changed count towards the records rule, so
+ * a long replay is followed by a snapshot). *INDEX receives the index reached (0: a new
+ * data_dir). Errors, with what to do in ERR: FENNEC_EDAMAGED (the journal or the snapshot is
+ * damaged, or they do not fit together: start the node with --reseed), -errno (data_dir
+ * cannot be used), -ENOMEM.
  */
 int change_open(const change_config_t *cc, uint64_t *index, char *err, size_t errlen);
 
@@ -179,7 +190,8 @@ struct journal *change_journal(void);
 const char *change_data_dir(void);
 
 /* Writes a snapshot of what is served now and compacts the journal, in the calling thread
- * (the snapshot thread does the same when enough entries accumulated). For tests and tools. */
+ * (the snapshot thread does the same when the entries rule or the records rule of
+ * change_config_t says so). For tests and tools. */
 int change_snapshot_now(char *err, size_t errlen);
 
 /* Journal metrics: fsync (commit) durations, a histogram for fennec_journal_fsync_seconds. */

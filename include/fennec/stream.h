@@ -14,10 +14,13 @@
  * names: the snapshot first when the journal no longer has those entries, then entries, then
  * heartbeats (every STREAM_HEARTBEAT_MS) with its last index and clock. At most
  * STREAM_HIGH_WATER bytes are in flight per secondary: a slow one is read from the journal
- * as it drains, never buffered. A secondary journals and applies each batch of entries
- * (change_apply_entries()) and acks its index; it reconnects with jittered exponential backoff
- * and keeps serving while the primary is away. Either side closes a stream silent for
- * STREAM_DEAD_MS.
+ * as it drains, never buffered. A secondary's thread only reads, decodes, queues and answers:
+ * each batch of entries (change_apply_entries()) and each snapshot chunk is applied in order,
+ * one at a time, on the uv thread pool, and acked with the node's index when done; heartbeats
+ * are acked meanwhile, so a zone that takes seconds to apply never reads as silence. Reading
+ * stops while more than 64 MiB received wait to be applied. A secondary reconnects with
+ * jittered exponential backoff (once the work of the closed connection is done) and keeps
+ * serving while the primary is away. Either side closes a stream silent for STREAM_DEAD_MS.
  */
 #ifndef FENNEC_STREAM_H
 #define FENNEC_STREAM_H

@@ -1243,6 +1243,153 @@ static void test_health_replicates(void **state)
     journal_done();
 }
 
+/* ---- the records rule of snapshots -------------------------------------------------------- */
+
+#define REC_MIN      45   /* snapshot_records of the test */
+#define REC_INTERVAL 1000 /* snapshot_records_ms of the test */
+
+static void journal_open_records(const char *dir, bool primary, uint64_t *index)
+{
+    change_shutdown();
+    change_close();
+    char err[1024] = "";
+    change_config_t cc = {.data_dir = dir,
+                          .node_id = "ns1",
+                          .primary = primary,
+                          .snapshot_every = 1000000, /* the entries rule never fires here */
+                          .snapshot_records = REC_MIN,
+                          .snapshot_records_ms = REC_INTERVAL};
+    int rc = change_open(&cc, index, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("change_open(%s): %d %s", dir, rc, err);
+}
+
+static uint64_t snapshots_taken(void)
+{
+    change_journal_stats_t js;
+    change_journal_stats(&js);
+    return js.snapshots;
+}
+
+static uint64_t snapshot_at(void)
+{
+    change_journal_stats_t js;
+    change_journal_stats(&js);
+    return js.snapshot_index;
+}
+
+/* Waits (at most MAX_MS) until N snapshots were taken in this process; false if not. */
+static bool snapshots_reach(uint64_t n, int max_ms)
+{
+    for (int i = 0; i < max_ms / 5 && snapshots_taken() < n; i++)
+        usleep(5000);
+    return snapshots_taken() >= n;
+}
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(fennec_now_ns() - t0) / 1e6;
+}
+
+/* A batch of COUNT A records rPREFIX-N.example.com (added, or deleted when !ADD). */
+static void records_batch(const char *prefix, int from, int count, bool add)
+{
+    tchange_t *t = calloc((size_t)count, sizeof(*t));
+    zone_change_t *c = calloc((size_t)count, sizeof(*c));
+    assert_non_null(t);
+    assert_non_null(c);
+    for (int i = 0; i < count; i++) {
+        char owner[64], ip[32];
+        snprintf(owner, sizeof(owner), "%s-%d.example.com", prefix, from + i);
+        snprintf(ip, sizeof(ip), "10.9.%d.%d", (from + i) / 250, (from + i) % 250 + 1);
+        c[i] = mk_a(&t[i], add, owner, ip);
+    }
+    change_result_t res;
+    char err[512];
+    int rc = submit(edit("example.com", c, (size_t)count), &res, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("batch %s: %d %s", prefix, rc, err);
+    free(c);
+    free(t);
+}
+
+/* A snapshot is taken once the entries since the last one changed max(snapshot_records, 5% of
+ * the records served) records: whole zones count all their records, diffs their records
+ * removed and added; by that rule at most one per snapshot_records_ms, the one due then taken
+ * when the time is up without another write; a secondary counts the entries it applies. */
+static void test_snapshot_after_many_records(void **state)
+{
+    (void)state;
+    uint64_t index;
+    char pdir[300], sdir[300];
+    snprintf(pdir, sizeof(pdir), "%s/data-records-p", g_dir);
+    snprintf(sdir, sizeof(sdir), "%s/data-records-s", g_dir);
+    journal_open_records(pdir, true, &index);
+    uint64_t base = snapshots_taken();
+    write_zone(g_com_path, com_text);
+    change_result_t res;
+    char err[512];
+    /* two whole zones: 8 records; then 20 added: 28 < 45 */
+    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
+                     0);
+    records_batch("a", 0, 20, true);
+    usleep(300 * 1000);
+    assert_int_equal(snapshots_taken(), base);
+    assert_int_equal(snapshot_index(pdir), 0);
+
+    /* the same 20 deleted: 48 >= 45 (without the whole zones 40, without deletes 28) */
+    uint64_t t1 = fennec_now_ns();
+    records_batch("a", 0, 20, false);
+    uint64_t at1 = change_index();
+    assert_true(snapshots_reach(base + 1, 5000));
+    assert_int_equal(snapshot_at(), at1);
+    assert_int_equal(snapshot_index(pdir), at1);
+
+    /* 1,000 more at once: due, but not within REC_INTERVAL of the last one; then taken when
+     * the interval is up although nothing else is written */
+    records_batch("b", 0, 1000, true);
+    uint64_t at2 = change_index();
+    usleep(100 * 1000);
+    double early = ms_since(t1);
+    if (early >= REC_INTERVAL)
+        fail_msg("the test was too slow to check the interval (%.0f ms)", early);
+    assert_int_equal(snapshots_taken(), base + 1);
+    assert_true(snapshots_reach(base + 2, REC_INTERVAL + 5000));
+    assert_true(ms_since(t1) >= REC_INTERVAL);
+    assert_int_equal(snapshot_at(), at2);
+
+    /* 1,056 records served after 48 more: 5% is 52, above snapshot_records, so 48 changes
+     * are not enough, even once the interval is over... */
+    records_batch("c", 0, 48, true);
+    usleep((REC_INTERVAL + 300) * 1000);
+    assert_int_equal(snapshots_taken(), base + 2);
+    /* ...10 more are (58 >= 5% of 1,058) */
+    records_batch("c", 48, 10, true);
+    uint64_t at3 = change_index();
+    assert_true(snapshots_reach(base + 3, 5000));
+    assert_int_equal(snapshot_at(), at3);
+
+    /* A secondary applying the same entries counts them the same way. */
+    copied_t ent = {0};
+    assert_int_equal(journal_read(change_journal(), 1, copy_entry, &ent), 0);
+    assert_int_equal(ent.n, at3);
+    journal_open_records(sdir, false, &index);
+    uint64_t sbase = snapshots_taken();
+    /* the two whole zones and the first batch: 28 records, not due */
+    assert_int_equal(
+        change_apply_entries((const uint8_t *const *)ent.data, ent.len, 3, err, sizeof(err)), 0);
+    usleep(300 * 1000);
+    assert_int_equal(snapshots_taken(), sbase);
+    assert_int_equal(change_apply_entries((const uint8_t *const *)ent.data + 3, ent.len + 3, 1, err,
+                                          sizeof(err)),
+                     0);
+    assert_true(snapshots_reach(sbase + 1, 5000));
+    assert_int_equal(snapshot_index(sdir), 4);
+    for (size_t i = 0; i < ent.n; i++)
+        free(ent.data[i]);
+    journal_done();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1290,6 +1437,7 @@ int main(void)
         cmocka_unit_test(test_damaged_journal_and_snapshot_are_found),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_health_replicates),
+        cmocka_unit_test(test_snapshot_after_many_records),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
