@@ -36,8 +36,8 @@
 #define SNAPSHOT_EVERY_DEFAULT      10000
 #define JOURNAL_KEEP_DEFAULT        10000
 #define SNAPSHOT_RECORDS_DEFAULT    20000
-#define SNAPSHOT_RECORDS_MS_DEFAULT 10000
-#define SNAPSHOT_RECORDS_SHARE      20 /* 1/20: 5% of the records served */
+#define SNAPSHOT_RECORDS_MS_DEFAULT 60000
+#define SNAPSHOT_RECORDS_SHARE      4 /* 1/4: 25% of the records served */
 
 /* What a node serves besides zones: the members and the health section with its overrides. */
 typedef struct aux {
@@ -667,7 +667,7 @@ static uint64_t zones_records(zone_t *const *zones, size_t count)
 }
 
 /* The records rule: the entries after the last snapshot changed at least
- * max(g_snapshot_records, 5% of the records served). Under g_pub. */
+ * max(g_snapshot_records, 25% of the records served). Under g_pub. */
 static bool records_due(void)
 {
     uint64_t share = g_served_records / SNAPSHOT_RECORDS_SHARE;

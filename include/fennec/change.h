@@ -131,12 +131,12 @@ typedef struct change_config {
     uint64_t journal_keep;    /* entries kept before the newest snapshot; 0: 10000 */
     bool health;              /* health entries configure the prober (health_start() ran) */
     /* The records rule, beside the entries rule: a snapshot is also taken once the entries
-     * after the last one changed at least max(snapshot_records, 5% of the records served)
+     * after the last one changed at least max(snapshot_records, 25% of the records served)
      * records (a diff counts its records removed + added, a whole zone all of its records, a
      * zone removed or a member list none), but not sooner than snapshot_records_ms after the
      * last snapshot began (it is then taken when that time is up, more writes or not).
      * Replaying a journal costs about one step per record, whatever the number of entries.
-     * 0: 20000 records, 10000 ms; fennecd keeps the defaults (tests make them small). */
+     * 0: 20000 records, 60000 ms; fennecd keeps the defaults (tests make them small). */
     uint64_t snapshot_records;
     uint32_t snapshot_records_ms;
 } change_config_t;
