@@ -1313,7 +1313,7 @@ static void records_batch(const char *prefix, int from, int count, bool add)
     free(t);
 }
 
-/* A snapshot is taken once the entries since the last one changed max(snapshot_records, 5% of
+/* A snapshot is taken once the entries since the last one changed max(snapshot_records, 25% of
  * the records served) records: whole zones count all their records, diffs their records
  * removed and added; by that rule at most one per snapshot_records_ms, the one due then taken
  * when the time is up without another write; a secondary counts the entries it applies. */
@@ -1358,13 +1358,13 @@ static void test_snapshot_after_many_records(void **state)
     assert_true(ms_since(t1) >= REC_INTERVAL);
     assert_int_equal(snapshot_at(), at2);
 
-    /* 1,056 records served after 48 more: 5% is 52, above snapshot_records, so 48 changes
+    /* 1,256 records served after 248 more: 25% is 314, above snapshot_records, so 248 changes
      * are not enough, even once the interval is over... */
-    records_batch("c", 0, 48, true);
+    records_batch("c", 0, 248, true);
     usleep((REC_INTERVAL + 300) * 1000);
     assert_int_equal(snapshots_taken(), base + 2);
-    /* ...10 more are (58 >= 5% of 1,058) */
-    records_batch("c", 48, 10, true);
+    /* ...100 more are (348 >= 25% of 1,356 = 339) */
+    records_batch("c", 248, 100, true);
     uint64_t at3 = change_index();
     assert_true(snapshots_reach(base + 3, 5000));
     assert_int_equal(snapshot_at(), at3);
