@@ -339,6 +339,13 @@ def main():
     return 0
 
 
+def udp_rcvbuf_errors():
+    """The machine's count of UDP datagrams dropped at a full receive buffer."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def udp_burst(port, count):
     """Sends COUNT queries for www.example.com as fast as the socket takes them (reading the
     answers that have arrived every 50 queries), then reads answers until none arrives for
@@ -366,7 +373,9 @@ def udp_burst(port, count):
                     answers += 1
                 except BlockingIOError:
                     break
-        s.settimeout(0.5)
+        # A loaded machine (the sanitizer build, tests in parallel) can pause the server for
+        # a while: answers still on their way must not be missed.
+        s.settimeout(1.5)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -387,6 +396,7 @@ def overload_test(reason, cport, dport):
     family = "fennec_overload_shed_total" if reason == "codel" else "fennec_overload_paced_total"
     labels = {"reason": "codel"} if reason == "codel" else {}
     answers = 0
+    rcvbuf_before = udp_rcvbuf_errors()
     for _ in range(5):  # bounded: 5 bursts of 3000 queries
         answers += udp_burst(dport, 3000)
         code, text = curl([base + "/metrics"])
@@ -417,9 +427,13 @@ def overload_test(reason, cport, dport):
     check(received is not None and received == sum(parts.values()),
           "%s daemon: every UDP datagram received is answered, shed, ignored or lost" % reason,
           (received, parts))
-    check(metric(m, "fennec_udp_answered_total") == answers,
+    # What the server sent is what arrived, but for what the kernel dropped at a full
+    # receive buffer (counted machine-wide, so an upper bound of the client's losses).
+    dropped = udp_rcvbuf_errors() - rcvbuf_before
+    answered = metric(m, "fennec_udp_answered_total")
+    check(answered is not None and answers <= answered <= answers + dropped,
           "%s daemon: fennec_udp_answered_total is what the client received" % reason,
-          (metric(m, "fennec_udp_answered_total"), answers))
+          (answered, answers, dropped))
     check(metric(m, "fennec_dns_queries_total", transport="udp") == received - parts["shed"],
           "%s daemon: shed queries are not parsed (not in fennec_dns_queries_total)" % reason,
           (metric(m, "fennec_dns_queries_total", transport="udp"), received, parts["shed"]))
