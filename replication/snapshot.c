@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef Fennec__Replication__SnapshotChunk chunk_t;
@@ -266,16 +268,44 @@ struct snapshot_builder {
     uint32_t next_seq;
     bool done;
     uint32_t zone_count; /* as the header says */
-    /* the zone being received: records, their bytes kept as offsets into buf */
+    /* the zone being received: its records point into the chunks' record bytes, which are
+     * kept (a decoded frame taken over, or a copy of a borrowed chunk's bytes) until the
+     * zone is built */
     char zone[WIRE_NAME_TEXT_MAX];
     uint32_t serial;
     char *file;
     uint64_t file_digest;
     zone_change_t *recs;
     size_t nrecs, recs_cap;
-    uint8_t *buf;
-    size_t buf_len, buf_cap;
+    frame_t **frames; /* taken over */
+    size_t nframes, frames_cap;
+    uint8_t **blobs; /* copies */
+    size_t nblobs, blobs_cap;
 };
+
+/* Lets go of the record bytes held for the zone being received. */
+static void held_free(snapshot_builder_t *b)
+{
+    for (size_t i = 0; i < b->nframes; i++)
+        frame_free(b->frames[i]);
+    for (size_t i = 0; i < b->nblobs; i++)
+        free(b->blobs[i]);
+    b->nframes = b->nblobs = 0;
+}
+
+static int ptr_push(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void **a = realloc(*arr, ncap * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        *arr = a;
+        *cap = ncap;
+    }
+    (*arr)[(*n)++] = p;
+    return 0;
+}
 
 int snapshot_builder_new(snapshot_builder_t **out)
 {
@@ -290,26 +320,10 @@ void snapshot_builder_free(snapshot_builder_t *b)
     snapshot_data_free(&b->data);
     free(b->file);
     free(b->recs);
-    free(b->buf);
+    held_free(b);
+    free(b->frames);
+    free(b->blobs);
     free(b);
-}
-
-static int buf_put(snapshot_builder_t *b, const uint8_t *p, size_t n, size_t *off)
-{
-    if (b->buf_len + n > b->buf_cap) {
-        size_t ncap = b->buf_cap ? b->buf_cap : 1 << 16;
-        while (ncap < b->buf_len + n)
-            ncap *= 2;
-        uint8_t *nb = realloc(b->buf, ncap);
-        if (!nb)
-            return -ENOMEM;
-        b->buf = nb;
-        b->buf_cap = ncap;
-    }
-    memcpy(b->buf + b->buf_len, p, n);
-    *off = b->buf_len;
-    b->buf_len += n;
-    return 0;
 }
 
 /* Builds the zone received so far and adds it to the data. */
@@ -317,11 +331,6 @@ static int zone_finish(snapshot_builder_t *b, char *err, size_t errlen)
 {
     if (!b->zone[0])
         return 0;
-    /* Offsets become pointers now that the buffer stopped moving. */
-    for (size_t i = 0; i < b->nrecs; i++) {
-        b->recs[i].owner = b->buf + (uintptr_t)b->recs[i].owner;
-        b->recs[i].rdata = b->buf + (uintptr_t)b->recs[i].rdata;
-    }
     zone_t *z = NULL;
     char name[300];
     snprintf(name, sizeof(name), "snapshot of %.256s", b->zone);
@@ -348,13 +357,45 @@ static int zone_finish(snapshot_builder_t *b, char *err, size_t errlen)
     b->data.zones[b->data.zone_count++] = z;
     b->zone[0] = '\0';
     b->nrecs = 0;
-    b->buf_len = 0;
+    held_free(b);
     free(b->file);
     b->file = NULL;
     return 0;
 }
 
+/* Takes chunk C; OWNER (or NULL: C is borrowed) is its frame, which the builder takes over. */
+static int builder_add(snapshot_builder_t *b, const chunk_t *c, frame_t *owner, char *err,
+                       size_t errlen);
+
 int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, size_t errlen)
+{
+    return builder_add(b, c, NULL, err, errlen);
+}
+
+int snapshot_builder_add_frame(snapshot_builder_t *b, frame_t *f, char *err, size_t errlen)
+{
+    if (!f || f->kind_case != FENNEC__REPLICATION__FRAME__KIND_SNAPSHOT) {
+        frame_free(f);
+        return say(err, errlen, FENNEC_EDAMAGED, "a frame that is not a snapshot chunk");
+    }
+    return builder_add(b, f->snapshot, f, err, errlen);
+}
+
+static int builder_take(snapshot_builder_t *b, const chunk_t *c, frame_t *owner, bool *kept,
+                        char *err, size_t errlen);
+
+static int builder_add(snapshot_builder_t *b, const chunk_t *c, frame_t *owner, char *err,
+                       size_t errlen)
+{
+    bool kept = false;
+    int rc = builder_take(b, c, owner, &kept, err, errlen);
+    if (owner && !kept)
+        frame_free(owner);
+    return rc;
+}
+
+static int builder_take(snapshot_builder_t *b, const chunk_t *c, frame_t *owner, bool *kept,
+                        char *err, size_t errlen)
 {
     if (b->done)
         return say(err, errlen, FENNEC_EDAMAGED, "a chunk after the last one");
@@ -402,9 +443,28 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
         return say(err, errlen, FENNEC_EDAMAGED, "chunk %u has records of %s without its start",
                    c->seq, c->zone);
     }
+    /* The records stay where they are until the zone is built: in the frame taken over, or
+     * in one copy of a borrowed chunk's bytes. */
+    const uint8_t *base = c->records.data;
+    size_t len = c->records.len;
+    if (len && owner) {
+        if (ptr_push((void ***)&b->frames, &b->nframes, &b->frames_cap, owner) != 0)
+            return -ENOMEM;
+        *kept = true;
+    } else if (len) {
+        uint8_t *copy = malloc(len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, base, len);
+        if (ptr_push((void ***)&b->blobs, &b->nblobs, &b->blobs_cap, copy) != 0) {
+            free(copy);
+            return -ENOMEM;
+        }
+        base = copy;
+    }
     size_t pos = 0;
     frame_rr_t rr;
-    while ((rc = frame_rr_next(c->records.data, c->records.len, &pos, &rr, NULL)) == 1) {
+    while ((rc = frame_rr_next(base, len, &pos, &rr, NULL)) == 1) {
         if (b->nrecs == b->recs_cap) {
             size_t ncap = b->recs_cap ? b->recs_cap * 2 : 4096;
             zone_change_t *nr = realloc(b->recs, ncap * sizeof(*nr));
@@ -413,15 +473,11 @@ int snapshot_builder_add(snapshot_builder_t *b, const chunk_t *c, char *err, siz
             b->recs = nr;
             b->recs_cap = ncap;
         }
-        size_t oo, ro;
-        if (buf_put(b, rr.owner, rr.owner_len, &oo) != 0 ||
-            buf_put(b, rr.rdata, rr.rdlen, &ro) != 0)
-            return -ENOMEM;
         b->recs[b->nrecs++] = (zone_change_t){.add = true,
-                                              .owner = (const uint8_t *)(uintptr_t)oo,
+                                              .owner = rr.owner,
                                               .type = rr.type,
                                               .ttl = rr.ttl,
-                                              .rdata = (const uint8_t *)(uintptr_t)ro,
+                                              .rdata = rr.rdata,
                                               .rdlen = rr.rdlen};
     }
     if (rc != 0)
@@ -507,12 +563,14 @@ void snapshot_reader_close(snapshot_reader_t *r)
 static Fennec__Replication__Frame *chunk_decode(const uint8_t *buf, size_t len, char *err,
                                                 size_t errlen)
 {
-    frame_reader_t fr;
-    frame_t *f = NULL;
-    frame_reader_init(&fr, FRAME_MAX_DEFAULT);
-    if (frame_reader_feed(&fr, buf, len) == 0)
-        frame_reader_next(&fr, &f, err, errlen);
-    frame_reader_deinit(&fr);
+    if (len < FRAME_HEADER_LEN || wire_get_u32(buf) != len - FRAME_HEADER_LEN)
+        return NULL;
+    frame_t *f =
+        fennec__replication__frame__unpack(NULL, len - FRAME_HEADER_LEN, buf + FRAME_HEADER_LEN);
+    if (f && frame_check(f, err, errlen) != 0) {
+        frame_free(f);
+        return NULL;
+    }
     if (f && f->kind_case != FENNEC__REPLICATION__FRAME__KIND_SNAPSHOT) {
         frame_free(f);
         f = NULL;
@@ -522,47 +580,61 @@ static Fennec__Replication__Frame *chunk_decode(const uint8_t *buf, size_t len, 
 
 int snapshot_read(const char *dir, snapshot_data_t *out, char *err, size_t errlen)
 {
-    snapshot_reader_t *r = NULL;
     snapshot_builder_t *b = NULL;
+    char path[4200], why[512] = "";
     memset(out, 0, sizeof(*out));
-    int rc = snapshot_reader_open(dir, &r);
-    if (rc)
-        return say(err, errlen, rc, "%s/%s: %s", dir, SNAPSHOT_FILE, fennec_strerror(rc));
-    if ((rc = snapshot_builder_new(&b)) != 0)
-        goto done;
-    char why[512] = "";
-    for (size_t k = 0;; k++) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if ((rc = snapshot_reader_next(r, &buf, &len)) != 0 || !buf) {
-            if (rc == 0)
-                rc = say(why, sizeof(why), FENNEC_EDAMAGED, "it ends before its last chunk");
-            else if (rc == FENNEC_EDAMAGED)
-                snprintf(why, sizeof(why), "frame %zu is cut short or too long", k);
+    snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_FILE);
+    /* The file is mapped and read in place: a large snapshot is read once, not copied. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = errno == ENOENT ? FENNEC_ENOTFOUND : -errno;
+        return say(err, errlen, rc, "%s: %s", path, fennec_strerror(rc));
+    }
+    struct stat st;
+    const uint8_t *map = NULL;
+    size_t size = 0;
+    int rc = fstat(fd, &st) == 0 ? 0 : -errno;
+    if (rc == 0 && st.st_size > 0) {
+        size = (size_t)st.st_size;
+        void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (m == MAP_FAILED)
+            rc = -errno;
+        else
+            map = m;
+    }
+    close(fd);
+    if (rc == 0)
+        rc = snapshot_builder_new(&b);
+    for (size_t k = 0, off = 0; rc == 0; k++) {
+        if (off >= size) {
+            rc = say(why, sizeof(why), FENNEC_EDAMAGED, "it ends before its last chunk");
             break;
         }
-        frame_t *f = chunk_decode(buf, len, why, sizeof(why));
-        free(buf);
+        size_t n = size - off >= FRAME_HEADER_LEN ? wire_get_u32(map + off) : SIZE_MAX;
+        if (n > FRAME_MAX_DEFAULT || n > size - off - FRAME_HEADER_LEN) {
+            snprintf(why, sizeof(why), "frame %zu is cut short or too long", k);
+            rc = FENNEC_EDAMAGED;
+            break;
+        }
+        frame_t *f = chunk_decode(map + off, FRAME_HEADER_LEN + n, why, sizeof(why));
+        off += FRAME_HEADER_LEN + n;
         if (!f) {
             if (!why[0])
                 snprintf(why, sizeof(why), "frame %zu is not a snapshot chunk", k);
             rc = FENNEC_EDAMAGED;
             break;
         }
-        rc = snapshot_builder_add(b, f->snapshot, why, sizeof(why));
-        frame_free(f);
+        rc = snapshot_builder_add_frame(b, f, why, sizeof(why));
         if (rc == 1) {
             rc = snapshot_builder_finish(b, out, why, sizeof(why));
             break;
         }
-        if (rc != 0)
-            break;
     }
     if (rc != 0)
-        say(err, errlen, rc, "%s/%s: %s", dir, SNAPSHOT_FILE, why[0] ? why : fennec_strerror(rc));
-done:
+        say(err, errlen, rc, "%s: %s", path, why[0] ? why : fennec_strerror(rc));
     snapshot_builder_free(b);
-    snapshot_reader_close(r);
+    if (map)
+        munmap((void *)map, size);
     return rc;
 }
 

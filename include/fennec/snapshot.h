@@ -72,6 +72,11 @@ int snapshot_builder_new(snapshot_builder_t **out);
 int snapshot_builder_add(snapshot_builder_t *b, const Fennec__Replication__SnapshotChunk *c,
                          char *err, size_t errlen);
 
+/* The same for the frame F of a chunk, which the builder takes over (and frees): its records
+ * are used where they are, without a copy (a snapshot read from a file). A frame that is not
+ * a snapshot chunk is FENNEC_EDAMAGED. */
+int snapshot_builder_add_frame(snapshot_builder_t *b, frame_t *f, char *err, size_t errlen);
+
 /* What the chunks made (after the last one), moved into *OUT. FENNEC_EDAMAGED when the
  * chunks were not a whole snapshot. */
 int snapshot_builder_finish(snapshot_builder_t *b, snapshot_data_t *out, char *err, size_t errlen);
