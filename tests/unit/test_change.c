@@ -706,6 +706,19 @@ static void journal_open_at(const char *dir, bool primary, size_t max_bytes, uin
         fail_msg("change_open(%s): %d %s", dir, rc, err);
 }
 
+/* A primary's journal in g_data = g_dir/NAME (journal_open_at()), with g_cfg's zones loaded
+ * into it: the start of most tests below. */
+static void journal_loaded(const char *name, size_t max_bytes, uint64_t keep, uint64_t *index)
+{
+    change_result_t res;
+    char err[512];
+    snprintf(g_data, sizeof(g_data), "%s/%s", g_dir, name);
+    journal_open_at(g_data, true, max_bytes, keep, index);
+    write_zone(g_com_path, com_text);
+    if (submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)) != 0)
+        fail_msg("load: %s", err);
+}
+
 static void journal_done(void)
 {
     change_shutdown();
@@ -854,13 +867,9 @@ static void test_journal_snapshot_and_compaction(void **state)
 {
     (void)state;
     uint64_t index;
-    snprintf(g_data, sizeof(g_data), "%s/data-snap", g_dir);
-    journal_open_at(g_data, true, 0, 2, &index);
-    write_zone(g_com_path, com_text);
+    journal_loaded("data-snap", 0, 2, &index);
     change_result_t res;
     char err[512];
-    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
-                     0);
     for (int i = 0; i < 10; i++) {
         tchange_t t;
         char ip[32];
@@ -996,13 +1005,9 @@ static void test_journal_full_refuses_and_rolls_back(void **state)
 {
     (void)state;
     uint64_t index;
-    snprintf(g_data, sizeof(g_data), "%s/data-full", g_dir);
-    journal_open_at(g_data, true, 256 * 1024, 1, &index);
-    write_zone(g_com_path, com_text);
+    journal_loaded("data-full", 256 * 1024, 1, &index);
     change_result_t res;
     char err[512];
-    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
-                     0);
     int rc = 0, accepted = 0;
     for (int i = 0; i < 1000 && rc == 0; i++) {
         tchange_t t;
@@ -1037,13 +1042,8 @@ static void test_damaged_journal_and_snapshot_are_found(void **state)
 {
     (void)state;
     uint64_t index;
-    snprintf(g_data, sizeof(g_data), "%s/data-damaged", g_dir);
-    journal_open_at(g_data, true, 0, 0, &index);
-    write_zone(g_com_path, com_text);
-    change_result_t res;
+    journal_loaded("data-damaged", 0, 0, &index);
     char err[1024];
-    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
-                     0);
     assert_int_equal(change_snapshot_now(err, sizeof(err)), 0);
     journal_done();
     /* a snapshot cut short */
@@ -1077,13 +1077,7 @@ static void test_group_commit(void **state)
 {
     (void)state;
     uint64_t index;
-    snprintf(g_data, sizeof(g_data), "%s/data-group", g_dir);
-    journal_open_at(g_data, true, 0, 0, &index);
-    write_zone(g_com_path, com_text);
-    change_result_t res;
-    char err[512];
-    assert_int_equal(submit((change_t){.kind = CHANGE_LOAD, .cfg = &g_cfg}, &res, err, sizeof(err)),
-                     0);
+    journal_loaded("data-group", 0, 0, &index);
     change_journal_stats_t before, after;
     change_journal_stats(&before);
     uint64_t i0 = change_index();
