@@ -43,8 +43,11 @@ static ProtobufCBinaryData blob_of(const frame_rrs_t *b)
     return (ProtobufCBinaryData){.len = b->len, .data = b->buf};
 }
 
-static int pack(entry_t *e, uint8_t **out, size_t *len)
+/* Packs E as entry INDEX committed at COMMIT_NS into a new buffer *OUT of *LEN bytes. */
+static int pack(entry_t *e, uint64_t index, uint64_t commit_ns, uint8_t **out, size_t *len)
 {
+    e->index = index;
+    e->commit_time_ns = commit_ns;
     size_t n = fennec__replication__entry__get_packed_size(e);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf)
@@ -73,11 +76,9 @@ int entry_pack_diff(uint64_t index, uint64_t commit_ns, const zone_t *from, cons
         zd.file = (char *)(file ? file : "");
         zd.file_digest = digest;
         zd.records_after = zone_record_count(to);
-        e.index = index;
-        e.commit_time_ns = commit_ns;
         e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_DIFF;
         e.zone_diff = &zd;
-        rc = pack(&e, out, len);
+        rc = pack(&e, index, commit_ns, out, len);
     }
     frame_rrs_free(&d.removed);
     frame_rrs_free(&d.added);
@@ -99,11 +100,9 @@ int entry_pack_whole(uint64_t index, uint64_t commit_ns, const zone_t *z, uint8_
         zw.records = blob_of(&r);
         zw.file = (char *)(file ? file : "");
         zw.file_digest = digest;
-        e.index = index;
-        e.commit_time_ns = commit_ns;
         e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_WHOLE;
         e.zone_whole = &zw;
-        rc = pack(&e, out, len);
+        rc = pack(&e, index, commit_ns, out, len);
     }
     frame_rrs_free(&r);
     return rc;
@@ -115,11 +114,9 @@ int entry_pack_removed(uint64_t index, uint64_t commit_ns, const char *zone, uin
     Fennec__Replication__ZoneRemoved zr = FENNEC__REPLICATION__ZONE_REMOVED__INIT;
     entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
     zr.zone = (char *)zone;
-    e.index = index;
-    e.commit_time_ns = commit_ns;
     e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_ZONE_REMOVED;
     e.zone_removed = &zr;
-    return pack(&e, out, len);
+    return pack(&e, index, commit_ns, out, len);
 }
 
 int entry_pack_members(uint64_t index, uint64_t commit_ns, const repl_member_t *members,
@@ -139,11 +136,9 @@ int entry_pack_members(uint64_t index, uint64_t commit_ns, const repl_member_t *
         entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
         ms.members = ptrs;
         ms.n_members = count;
-        e.index = index;
-        e.commit_time_ns = commit_ns;
         e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_MEMBERSHIP;
         e.membership = &ms;
-        rc = pack(&e, out, len);
+        rc = pack(&e, index, commit_ns, out, len);
     }
     free(items);
     free(ptrs);
@@ -161,11 +156,9 @@ int entry_pack_health(uint64_t index, uint64_t commit_ns, const health_config_t 
         h.folder = hc->base ? hc->base : (char *)"";
         h.first_line = hc->first_line;
     }
-    e.index = index;
-    e.commit_time_ns = commit_ns;
     e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH;
     e.health = &h;
-    return pack(&e, out, len);
+    return pack(&e, index, commit_ns, out, len);
 }
 
 int entry_pack_override(uint64_t index, uint64_t commit_ns, const char *check,
@@ -175,11 +168,9 @@ int entry_pack_override(uint64_t index, uint64_t commit_ns, const char *check,
     entry_t e = FENNEC__REPLICATION__ENTRY__INIT;
     o.check = (char *)check;
     o.state = (uint32_t)state;
-    e.index = index;
-    e.commit_time_ns = commit_ns;
     e.payload_case = FENNEC__REPLICATION__ENTRY__PAYLOAD_HEALTH_OVERRIDE;
     e.health_override = &o;
-    return pack(&e, out, len);
+    return pack(&e, index, commit_ns, out, len);
 }
 
 int entry_health(const Fennec__Replication__HealthConfig *m, health_config_t **out, char *err,
