@@ -57,7 +57,8 @@ static bool check_equal(const health_check_def_t *a, const health_check_def_t *b
                   a->expect_status_count * sizeof(a->expect_status[0])) == 0 &&
            str_eq(a->expect_body, b->expect_body) && a->interval_ns == b->interval_ns &&
            a->timeout_ns == b->timeout_ns && a->rise == b->rise && a->fall == b->fall &&
-           a->tls_verify == b->tls_verify && str_eq(a->ca_file, b->ca_file);
+           a->tls_verify == b->tls_verify && str_eq(a->ca_file, b->ca_file) &&
+           a->reuse_connection == b->reuse_connection;
 }
 
 static bool pool_equal(const health_pool_def_t *a, const health_pool_def_t *b)

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #define MOD         PROBE_MOD
@@ -159,7 +160,8 @@ static bool def_eq(const health_check_def_t *a, const health_check_def_t *b)
         !str_eq(a->host, b->host) || a->expect_status_count != b->expect_status_count ||
         !str_eq(a->expect_body, b->expect_body) || a->interval_ns != b->interval_ns ||
         a->timeout_ns != b->timeout_ns || a->rise != b->rise || a->fall != b->fall ||
-        a->tls_verify != b->tls_verify || !str_eq(a->ca_file, b->ca_file))
+        a->tls_verify != b->tls_verify || !str_eq(a->ca_file, b->ca_file) ||
+        a->reuse_connection != b->reuse_connection)
         return false;
     for (size_t i = 0; i < a->expect_status_count && i < HEALTH_MAX_STATUS; i++)
         if (a->expect_status[i] != b->expect_status[i])
@@ -299,11 +301,20 @@ void probe_end(probe_check_t *c)
 static void on_tcp_closed(uv_handle_t *h);
 static void on_closed(uv_handle_t *h);
 
+void probe_abortive_close(int fd)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 static void tcp_finish(probe_check_t *c, bool ok, bool timed_out, const char *result)
 {
     c->decided = true;
     uv_timer_stop(&c->tmo);
     probe_done(c, ok, timed_out, result);
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0)
+        probe_abortive_close(fd);
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 

@@ -10,7 +10,10 @@
  * (CURLOPT_CONNECT_TO) for a URL that names `host`, so Host and SNI are the service's name and
  * the certificate is verified for it; a full TLS handshake (no session cache: a resumed
  * session skips the certificate); the status against the expected list; expect_body in the
- * first HEALTH_BODY_MAX bytes, where the transfer stops.
+ * first HEALTH_BODY_MAX bytes, where the transfer stops. A check with reuse_connection keeps
+ * its connection (keep-alive) for the next probes, for at most HEALTH_CONN_MAX_AGE_S: about
+ * half the CPU per probe, at the price of not seeing a listener that no longer accepts while
+ * the kept connection still answers. Sockets close with an RST (probe_abortive_close).
  */
 #include "fennec/common.h"
 #include "probe_int.h"
@@ -73,6 +76,15 @@ static void body_match(probe_check_t *c, const char *data, size_t n)
 
 /* The body: searched for expect_body in its first HEALTH_BODY_MAX bytes; the transfer is
  * stopped there (a short count makes curl end it with CURLE_WRITE_ERROR, taken as the end). */
+/* Every probe's socket closes with an RST once the answer is in (probe_abortive_close). */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)ud;
+    (void)purpose;
+    probe_abortive_close(fd);
+    return CURL_SOCKOPT_OK;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     probe_check_t *c = ud;
@@ -297,9 +309,10 @@ static int addr_text(const health_check_def_t *d, char *out, size_t len)
 /*
  * The easy handle of an HTTP(S) check, made once: the URL names `host`, so Host and SNI are
  * the service's name and the certificate is verified for it, while CURLOPT_CONNECT_TO sends
- * the connection to the member's address. Every probe is a new connection (FRESH_CONNECT,
- * FORBID_REUSE) with a full TLS handshake (no session cache): a probe that rode on an old
- * connection or a resumed session would not test what a new client meets.
+ * the connection to the member's address. Unless the check has reuse_connection, every probe
+ * is a new connection (FRESH_CONNECT, FORBID_REUSE) with a full TLS handshake (no session
+ * cache): a probe that rode on an old connection or a resumed session would not test what a
+ * new client meets.
  */
 const char *probe_http_setup(probe_check_t *c)
 {
@@ -318,16 +331,17 @@ const char *probe_http_setup(probe_check_t *c)
     snprintf(line, sizeof(line), "::%s:%u", addr, (unsigned)d->port);
     if (!(c->connect_to = curl_slist_append(NULL, line)))
         return "out of memory";
-    /* Host is `host` exactly, as name-based virtual hosts match it, whatever the port. The
-     * server closes first so its side, not ours, keeps the TIME_WAIT. */
+    /* Host is `host` exactly, as name-based virtual hosts match it, whatever the port. */
     snprintf(line, sizeof(line), "Host: %s%s%s", v6 ? "[" : "", host, v6 ? "]" : "");
     struct curl_slist *h = curl_slist_append(NULL, line);
     if (!h)
         return "out of memory";
     c->headers = h;
-    if (!(h = curl_slist_append(c->headers, "Connection: close")))
-        return "out of memory";
-    c->headers = h;
+    if (!d->reuse_connection) {
+        if (!(h = curl_slist_append(c->headers, "Connection: close")))
+            return "out of memory";
+        c->headers = h;
+    }
     if (d->expect_body) {
         c->pat_len = strlen(d->expect_body);
         if (c->pat_len && !(c->win = malloc(2 * c->pat_len)))
@@ -353,8 +367,13 @@ const char *probe_http_setup(probe_check_t *c)
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_TIMEOUT_MS, tmo);
     SET(CURLOPT_CONNECTTIMEOUT_MS, tmo);
-    SET(CURLOPT_FRESH_CONNECT, 1L);
-    SET(CURLOPT_FORBID_REUSE, 1L);
+    if (d->reuse_connection) {
+        SET(CURLOPT_MAXLIFETIME_CONN, (long)HEALTH_CONN_MAX_AGE_S);
+    } else {
+        SET(CURLOPT_FRESH_CONNECT, 1L);
+        SET(CURLOPT_FORBID_REUSE, 1L);
+    }
+    SET(CURLOPT_SOCKOPTFUNCTION, on_sockopt);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_PROXY, ""); /* never through a proxy from the environment */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -440,6 +459,9 @@ int probe_http_init(uv_loop_t *loop)
         return -ENOMEM;
     curl_multi_setopt(g_http.multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(g_http.multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    /* room for every kept connection (reuse_connection): by default curl keeps only 4 per
+     * transfer in progress, and probes are added one at a time */
+    curl_multi_setopt(g_http.multi, CURLMOPT_MAXCONNECTS, (long)HEALTH_MAX_CHECKS);
     uv_timer_init(loop, &g_http.timer);
     g_http.loop = loop; /* set: the timer is to be closed */
     return 0;

@@ -74,6 +74,10 @@ void probe_end(probe_check_t *c);
 /* NS in milliseconds, at least 1. */
 uint64_t probe_ms(uint64_t ns);
 
+/* Makes the close of socket FD abortive (SO_LINGER 0: an RST, no FIN exchange and no
+ * TIME_WAIT on either side), as probes close once they have their answer. Best effort. */
+void probe_abortive_close(int fd);
+
 /* ---- probe_http.c ------------------------------------------------------------------------ */
 
 /* Makes the multi handle and its timer on LOOP (any thread, before the loop runs).

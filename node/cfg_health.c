@@ -76,15 +76,16 @@ enum {
     C_FALL,
     C_TLS,
     C_CA,
+    C_REUSE,
     C_COUNT
 };
 
 static int parse_check(pctx_t *p, yaml_node_t *item, const char *sub, health_config_t *hc, size_t i)
 {
     static const char *const keys[] = {
-        "name", "type",          "target",      "port",     "path",
-        "host", "expect_status", "expect_body", "interval", "timeout",
-        "rise", "fall",          "tls_verify",  "ca_file",  NULL};
+        "name",          "type",        "target",           "port",    "path", "host",
+        "expect_status", "expect_body", "interval",         "timeout", "rise", "fall",
+        "tls_verify",    "ca_file",     "reuse_connection", NULL};
     yaml_node_t *v[C_COUNT];
     char key[CFG_PATH_LEN], q[96];
     int rc = cy_map_fields(p, item, sub, keys, v);
@@ -136,7 +137,7 @@ static int parse_check(pctx_t *p, yaml_node_t *item, const char *sub, health_con
         ((struct sockaddr_in6 *)&c->addr)->sin6_port = htons(c->port);
 
     /* What only a web check has. */
-    static const int web_only[] = {C_PATH, C_HOST, C_STATUS, C_BODY, C_TLS, C_CA};
+    static const int web_only[] = {C_PATH, C_HOST, C_STATUS, C_BODY, C_TLS, C_CA, C_REUSE};
     for (size_t k = 0; k < sizeof(web_only) / sizeof(web_only[0]); k++) {
         int f = web_only[k];
         if (v[f] && (!web || ((f == C_TLS || f == C_CA) && c->kind != HEALTH_HTTPS))) {
@@ -204,6 +205,9 @@ static int parse_check(pctx_t *p, yaml_node_t *item, const char *sub, health_con
             return rc;
         cy_path_key(key, sub, "ca_file");
         if (v[C_CA] && (rc = cy_get_path(p, v[C_CA], key, &c->ca_file)))
+            return rc;
+        cy_path_key(key, sub, "reuse_connection");
+        if (v[C_REUSE] && (rc = cy_get_bool(p, v[C_REUSE], key, &c->reuse_connection)))
             return rc;
     }
 

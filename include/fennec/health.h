@@ -23,12 +23,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define HEALTH_NAME_MAX    64 /* check name, NUL included: 1..63 of [A-Za-z0-9._-] */
-#define HEALTH_MAX_STATUS  8  /* expect_status entries */
-#define HEALTH_MAX_CHECKS  4096
-#define HEALTH_MAX_POOLS   4096
-#define HEALTH_MAX_MEMBERS 64    /* per pool */
-#define HEALTH_BODY_MAX    65536 /* bytes of a response read for expect_body */
+#define HEALTH_NAME_MAX       64 /* check name, NUL included: 1..63 of [A-Za-z0-9._-] */
+#define HEALTH_MAX_STATUS     8  /* expect_status entries */
+#define HEALTH_MAX_CHECKS     4096
+#define HEALTH_MAX_POOLS      4096
+#define HEALTH_MAX_MEMBERS    64    /* per pool */
+#define HEALTH_BODY_MAX       65536 /* bytes of a response read for expect_body */
+#define HEALTH_CONN_MAX_AGE_S 60 /* reuse_connection: a connection's (and TLS check's) lifetime */
 
 typedef enum health_kind {
     HEALTH_HTTP = 0,
@@ -59,13 +60,15 @@ typedef struct health_check_def {
     char *host;    /* http(s): Host header and SNI; default the target */
     uint16_t expect_status[HEALTH_MAX_STATUS]; /* default {200} */
     size_t expect_status_count;
-    char *expect_body;    /* substring of the first HEALTH_BODY_MAX bytes, or NULL */
-    uint64_t interval_ns; /* default 1 s; 100 ms .. 1 h */
-    uint64_t timeout_ns;  /* default 800 ms, at most the interval */
-    uint32_t rise;        /* default 2, 1..100 */
-    uint32_t fall;        /* default 2, 1..100 */
-    bool tls_verify;      /* https: default true */
-    char *ca_file;        /* https: CA bundle (PEM) instead of the system's, or NULL */
+    char *expect_body;     /* substring of the first HEALTH_BODY_MAX bytes, or NULL */
+    uint64_t interval_ns;  /* default 1 s; 100 ms .. 1 h */
+    uint64_t timeout_ns;   /* default 800 ms, at most the interval */
+    uint32_t rise;         /* default 2, 1..100 */
+    uint32_t fall;         /* default 2, 1..100 */
+    bool tls_verify;       /* https: default true */
+    char *ca_file;         /* https: CA bundle (PEM) instead of the system's, or NULL */
+    bool reuse_connection; /* http(s): keep the connection for the next probes (at most
+                            * HEALTH_CONN_MAX_AGE_S old); default false: a new one each time */
 } health_check_def_t;
 
 typedef enum health_policy {

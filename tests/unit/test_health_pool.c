@@ -234,6 +234,12 @@ static void test_config_errors(void **state)
          "health.checks[0].path: only for http and https checks"},
         {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, tls_verify: false}\n",
          "health.checks[0].tls_verify: only for https checks"},
+        {"health:\n  checks:\n    - {name: a, type: tcp, target: 192.0.2.1, port: 1, "
+         "reuse_connection: true}\n",
+         "health.checks[0].reuse_connection: only for http and https checks"},
+        {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, reuse_connection: "
+         "2}\n",
+         "health.checks[0].reuse_connection"},
         {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1}\n"
          "    - {name: a, type: http, target: 192.0.2.2}\n",
          "f.yaml:13: health.checks[1].name: \"a\": check defined twice"},

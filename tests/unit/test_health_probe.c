@@ -141,6 +141,8 @@ typedef enum srv_mode {
     SRV_CLOSE, /* reads the request, closes without a word */
     SRV_BIG,   /* 200, BIG_LEN bytes of 'x' with "needle" at NEEDLE_AT, in two writes */
     SRV_TCP,   /* accepts and closes */
+    SRV_KEEP,  /* 200 "ok" to every request of a connection (keep-alive), until the client
+                * closes or the server stops */
 } srv_mode_t;
 
 typedef struct srv {
@@ -159,6 +161,7 @@ typedef struct srv {
     char seen[8][2][128]; /* distinct (SNI, Host) pairs */
     size_t nseen;
     atomic_uint requests;
+    atomic_uint connections; /* accepted */
 } srv_t;
 
 static bool srv_put(SSL *ssl, int fd, const char *b, size_t len)
@@ -214,12 +217,33 @@ static bool srv_saw(srv_t *s, const char *sni, const char *host)
     return known;
 }
 
+/* Reads one request head into REQ (CAP bytes); false at EOF, error or when stopping. */
+static bool srv_read_request(srv_t *s, SSL *ssl, int fd, char *req, size_t cap)
+{
+    size_t len = 0;
+    req[0] = '\0';
+    while (len < cap - 1 && !strstr(req, "\r\n\r\n") && !atomic_load(&s->stop)) {
+        int r = ssl ? SSL_read(ssl, req + len, (int)(cap - 1 - len))
+                    : (int)recv(fd, req + len, cap - 1 - len, 0);
+        if (r < 0 && !ssl && s->mode == SRV_KEEP && (errno == EAGAIN || errno == EINTR))
+            continue; /* a kept connection's short receive timeout: look at stop again */
+        if (r <= 0)
+            return false;
+        len += (size_t)r;
+        req[len] = '\0';
+    }
+    return strstr(req, "\r\n\r\n") != NULL;
+}
+
 static void srv_serve(srv_t *s, int fd)
 {
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
     if (s->mode == SRV_TCP)
         return;
-    struct timeval tv = {.tv_sec = 1};
+    atomic_fetch_add(&s->connections, 1);
+    /* a kept connection waits for its next request; the timeout only lets it see stop */
+    struct timeval tv = {.tv_sec = s->mode == SRV_KEEP ? 0 : 1,
+                         .tv_usec = s->mode == SRV_KEEP ? 50000 : 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     SSL *ssl = NULL;
@@ -235,17 +259,7 @@ static void srv_serve(srv_t *s, int fd)
         const char *n = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
         snprintf(sni, sizeof(sni), "%s", n ? n : "");
     }
-    size_t len = 0;
-    req[0] = '\0';
-    while (len < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
-        int r = ssl ? SSL_read(ssl, req + len, (int)(sizeof(req) - 1 - len))
-                    : (int)recv(fd, req + len, sizeof(req) - 1 - len, 0);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        req[len] = '\0';
-    }
-    if (!strstr(req, "\r\n\r\n"))
+    if (!srv_read_request(s, ssl, fd, req, sizeof(req)))
         goto done;
     header_value(req, "host", host, sizeof(host));
     srv_note(s, sni, host);
@@ -254,6 +268,13 @@ static void srv_serve(srv_t *s, int fd)
     case SRV_OK:
         srv_put(ssl, fd, ok, sizeof(ok) - 1);
         break;
+    case SRV_KEEP: {
+        static const char kept[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        while (srv_put(ssl, fd, kept, sizeof(kept) - 1) &&
+               srv_read_request(s, ssl, fd, req, sizeof(req)))
+            atomic_fetch_add(&s->requests, 1);
+        break;
+    }
     case SRV_500: {
         static const char r500[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: "
                                    "4\r\nConnection: close\r\n\r\nfail";
@@ -1068,6 +1089,50 @@ static void test_stopped_server_goes_down_after_fall_and_returns_after_rise(void
     srv_stop(&b);
 }
 
+/* reuse_connection: the probes of a check ride one kept connection; without it each probe is
+ * a connection of its own; a kept connection whose server stops is no reason to stay up. */
+static void test_reuse_connection_keeps_one_connection_and_still_sees_a_stop(void **state)
+{
+    (void)state;
+    static srv_t k, f;
+    k = (srv_t){.ip = "127.0.0.5", .port = 16432, .mode = SRV_KEEP, .concurrent = true};
+    f = (srv_t){.ip = "127.0.0.6", .port = 16433, .mode = SRV_KEEP, .concurrent = true};
+    srv_start(&k);
+    srv_start(&f);
+    health_config_t *c = cfg_new(2, 0);
+    check_set(c, 0, "kept", HEALTH_HTTP, "127.0.0.5", 16432)->reuse_connection = true;
+    check_set(c, 1, "fresh", HEALTH_HTTP, "127.0.0.6", 16433);
+    prober_up();
+    assert_int_equal(health_configure(c), 0);
+    wait_status("kept", HEALTH_UP, 2000);
+    wait_status("fresh", HEALTH_UP, 2000);
+    for (int i = 0; i < 200 && (atomic_load(&k.requests) < 6 || atomic_load(&f.requests) < 6); i++)
+        usleep(10000);
+    unsigned kr = atomic_load(&k.requests), kc = atomic_load(&k.connections);
+    unsigned fr = atomic_load(&f.requests), fc = atomic_load(&f.connections);
+    print_message("kept: %u requests over %u connections; fresh: %u over %u\n", kr, kc, fr, fc);
+    assert_true(kr >= 6 && fr >= 6);
+    assert_int_equal(kc, 1);
+    assert_true(fc + 1 >= fr); /* one each (the last may still be on its way) */
+
+    /* a probe every 200 ms ± 10%, fall 2: the stop is seen as on a new connection */
+    srv_stop(&k);
+    double t = wait_status("kept", HEALTH_DOWN, 3000);
+    print_message("kept: down %.0f ms after its server stopped\n", t);
+    assert_true(t <= 2 * 220 + 250);
+    health_report_t r;
+    assert_int_equal(health_report_get(&r), 0);
+    assert_string_equal(snap_of(&r, "kept").st.last_result, "connect refused");
+    health_report_free(&r);
+    srv_start(&k);
+    wait_status("kept", HEALTH_UP, 3000);
+
+    prober_down();
+    health_config_unref(c);
+    srv_stop(&k);
+    srv_stop(&f);
+}
+
 static void test_unknown_after_a_failure_is_served_with_degraded_ttl(void **state)
 {
     (void)state;
@@ -1297,6 +1362,9 @@ static health_config_t *full_def(int change)
     case 20:
         d->addr_len = sizeof(struct sockaddr_storage);
         break;
+    case 21:
+        d->reuse_connection = true;
+        break;
     default:
         break;
     }
@@ -1308,7 +1376,7 @@ static void test_any_changed_field_starts_the_check_again(void **state)
     (void)state;
     /* without the health thread: configure and overrides work on the table alone; the
      * override is the state that shows whether the check was kept */
-    for (int change = 0; change <= 20; change++) {
+    for (int change = 0; change <= 21; change++) {
         health_config_t *base = full_def(0), *next = full_def(change);
         assert_int_equal(health_configure(base), 0);
         assert_int_equal(health_override_set("x", HEALTH_OVERRIDE_DOWN), 0);
@@ -1384,14 +1452,16 @@ static void test_probes_follow_the_interval(void **state)
 
 /* ---- cost --------------------------------------------------------------------------------- */
 
-/* CPU time of the health thread (found by its name), ms. */
+/* CPU time of the threads named fennec-health (the prober's, and any thread it started, such
+ * as the RCU reclaimer), ms. */
 static double health_thread_cpu_ms(void)
 {
     DIR *dir = opendir("/proc/self/task");
     assert_non_null(dir);
     struct dirent *e;
-    double ms = -1;
-    while ((e = readdir(dir)) && ms < 0) {
+    double ms = 0;
+    int threads = 0;
+    while ((e = readdir(dir))) {
         if (e->d_name[0] == '.')
             continue;
         char path[300], buf[512];
@@ -1403,29 +1473,31 @@ static double health_thread_cpu_ms(void)
         fclose(f);
         if (!ours)
             continue;
+        threads++;
         snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
         unsigned long long ns = 0;
         if ((f = fopen(path, "r"))) {
-            if (fscanf(f, "%llu", &ns) == 1)
-                ms = (double)ns / 1e6;
+            bool got = fscanf(f, "%llu", &ns) == 1;
             fclose(f);
+            if (got) {
+                ms += (double)ns / 1e6;
+                continue;
+            }
         }
-        if (ms < 0) { /* no schedstat: utime + stime in clock ticks */
-            snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
-            assert_non_null(f = fopen(path, "r"));
-            assert_non_null(fgets(buf, sizeof(buf), f));
-            fclose(f);
-            unsigned long long ut = 0, st = 0;
-            const char *p = strrchr(buf, ')');
-            assert_non_null(p);
-            assert_int_equal(
-                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st),
-                2);
-            ms = (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
-        }
+        /* no schedstat: utime + stime in clock ticks */
+        snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+        assert_non_null(f = fopen(path, "r"));
+        assert_non_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        unsigned long long ut = 0, st = 0;
+        const char *p = strrchr(buf, ')');
+        assert_non_null(p);
+        assert_int_equal(
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
+        ms += (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
     }
     closedir(dir);
-    if (ms < 0)
+    if (threads == 0)
         fail_msg("no thread named fennec-health");
     return ms;
 }
@@ -1444,17 +1516,23 @@ static long rss_kib(void)
     return kib;
 }
 
-static void measure(health_kind_t kind, uint16_t port, const char *what)
+static void measure(health_kind_t kind, bool reuse, uint16_t port, const char *what)
 {
     enum { N = 1000 };
     static srv_t s;
-    s = (srv_t){.ip = "127.0.0.8", .port = port, .mode = kind == HEALTH_TCP ? SRV_TCP : SRV_OK};
+    s = (srv_t){.ip = "127.0.0.8",
+                .port = port,
+                .mode = kind == HEALTH_TCP ? SRV_TCP
+                        : reuse            ? SRV_KEEP
+                                           : SRV_OK,
+                .concurrent = reuse};
     srv_start(&s);
     health_config_t *c = cfg_new(N, 0);
     for (int i = 0; i < N; i++) {
         char name[16];
         snprintf(name, sizeof(name), "c%04d", i);
         health_check_def_t *d = check_set(c, (size_t)i, name, kind, "127.0.0.8", port);
+        d->reuse_connection = reuse;
         d->interval_ns = 1000 * MS;
         d->timeout_ns = 800 * MS;
     }
@@ -1495,8 +1573,9 @@ static void measure(health_kind_t kind, uint16_t port, const char *what)
 static void test_cost_of_a_thousand_checks(void **state)
 {
     (void)state;
-    measure(HEALTH_HTTP, 16480, "HTTP");
-    measure(HEALTH_TCP, 16481, "TCP");
+    measure(HEALTH_HTTP, false, 16480, "HTTP");
+    measure(HEALTH_HTTP, true, 16482, "HTTP (reuse_connection)");
+    measure(HEALTH_TCP, false, 16481, "TCP");
 }
 
 /* An argument runs the tests whose names match it (cmocka's pattern: * and ?). */
@@ -1521,6 +1600,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_ipv6_members, teardown),
         cmocka_unit_test_teardown(test_tcp_connect_refused_and_timeout, teardown),
         cmocka_unit_test_teardown(test_stopped_server_goes_down_after_fall_and_returns_after_rise,
+                                  teardown),
+        cmocka_unit_test_teardown(test_reuse_connection_keeps_one_connection_and_still_sees_a_stop,
                                   teardown),
         cmocka_unit_test_teardown(test_unknown_after_a_failure_is_served_with_degraded_ttl,
                                   teardown),
