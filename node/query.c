@@ -159,32 +159,88 @@ full:
     return FENNEC_ESPACE;
 }
 
-/* A/AAAA of the in-zone targets of an NS, MX or SRV RRset. Never sets TC: the additional
- * section is optional (RFC 2181 9), so what does not fit is left out. */
-static void put_additional(ans_t *a, const zone_t *zone, const zone_rrset_t *rs, bool glue)
+/* How the additional records of an RRset are chosen. */
+typedef enum addl_mode {
+    ADDL_ANSWER,  /* targets of an answer: none below a zone cut */
+    ADDL_NS,      /* an NS RRset in the answer: glue below cuts too */
+    ADDL_IN_CUT,  /* a referral's in-domain glue (at or below the cut): all or FENNEC_ESPACE */
+    ADDL_SIBLING, /* a referral's other glue: what fits */
+} addl_mode_t;
+
+/* Writes the records a target T gets in the additional section, once per answer: its RRset
+ * of ALSO_TYPE when not 0 (an AliasMode SVCB/HTTPS target's), then A and AAAA. FENNEC_ESPACE
+ * when they do not fit (the caller decides whether that matters). */
+static int put_target(ans_t *a, const zone_node_t *t, uint16_t also_type);
+
+/* The additional records for the targets of RS (NS, MX, SRV, SVCB, HTTPS), owned by OWNER,
+ * chosen by MODE; CUT is the referral's cut for the glue modes. Only ADDL_IN_CUT reports
+ * FENNEC_ESPACE: the rest of the additional section is optional (RFC 2181 9, RFC 9471 3.2),
+ * so what does not fit is left out. */
+static int put_additional(ans_t *a, const zone_t *zone, const zone_rrset_t *rs,
+                          const zone_node_t *owner, addl_mode_t mode, const zone_node_t *cut)
 {
-    static const uint16_t types[] = {WIRE_TYPE_A, WIRE_TYPE_AAAA};
     if (rs->addl == ZONE_ADDL_NONE)
-        return;
+        return 0;
     const uint8_t *p = rs->data;
     for (unsigned i = 0; i < rs->count; i++) {
         uint16_t rdlen = wire_get_u16(p);
-        const zone_node_t *t = zone_addl_target(zone, rs, p + 2, rdlen);
+        const uint8_t *rd = p + 2;
         p += 2u + rdlen;
-        if (!t || (!glue && zone_node_cut(zone, t)))
+        const zone_node_t *t;
+        uint16_t also = 0;
+        if (rs->addl == ZONE_ADDL_SVCB) {
+            /* RFC 9460 4.1: A, AAAA and SVCB records of the TargetNames in the zone; an
+             * AliasMode record (priority 0) gets its target's records of its own type. A
+             * TargetName of "." names no other name (as Knot DNS). */
+            if (rdlen < 3 || rd[2] == 0)
+                continue;
+            t = zone_addl_target(zone, rs, rd, rdlen);
+            also = wire_get_u16(rd) == 0 ? rs->type : 0;
+        } else {
+            t = zone_addl_target(zone, rs, rd, rdlen);
+        }
+        if (!t || (t == owner && also))
             continue;
-        bool seen = false;
-        for (unsigned k = 0; k < a->addl_n; k++)
-            seen |= a->addl[k] == t;
-        if (seen || a->addl_n == ADDL_MAX)
+        if (mode == ADDL_IN_CUT || mode == ADDL_SIBLING) {
+            bool in_cut = wire_name_in(t->name, t->name_len, cut->name, cut->name_len);
+            if (in_cut != (mode == ADDL_IN_CUT))
+                continue;
+        } else if (mode == ADDL_ANSWER && zone_node_cut(zone, t)) {
             continue;
-        a->addl[a->addl_n++] = t;
-        for (unsigned k = 0; k < 2; k++) {
-            const zone_rrset_t *addr = zone_node_rrset(t, types[k]);
-            if (addr && put_rrset(a, SEC_AR, t->name, addr, addr->ttl) != 0)
-                return;
+        }
+        int rc = put_target(a, t, also);
+        if (rc == FENNEC_ESPACE && mode == ADDL_IN_CUT)
+            return rc;
+        if (rc)
+            return 0;
+    }
+    return 0;
+}
+
+static int put_target(ans_t *a, const zone_node_t *t, uint16_t also_type)
+{
+    static const uint16_t types[] = {WIRE_TYPE_A, WIRE_TYPE_AAAA};
+    for (unsigned k = 0; k < a->addl_n; k++)
+        if (a->addl[k] == t)
+            return 0;
+    if (a->addl_n == ADDL_MAX)
+        return 0;
+    a->addl[a->addl_n++] = t;
+    if (also_type) {
+        const zone_rrset_t *alias = zone_node_rrset(t, also_type);
+        if (alias) {
+            int rc = put_rrset(a, SEC_AR, t->name, alias, alias->ttl);
+            if (rc)
+                return rc;
         }
     }
+    for (unsigned k = 0; k < 2; k++) {
+        const zone_rrset_t *addr = zone_node_rrset(t, types[k]);
+        int rc = addr ? put_rrset(a, SEC_AR, t->name, addr, addr->ttl) : 0;
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 /* The SOA for a negative answer, TTL per RFC 2308 3: min(SOA TTL, SOA MINIMUM). */
@@ -198,14 +254,21 @@ static int put_negative_soa(ans_t *a, const zone_t *zone)
     return put_rrset(a, SEC_NS, apex->name, soa, ttl);
 }
 
-/* A referral: the cut's NS RRset in authority, glue in additional (RFC 1034 4.3.2 3b). */
+/* A referral: the cut's NS RRset in authority, glue in additional (RFC 1034 4.3.2 3b): all
+ * the in-domain glue, or what fits of it with TC set (RFC 9471 3.1: the resolver asks again
+ * over TCP; Knot DNS sends the same); then the sibling glue that fits (RFC 9471 3.2:
+ * optional, never a reason for TC). */
 static int put_referral(ans_t *a, const zone_t *zone, const zone_node_t *cut)
 {
     const zone_rrset_t *ns = zone_node_rrset(cut, WIRE_TYPE_NS);
     int rc = put_rrset(a, SEC_NS, cut->name, ns, ns->ttl);
-    if (rc == 0)
-        put_additional(a, zone, ns, true);
-    return rc;
+    if (rc)
+        return rc;
+    if (put_additional(a, zone, ns, cut, ADDL_IN_CUT, cut) == FENNEC_ESPACE)
+        a->tc = true;
+    else
+        put_additional(a, zone, ns, cut, ADDL_SIBLING, cut);
+    return 0;
 }
 
 typedef struct lookup {
@@ -252,34 +315,129 @@ static int answer_pool(ans_t *a, const zone_t *zone, const uint8_t *owner, const
     return rc ? rc : 1;
 }
 
-/*
- * Answers QNAME/QTYPE from ZONE into A (RFC 1034 4.3.2, step 3), following CNAMEs inside
- * the zone. QNAME (lower case) is the search key; OWNER is how the name is written (NULL:
- * a pointer to the question).
- */
-static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, size_t qlen,
-                            uint16_t qtype, lookup_t *res)
-{
-    uint8_t name[WIRE_NAME_MAX], owner_buf[WIRE_NAME_MAX];
-    const uint8_t *owner = NULL;
-    uint8_t visited[CNAME_CHAIN_MAX][WIRE_NAME_MAX]; /* owners whose CNAME is written */
+/* Where a CNAME or DNAME chain stands: the name being looked up (lower case), how it is
+ * spelled in the answer, and the names already passed (loops end the chain). */
+typedef struct chain {
+    uint8_t name[WIRE_NAME_MAX];
+    size_t len;
+    uint8_t spelled[WIRE_NAME_MAX];
+    const uint8_t *owner; /* NULL: the question's name (a pointer to it) */
+    uint8_t visited[CNAME_CHAIN_MAX][WIRE_NAME_MAX];
     size_t visited_len[CNAME_CHAIN_MAX];
-    unsigned steps = 0;
-    const uint8_t *apex = zone_apex_wire(zone);
-    size_t apex_len = strlen((const char *)apex) + 1;
+    unsigned steps;
+    const zone_node_t *dname[CNAME_CHAIN_MAX]; /* DNAMEs written */
+    unsigned dnames;
+} chain_t;
+
+/*
+ * Moves the chain C on to TARGET (TL bytes, as spelled in the record): the next name is
+ * looked up in the most specific zone of SET that holds it, so a chain goes on into another
+ * zone served here (RFC 1034 4.3.2 3a lets a server do so; NSD does), and into a child zone
+ * served here rather than to the parent's referral. Returns that zone, or NULL when the
+ * chain ends here: the target is not served here, or is a name already passed (a loop).
+ */
+static const zone_t *chain_next(chain_t *c, const zone_set_t *set, const uint8_t *target, size_t tl)
+{
+    memcpy(c->visited[c->steps], c->name, c->len);
+    c->visited_len[c->steps++] = c->len;
+    memcpy(c->spelled, target, tl);
+    memcpy(c->name, target, tl);
+    wire_name_lower(c->name);
+    c->len = tl;
+    c->owner = c->spelled;
+    for (unsigned i = 0; i < c->steps; i++)
+        if (c->visited_len[i] == tl && memcmp(c->visited[i], c->name, tl) == 0)
+            return NULL;
+    return set ? zone_set_find(set, c->name, tl) : NULL;
+}
+
+/*
+ * RFC 6672 3.1 for a name below the DNAME at DN: the DNAME, then a CNAME synthesized from
+ * it (the name with DN's suffix replaced by the DNAME's target, TTL of the DNAME). Returns
+ * 1 when the chain goes on to the synthesized target (in *NEXT, whose zone may be NULL: not
+ * served here), 0 when the answer is complete, or FENNEC_ESPACE.
+ */
+static int put_dname(ans_t *a, const zone_set_t *set, chain_t *c, const zone_node_t *dn,
+                     uint16_t qtype, lookup_t *res, const zone_t **next)
+{
+    const zone_rrset_t *drs = zone_node_rrset(dn, WIRE_TYPE_DNAME);
+    int rc = 0;
+    bool written = false; /* a chain through one DNAME several times writes it once */
+    for (unsigned i = 0; i < c->dnames; i++)
+        written |= c->dname[i] == dn;
+    if (!written && (rc = put_rrset(a, SEC_AN, dn->name, drs, drs->ttl)) != 0)
+        return rc;
+    if (!written && c->dnames < CNAME_CHAIN_MAX)
+        c->dname[c->dnames++] = dn;
+    uint16_t rdlen = wire_get_u16(drs->data);
+    int dtl = wire_name_len(drs->data + 2, rdlen);
+    if (dtl < 0)
+        return 0;
+    size_t prefix = c->len - dn->name_len;
+    if (prefix + (size_t)dtl > WIRE_NAME_MAX) {
+        res->rcode = WIRE_RCODE_YXDOMAIN; /* RFC 6672 2.2: the name would be too long */
+        return 0;
+    }
+    /* The synthesized CNAME as a one-record RRset: u16 rdlength, then the target. */
+    uint8_t data[2 + WIRE_NAME_MAX];
+    const uint8_t *spelled = c->owner ? c->owner : a->pkt + WIRE_HEADER_LEN;
+    wire_put_u16(data, (uint16_t)(prefix + (size_t)dtl));
+    memcpy(data + 2, spelled, prefix);
+    memcpy(data + 2 + prefix, drs->data + 2, (size_t)dtl);
+    zone_rrset_t cname = {.type = WIRE_TYPE_CNAME,
+                          .count = 1,
+                          .ttl = drs->ttl,
+                          .compress = ZONE_COMPRESS_NAME0,
+                          .len = (uint32_t)(2 + prefix + (size_t)dtl),
+                          .data = data};
+    if ((rc = put_rrset(a, SEC_AN, c->owner, &cname, drs->ttl)) != 0)
+        return rc;
+    if (qtype == WIRE_TYPE_CNAME)
+        return 0; /* the CNAME answers the question (RFC 1034 4.3.2 3a) */
+    *next = chain_next(c, set, data + 2, prefix + (size_t)dtl);
+    return 1;
+}
+
+/*
+ * Answers QNAME/QTYPE from ZONE into A (RFC 1034 4.3.2, step 3), following CNAME and DNAME
+ * (RFC 6672) chains through the zones of SET. QNAME (lower case) is the search key.
+ */
+static int answer_from_zone(ans_t *a, const zone_set_t *set, const zone_t *zone,
+                            const uint8_t *qname, size_t qlen, uint16_t qtype, lookup_t *res)
+{
+    chain_t c;
     int rc;
 
-    memcpy(name, qname, qlen);
+    memcpy(c.name, qname, qlen);
+    c.len = qlen;
+    c.owner = NULL;
+    c.steps = 0;
+    c.dnames = 0;
     res->rcode = WIRE_RCODE_NOERROR;
     res->aa = true;
     for (;;) {
-        const zone_node_t *node = zone_node_find(zone, name, qlen);
+        const uint8_t *name = c.name, *owner = c.owner;
+        size_t len = c.len;
+        const zone_node_t *dn = zone_node_dname_above(zone, name, len);
+        if (dn) {
+            if (c.steps == CNAME_CHAIN_MAX)
+                return 0; /* followed enough links: the resolver goes on from here */
+            const zone_t *next = NULL;
+            if ((rc = put_dname(a, set, &c, dn, qtype, res, &next)) <= 0)
+                return rc;
+            if (!next)
+                return 0;
+            zone = next;
+            continue;
+        }
+        const zone_node_t *node = zone_node_find(zone, name, len);
         bool synthesized = false; /* from a wildcard: no pool of its own */
         if (!node) {
             /* Closest encloser: strip labels until a node exists (the apex always does). */
             const uint8_t *s = name;
-            size_t l = qlen;
+            size_t l = len;
             const zone_node_t *ce = NULL;
+            size_t apex_len = zone_apex(zone)->name_len;
             while (!ce && l > apex_len) {
                 l -= (size_t)*s + 1;
                 s += *s + 1;
@@ -293,7 +451,7 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
                 return put_referral(a, zone, cut);
             }
             if (health_pools_active() &&
-                (rc = answer_pool(a, zone, owner, name, qlen, qtype, false)))
+                (rc = answer_pool(a, zone, owner, name, len, qtype, false)))
                 return rc < 0 ? rc : 0;
             node = zone_node_wildcard(zone, ce); /* RFC 4592 3.3.1: the source of synthesis */
             synthesized = true;
@@ -311,7 +469,7 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
             }
         }
         if (!synthesized && health_pools_active() &&
-            (rc = answer_pool(a, zone, owner, name, qlen, qtype, true)))
+            (rc = answer_pool(a, zone, owner, name, len, qtype, true)))
             return rc < 0 ? rc : 0;
         const zone_rrset_t *rs = NULL;
         if (qtype == WIRE_TYPE_ANY) {
@@ -323,35 +481,23 @@ static int answer_from_zone(ans_t *a, const zone_t *zone, const uint8_t *qname, 
         if (rs) {
             rc = put_rrset(a, SEC_AN, owner, rs, rs->ttl);
             if (rc == 0)
-                put_additional(a, zone, rs, rs->type == WIRE_TYPE_NS);
+                put_additional(a, zone, rs, node, rs->type == WIRE_TYPE_NS ? ADDL_NS : ADDL_ANSWER,
+                               NULL);
             return rc;
         }
         const zone_rrset_t *cname = zone_node_rrset(node, WIRE_TYPE_CNAME);
         if (!cname)
             return put_negative_soa(a, zone); /* NODATA, RFC 2308 2.2 */
-        if (steps == CNAME_CHAIN_MAX)
+        if (c.steps == CNAME_CHAIN_MAX)
             return 0; /* followed enough links: the resolver goes on from here */
         rc = put_rrset(a, SEC_AN, owner, cname, cname->ttl);
         if (rc != 0)
             return rc;
-        memcpy(visited[steps], name, qlen);
-        visited_len[steps++] = qlen;
-        /* Follow the target if it is in this zone (RFC 1034 4.3.2 3a). */
+        /* Follow the target where it is served here (RFC 1034 4.3.2 3a). */
         const uint8_t *target = cname->data + 2;
         int tl = wire_name_len(target, wire_get_u16(cname->data));
-        if (tl < 0)
+        if (tl < 0 || !(zone = chain_next(&c, set, target, (size_t)tl)))
             return 0;
-        memcpy(owner_buf, target, (size_t)tl);
-        memcpy(name, target, (size_t)tl);
-        wire_name_lower(name);
-        qlen = (size_t)tl;
-        owner = owner_buf;
-        if (!wire_name_in(name, qlen, apex, apex_len))
-            return 0;
-        for (unsigned i = 0; i < steps; i++) {
-            if (visited_len[i] == qlen && memcmp(visited[i], name, qlen) == 0)
-                return 0; /* a loop: the chain so far is the answer */
-        }
     }
 }
 
@@ -549,7 +695,7 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     }
     {
         lookup_t res;
-        int rc = answer_from_zone(&a, zone, qname, (size_t)qlen, qtype, &res);
+        int rc = answer_from_zone(&a, set, zone, qname, (size_t)qlen, qtype, &res);
         if (rc == FENNEC_ESPACE) {
             /* RFC 2181 9: set TC and send what is certain: the question, no partial RRsets */
             a.tc = true;
@@ -566,7 +712,8 @@ finish:
         a.pos = WIRE_HEADER_LEN;
         a.count[SEC_AN] = a.count[SEC_NS] = a.count[SEC_AR] = 0;
         st->queries[transport == QUERY_TCP]++;
-    } else if (rcode != WIRE_RCODE_NOERROR && rcode != WIRE_RCODE_NXDOMAIN) {
+    } else if (rcode != WIRE_RCODE_NOERROR && rcode != WIRE_RCODE_NXDOMAIN &&
+               rcode != WIRE_RCODE_YXDOMAIN) {
         a.pos = a.qend;
         a.count[SEC_AN] = a.count[SEC_NS] = a.count[SEC_AR] = 0;
     }

@@ -246,12 +246,16 @@ const zone_node_t *zone_apex(const zone_t *zone)
     return zone->apex;
 }
 
-void zone_deleg_count(zone_t *z, const zone_node_t *n, int delta)
+void zone_tally(zone_t *z, const zone_node_t *n, int delta)
 {
-    if (!(n->flags & ZONE_NODE_DELEG))
-        return;
-    z->deleg_count += (uint32_t)delta;
-    z->deleg_at[n->labels] += (uint32_t)delta;
+    if (n->flags & ZONE_NODE_DELEG) {
+        z->deleg_count += (uint32_t)delta;
+        z->deleg_at[n->labels] += (uint32_t)delta;
+    }
+    if (n->flags & ZONE_NODE_DNAME) {
+        z->dname_count += (uint32_t)delta;
+        z->dname_at[n->labels] += (uint32_t)delta;
+    }
 }
 
 /* ---- the index ---- */
@@ -447,6 +451,32 @@ const zone_node_t *zone_node_cut(const zone_t *zone, const zone_node_t *node)
     return NULL;
 }
 
+const zone_node_t *zone_node_dname_above(const zone_t *zone, const uint8_t *lname, size_t len)
+{
+    if (zone->dname_count == 0)
+        return NULL;
+    /* off[i]: where the name's i-th label starts; off[n] is its root label */
+    uint8_t off[ZONE_MAX_LABELS + 1];
+    unsigned n = 0;
+    size_t p = 0;
+    while (p < len && lname[p] && n < ZONE_MAX_LABELS) {
+        off[n++] = (uint8_t)p;
+        p += lname[p] + 1u;
+    }
+    if (p >= len || lname[p])
+        return NULL;
+    off[n] = (uint8_t)p;
+    for (unsigned d = zone->apex_labels; d < n; d++) {
+        if (!zone->dname_at[d])
+            continue;
+        size_t at = off[n - d];
+        const zone_node_t *a = zone_node_find(zone, lname + at, len - at);
+        if (a && (a->flags & ZONE_NODE_DNAME))
+            return zone_node_cut(zone, a) ? NULL : a;
+    }
+    return NULL;
+}
+
 const zone_node_t *zone_node_wildcard(const zone_t *zone, const zone_node_t *node)
 {
     if (!(node->flags & ZONE_NODE_HAS_WILDCARD) || node->name_len + 2u > WIRE_NAME_MAX)
@@ -461,7 +491,7 @@ const zone_node_t *zone_node_wildcard(const zone_t *zone, const zone_node_t *nod
 const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, const uint8_t *rd,
                                     uint16_t rdlen)
 {
-    static const size_t offs[] = {0, 0, 2, 6};
+    static const size_t offs[] = {0, 0, 2, 6, 2};
     if (rs->addl == ZONE_ADDL_NONE || rs->addl >= sizeof(offs) / sizeof(offs[0]))
         return NULL;
     size_t off = offs[rs->addl];
@@ -476,7 +506,8 @@ const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, 
     if (!wire_name_in(lname, (size_t)len, zone->apex_wire, zone->apex_len))
         return NULL;
     const zone_node_t *t = zone_node_find(zone, lname, (size_t)len);
-    if (t && (zone_node_rrset(t, WIRE_TYPE_A) || zone_node_rrset(t, WIRE_TYPE_AAAA)))
+    if (t && (zone_node_rrset(t, WIRE_TYPE_A) || zone_node_rrset(t, WIRE_TYPE_AAAA) ||
+              (rs->addl == ZONE_ADDL_SVCB && zone_node_rrset(t, rs->type))))
         return t;
     return NULL;
 }

@@ -76,6 +76,8 @@ struct zone {
     uint32_t mask;    /* slots - 1 */
     uint32_t deleg_count;
     uint32_t deleg_at[ZONE_MAX_LABELS]; /* zone cuts per label count */
+    uint32_t dname_count;
+    uint32_t dname_at[ZONE_MAX_LABELS]; /* DNAME owners per label count */
     zone_store_t *store;
     /* The zone file this lineage last loaded: its path and a digest of its records. */
     char *path;
@@ -136,8 +138,9 @@ const char *zone_type_text(uint16_t type);
 bool zone_type_allowed(uint16_t type); /* may appear in a zone (not OPT, AXFR, ...) */
 void zone_rrset_kinds(uint16_t type, uint8_t *compress, uint8_t *addl);
 
-/* Counts a node's zone cut in Z: a node with NS that is not the apex. */
-void zone_deleg_count(zone_t *z, const zone_node_t *n, int delta);
+/* Counts (DELTA +1 or -1) what Z keeps per depth of node N: a zone cut (NS below the apex),
+ * a DNAME. */
+void zone_tally(zone_t *z, const zone_node_t *n, int delta);
 
 /* 64-bit digest of the records of a zone file (order-independent input is sorted first). */
 uint64_t zone_digest_add(uint64_t h, const void *data, size_t len);

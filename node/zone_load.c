@@ -105,6 +105,10 @@ void zone_rrset_kinds(uint16_t type, uint8_t *compress, uint8_t *addl)
     case WIRE_TYPE_SRV:
         *addl = ZONE_ADDL_NAME6;
         break;
+    case WIRE_TYPE_SVCB:
+    case WIRE_TYPE_HTTPS:
+        *addl = ZONE_ADDL_SVCB;
+        break;
     default:
         break;
     }
@@ -196,6 +200,8 @@ zone_node_t *zone_node_build(arena_t *arena, const uint8_t *name, size_t len, bo
         zone_rrset_kinds(rs->type, &rs->compress, &rs->addl);
         if (rs->type == WIRE_TYPE_NS && !apex)
             node->flags |= ZONE_NODE_DELEG;
+        if (rs->type == WIRE_TYPE_DNAME)
+            node->flags |= ZONE_NODE_DNAME;
         k = m;
     }
     *rc = 0;
@@ -207,6 +213,9 @@ const char *zone_node_rules(const zone_node_t *node)
     const zone_rrset_t *cname = zone_node_rrset(node, WIRE_TYPE_CNAME);
     if (cname && cname->count > 1)
         return "more than one CNAME at %s";
+    const zone_rrset_t *dname = zone_node_rrset(node, WIRE_TYPE_DNAME);
+    if (dname && dname->count > 1)
+        return "more than one DNAME at %s (RFC 6672 2.4)";
     if (cname) {
         for (unsigned i = 0; i < node->rrset_count; i++) {
             uint16_t t = node->rrsets[i].type;
@@ -389,7 +398,7 @@ static int node_link(zone_t *z, zone_node_t *node)
     if (rc)
         return rc;
     z->node_count++;
-    zone_deleg_count(z, node, 1);
+    zone_tally(z, node, 1);
     if (node->name_len == z->apex_len)
         return 0;
     size_t skip = (size_t)node->name[0] + 1;

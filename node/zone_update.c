@@ -398,6 +398,8 @@ static zone_t *version_next(const zone_t *base)
     v->mask = base->mask;
     v->deleg_count = base->deleg_count;
     memcpy(v->deleg_at, base->deleg_at, sizeof(v->deleg_at));
+    v->dname_count = base->dname_count;
+    memcpy(v->dname_at, base->dname_at, sizeof(v->dname_at));
     v->store = base->store;
     atomic_fetch_add(&v->store->refs, 1);
     v->file_digest = base->file_digest;
@@ -481,14 +483,14 @@ int zone_update_commit(zone_update_t *up, zone_t **out, char *err, size_t errlen
     for (unsigned l = 0; l < ZONE_MAX_LABELS; l++) {
         for (draft_t *d = up->depth[l]; d; d = d->dnext) {
             if (d->old) {
-                zone_deleg_count(v, d->old, -1);
+                zone_tally(v, d->old, -1);
                 v->records -= node_records(d->old);
                 if ((rc = retire_node(base, d->old)) != 0)
                     goto fail;
             }
             if (d->exists) {
                 rc = zone_index_put(v, base, d->built, d->old != NULL);
-                zone_deleg_count(v, d->built, 1);
+                zone_tally(v, d->built, 1);
                 v->records += node_records(d->built);
                 if (d->built->flags & ZONE_NODE_APEX)
                     v->apex = d->built;

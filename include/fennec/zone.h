@@ -47,6 +47,7 @@ enum {
     ZONE_ADDL_NAME0 = 1, /* NS */
     ZONE_ADDL_NAME2 = 2, /* MX */
     ZONE_ADDL_NAME6 = 3, /* SRV */
+    ZONE_ADDL_SVCB = 4,  /* SVCB, HTTPS: TargetName after the priority (RFC 9460 4.1) */
 };
 
 enum {
@@ -55,6 +56,7 @@ enum {
     ZONE_NODE_WILDCARD = 1 << 2,     /* its first label is "*" */
     ZONE_NODE_HAS_WILDCARD = 1 << 3, /* it has the child "*" */
     ZONE_NODE_HEAP = 1 << 4,         /* one malloc block (from an update), not the arena */
+    ZONE_NODE_DNAME = 1 << 5,        /* has a DNAME RRset (RFC 6672) */
 };
 
 /* A name of the zone: an owner, or an empty non-terminal (no RRsets, children > 0). Nodes
@@ -223,11 +225,19 @@ const zone_rrset_t *zone_node_rrset(const zone_node_t *node, uint16_t type);
  * the zone has a cut. */
 const zone_node_t *zone_node_cut(const zone_t *zone, const zone_node_t *node);
 
+/* The DNAME node that redirects the lower-case wire name LNAME (LEN bytes, in ZONE): the
+ * topmost ancestor of LNAME strictly above it (the apex included) that owns a DNAME, unless
+ * a zone cut at or above that ancestor makes it not authoritative here; NULL when there is
+ * none. Costs nothing in a zone without DNAME, else one lookup per depth that has one. */
+const zone_node_t *zone_node_dname_above(const zone_t *zone, const uint8_t *lname, size_t len);
+
 /* The child "*" of NODE (RFC 4592 source of synthesis), or NULL. */
 const zone_node_t *zone_node_wildcard(const zone_t *zone, const zone_node_t *node);
 
 /* The in-zone node with A or AAAA records of the name that an NS, MX or SRV record (RS's
- * kind, rdata RD of RDLEN bytes) asks additional records for, or NULL. */
+ * kind, rdata RD of RDLEN bytes) asks additional records for, or NULL. An SVCB or HTTPS
+ * record names its target the same way (a TargetName of "." is the owner's: see
+ * zone_addl_name); its target is returned when it has A, AAAA or an RRset of RS's type. */
 const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, const uint8_t *rd,
                                     uint16_t rdlen);
 

@@ -141,6 +141,7 @@ static const char example_com[] = "$ORIGIN example.com.\n"
                                   "loop1 CNAME loop2\n"
                                   "loop2 CNAME loop1\n"
                                   "ext CNAME www.example.org.\n"
+                                  "out CNAME www.example.net.\n"
                                   "a.b.c A 192.0.2.3\n"
                                   "sub NS ns.sub\n"
                                   "sub NS ns.other.net.\n"
@@ -644,8 +645,25 @@ static void test_cname(void **state)
     expect_owner(&r->rr[1], "loop2.example.com");
     expect_rdata_name(r, &r->rr[1], "loop1.example.com");
 
-    /* Out of the zone: only the CNAME. */
+    /* Into another zone served here (example.org): followed, as NSD does. */
     testutil_query_make(&q, 8, 0, "ext.example.com", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_true(r->flags & WIRE_FLAG_AA);
+    assert_int_equal(r->an, 2);
+    static const uint8_t a_org[4] = {192, 0, 2, 80};
+    expect_a(r, &r->rr[1], "www.example.org", 3600, a_org);
+    assert_int_equal(r->ns + r->ar, 0);
+    /* ... and its NODATA comes with that zone's SOA */
+    testutil_query_make(&q, 8, 0, "ext.example.com", WIRE_TYPE_MX, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(r->ns, 1);
+    expect_neg_soa(r, &r->rr[1], "example.org", 60);
+
+    /* Out of the zones served here: only the CNAME. */
+    testutil_query_make(&q, 8, 0, "out.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 1);
@@ -1033,6 +1051,346 @@ static void test_ds_parent_and_child(void **state)
                  g_r.an, g_r.nrr ? g_r.rr[0].type : 0);
 }
 
+/* ---- DNAME, chains between zones, SVCB additionals, referral glue ---- */
+
+/* Loads the zones ORIGINS[i] from TEXTS[i] (N of them) as the set the next ask() uses; the
+ * set of the other tests comes back with restore_set(). */
+static zone_set_t *g_saved_set;
+
+static void use_zones(const char *const *origins, const char *const *texts, size_t n)
+{
+    zone_t *z[4] = {NULL};
+    char err[512];
+    assert_true(n <= 4);
+    for (size_t i = 0; i < n; i++)
+        if (zone_load_text(origins[i], texts[i], strlen(texts[i]), origins[i], &z[i], err,
+                           sizeof(err)) != 0)
+            fail_msg("%s", err);
+    zone_set_t *set = NULL;
+    assert_int_equal(zone_set_new(z, n, &set), 0);
+    for (size_t i = 0; i < n; i++)
+        zone_unref(z[i]);
+    g_saved_set = g_set;
+    g_set = set;
+}
+
+static void restore_set(void)
+{
+    zone_set_free(g_set);
+    g_set = g_saved_set;
+}
+
+/* How many records of TYPE section SEC of R holds. */
+static int count_type(const resp_t *r, int sec, uint16_t type)
+{
+    int n = 0;
+    for (int i = 0; i < r->nrr; i++)
+        n += r->rr[i].sec == sec && r->rr[i].type == type;
+    return n;
+}
+
+/* A 190-octet DNAME target: three labels of 59 octets, then "d.test." */
+#define LONG_TARGET                                                                                \
+    "a23456789a123456789a123456789a123456789a123456789a12345678."                                  \
+    "b23456789b123456789b123456789b123456789b123456789b12345678."                                  \
+    "c23456789c123456789c123456789c123456789c123456789c123456789cc.d.test."
+
+static const char dname_zone[] = "@ 300 SOA ns1 h 1 2 3 4 5\n"
+                                 "@ 300 NS ns1\n"
+                                 "ns1 300 A 192.0.2.1\n"
+                                 "d 600 DNAME target.d.test.\n"
+                                 "www.target 300 A 192.0.2.90\n"
+                                 "occluded.d 300 A 192.0.2.66\n"
+                                 "grow 300 DNAME x.grow.d.test.\n"
+                                 "long 300 DNAME " LONG_TARGET "\n"
+                                 "away 300 DNAME other.test.\n"
+                                 "tod 300 CNAME www.d\n";
+static const char other_zone[] = "@ 300 SOA ns1 h 1 2 3 4 5\n"
+                                 "@ 300 NS ns1\n"
+                                 "ns1 300 A 192.0.2.1\n"
+                                 "www 300 A 192.0.2.80\n";
+
+/* RFC 6672 3.1: the DNAME, a CNAME synthesized from it (TTL of the DNAME), and the target
+ * followed where it is served here. */
+static void test_dname(void **state)
+{
+    (void)state;
+    const char *origins[] = {"d.test", "other.test"};
+    const char *texts[] = {dname_zone, other_zone};
+    use_zones(origins, texts, 2);
+    static const uint8_t a90[4] = {192, 0, 2, 90}, a80[4] = {192, 0, 2, 80};
+    qbuf_t q;
+
+    testutil_query_make(&q, 1, 0, "WwW.D.d.test", WIRE_TYPE_A, 1);
+    const resp_t *r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_true(r->flags & WIRE_FLAG_AA);
+    assert_int_equal(r->an, 3);
+    expect_owner(&r->rr[0], "d.d.test");
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
+    assert_int_equal(r->rr[0].ttl, 600);
+    expect_rdata_name(r, &r->rr[0], "target.d.test");
+    expect_owner(&r->rr[1], "www.d.d.test");
+    assert_int_equal(r->rr[1].type, WIRE_TYPE_CNAME);
+    assert_int_equal(r->rr[1].ttl, 600);
+    expect_rdata_name(r, &r->rr[1], "www.target.d.test");
+    /* the part of the name below the DNAME keeps the query's spelling */
+    assert_memory_equal(r->b + r->rr[1].rdoff, "\x03WwW", 4);
+    expect_a(r, &r->rr[2], "www.target.d.test", 300, a90);
+
+    /* a name that exists below the DNAME is occluded: the DNAME answers for it */
+    testutil_query_make(&q, 2, 0, "occluded.d.d.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN); /* occluded.target does not exist */
+    assert_int_equal(r->an, 2);
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
+    expect_rdata_name(r, &r->rr[1], "occluded.target.d.test");
+    expect_neg_soa(r, &r->rr[2], "d.test", 5);
+
+    /* the DNAME's own name: its DNAME, or NODATA for other types */
+    testutil_query_make(&q, 3, 0, "d.d.test", WIRE_TYPE_DNAME, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
+    testutil_query_make(&q, 3, 0, "d.d.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_int_equal(r->an, 0);
+    assert_int_equal(r->ns, 1);
+
+    /* qtype CNAME: the synthesized CNAME is the answer, not followed */
+    testutil_query_make(&q, 4, 0, "www.d.d.test", WIRE_TYPE_CNAME, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 2);
+    assert_int_equal(r->rr[1].type, WIRE_TYPE_CNAME);
+
+    /* a DNAME whose target is below itself: the chain stops at 5 links, the DNAME once */
+    testutil_query_make(&q, 5, 0, "a.grow.d.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_int_equal(count_type(r, 0, WIRE_TYPE_DNAME), 1);
+    assert_int_equal(count_type(r, 0, WIRE_TYPE_CNAME), 5);
+
+    /* RFC 6672 2.2: a substituted name over 255 octets is YXDOMAIN, with the DNAME */
+    testutil_query_make(&q, 6, 0,
+                        "pppppppppppppppppppppppppppppppppppppppp."
+                        "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq.long.d.test",
+                        WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_YXDOMAIN);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
+    /* ... and a shorter one fits (65 octets before the DNAME owner + 188 = 253) */
+    testutil_query_make(
+        &q, 6, 0, "pppppppppppppppppppppppppppppp.qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq.long.d.test",
+        WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_TCP); /* over 512 bytes */
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
+    assert_int_equal(r->an, 2);
+
+    /* a DNAME into another zone served here, and a CNAME into a DNAME */
+    testutil_query_make(&q, 7, 0, "www.away.d.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 3);
+    expect_a(r, &r->rr[2], "www.other.test", 300, a80);
+    testutil_query_make(&q, 8, 0, "tod.d.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 4);
+    assert_int_equal(count_type(r, 0, WIRE_TYPE_DNAME), 1);
+    expect_a(r, &r->rr[3], "www.target.d.test", 300, a90);
+    restore_set();
+}
+
+/* A DNAME added or removed by a record edit takes effect like one loaded from a file; a
+ * second DNAME at one owner is refused (RFC 6672 2.4). */
+static void test_dname_by_edit(void **state)
+{
+    (void)state;
+    char err[256];
+    zone_t *base = NULL, *v1 = NULL, *v2 = NULL;
+    assert_int_equal(
+        zone_load_text("d.test", other_zone, strlen(other_zone), "d", &base, err, sizeof(err)), 0);
+    uint8_t owner[WIRE_NAME_MAX], target[WIRE_NAME_MAX], target2[WIRE_NAME_MAX];
+    int tl = wire_name_from_text("other.example.", target);
+    int tl2 = wire_name_from_text("third.example.", target2);
+    assert_true(wire_name_from_text("e.d.test.", owner) > 0 && tl > 0 && tl2 > 0);
+    zone_change_t add = {.add = true,
+                         .owner = owner,
+                         .type = WIRE_TYPE_DNAME,
+                         .ttl = 60,
+                         .rdata = target,
+                         .rdlen = (uint16_t)tl};
+    assert_int_equal(zone_edit(base, &add, 1, &v1, err, sizeof(err)), 0);
+    zone_change_t two[2] = {add, add};
+    two[1].rdata = target2;
+    two[1].rdlen = (uint16_t)tl2;
+    two[0].add = false;
+    two[0].rdata = target;
+    /* delete, then a second DNAME at e alone is fine; the two together are refused */
+    zone_change_t second = add;
+    second.rdata = target2;
+    second.rdlen = (uint16_t)tl2;
+    assert_int_not_equal(zone_edit(v1, &second, 1, &v2, err, sizeof(err)), 0);
+    if (!strstr(err, "DNAME"))
+        fail_msg("a second DNAME at one owner refused with \"%s\"", err);
+    assert_null(v2);
+
+    zone_set_t *set = NULL;
+    zone_t *zs[1] = {v1};
+    assert_int_equal(zone_set_new(zs, 1, &set), 0);
+    g_saved_set = g_set;
+    g_set = set;
+    qbuf_t q;
+    testutil_query_make(&q, 9, 0, "www.e.d.test", WIRE_TYPE_A, 1);
+    const resp_t *r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_int_equal(r->an, 2);
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
+    expect_rdata_name(r, &r->rr[1], "www.other.example");
+    restore_set();
+
+    /* removed again: the name below it is NXDOMAIN */
+    assert_int_equal(zone_edit(v1, &two[0], 1, &v2, err, sizeof(err)), 0);
+    zs[0] = v2;
+    assert_int_equal(zone_set_new(zs, 1, &set), 0);
+    g_saved_set = g_set;
+    g_set = set;
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
+    assert_int_equal(r->an, 0);
+    restore_set();
+    zone_unref(v2);
+    zone_unref(v1);
+    zone_unref(base);
+}
+
+/* A CNAME to a name below a cut whose child zone is served here is answered from the child,
+ * not with the parent's referral. */
+static void test_chain_into_served_child(void **state)
+{
+    (void)state;
+    static const char parent[] = "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n"
+                                 "child 300 NS ns1.child\nns1.child 300 A 192.0.2.77\n"
+                                 "tochild 300 CNAME www.child\n";
+    static const char child[] = "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.77\n"
+                                "www 300 A 192.0.2.78\nup 300 CNAME tochild.example.net.\n";
+    const char *origins[] = {"example.net", "child.example.net"};
+    const char *texts[] = {parent, child};
+    use_zones(origins, texts, 2);
+    static const uint8_t a78[4] = {192, 0, 2, 78};
+    qbuf_t q;
+    testutil_query_make(&q, 10, 0, "tochild.example.net", WIRE_TYPE_A, 1);
+    const resp_t *r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_true(r->flags & WIRE_FLAG_AA);
+    assert_int_equal(r->an, 2);
+    assert_int_equal(r->ns, 0);
+    expect_a(r, &r->rr[1], "www.child.example.net", 300, a78);
+    /* from the child up into the parent and back down: a loop-free chain of three */
+    testutil_query_make(&q, 11, 0, "up.child.example.net", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 3);
+    expect_a(r, &r->rr[2], "www.child.example.net", 300, a78);
+    restore_set();
+}
+
+/* RFC 9460 4.1: the A/AAAA of an SVCB/HTTPS TargetName in the zone, and an AliasMode
+ * target's own records of the type; "." gets nothing. */
+static void test_svcb_additional(void **state)
+{
+    (void)state;
+    static const char zone[] =
+        "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n"
+        "_8443._foo 300 SVCB 1 svc.s.test. alpn=h2 port=8443\n"
+        "svc 300 A 192.0.2.95\nsvc 300 AAAA 2001:db8::95\n"
+        "alias 300 HTTPS 0 svc3\n"
+        "svc3 300 HTTPS 1 svc alpn=h3\nsvc3 300 HTTPS 2 . alpn=h2\nsvc3 300 A 192.0.2.97\n"
+        "nosvc 300 HTTPS 0 .\n";
+    const char *origins[] = {"s.test"};
+    const char *texts[] = {zone};
+    use_zones(origins, texts, 1);
+    qbuf_t q;
+    testutil_query_make(&q, 12, 0, "_8443._foo.s.test", WIRE_TYPE_SVCB, 1);
+    const resp_t *r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(count_type(r, 2, WIRE_TYPE_A), 1);
+    assert_int_equal(count_type(r, 2, WIRE_TYPE_AAAA), 1);
+    assert_int_equal(r->ar, 2);
+
+    testutil_query_make(&q, 13, 0, "alias.s.test", WIRE_TYPE_HTTPS, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(count_type(r, 2, WIRE_TYPE_HTTPS), 2); /* svc3's two */
+    assert_int_equal(count_type(r, 2, WIRE_TYPE_A), 1);     /* svc3's A */
+    assert_int_equal(r->ar, 3);
+    for (int i = 0; i < r->nrr; i++)
+        if (r->rr[i].sec == 2)
+            expect_owner(&r->rr[i], "svc3.s.test");
+
+    testutil_query_make(&q, 14, 0, "svc3.s.test", WIRE_TYPE_HTTPS, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 2);
+    assert_int_equal(r->ar, 2); /* svc's A and AAAA; "." names nothing more */
+    for (int i = 0; i < r->nrr; i++)
+        if (r->rr[i].sec == 2)
+            expect_owner(&r->rr[i], "svc.s.test");
+
+    testutil_query_make(&q, 15, 0, "nosvc.s.test", WIRE_TYPE_HTTPS, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(r->ar, 0);
+    restore_set();
+}
+
+/* RFC 9471 3.1: a referral carries all in-domain glue or TC; sibling glue is optional. */
+static void test_referral_glue_truncation(void **state)
+{
+    (void)state;
+    static char zone[8192];
+    size_t o = (size_t)snprintf(zone, sizeof(zone),
+                                "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n"
+                                "few 300 NS ns1.few\nfew 300 NS ns1.long-server-name-label.big\n"
+                                "ns1.few 300 A 192.0.2.140\n");
+    for (int i = 1; i <= 13; i++)
+        o += (size_t)snprintf(zone + o, sizeof(zone) - o,
+                              "big 300 NS ns%d.long-server-name-label.big\n"
+                              "sib 300 NS ns%d.long-server-name-label.big\n"
+                              "ns%d.long-server-name-label.big 300 A 192.0.2.%d\n"
+                              "ns%d.long-server-name-label.big 300 AAAA 2001:db8::%d\n",
+                              i, i, i, i, i, i);
+    const char *origins[] = {"g.test"};
+    const char *texts[] = {zone};
+    use_zones(origins, texts, 1);
+    qbuf_t q;
+    testutil_query_make(&q, 16, 0, "www.big.g.test", WIRE_TYPE_A, 1);
+    const resp_t *r = ask(&q, QUERY_UDP); /* no EDNS: 512 bytes */
+    assert_true(r->flags & WIRE_FLAG_TC);
+    assert_false(r->flags & WIRE_FLAG_AA);
+    assert_int_equal(r->ns, 13);
+    assert_true(r->ar < 26);
+    r = ask(&q, QUERY_TCP);
+    assert_false(r->flags & WIRE_FLAG_TC);
+    assert_int_equal(r->ns, 13);
+    assert_int_equal(count_type(r, 2, WIRE_TYPE_A), 13);
+    assert_int_equal(count_type(r, 2, WIRE_TYPE_AAAA), 13);
+
+    /* sibling glue only (the servers are below another cut): what fits, no TC */
+    testutil_query_make(&q, 17, 0, "www.sib.g.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_false(r->flags & WIRE_FLAG_TC);
+    assert_int_equal(r->ns, 13);
+    assert_true(r->ar > 0 && r->ar < 26);
+
+    /* in-domain glue that fits, with sibling glue after it */
+    testutil_query_make(&q, 18, 0, "www.few.g.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_false(r->flags & WIRE_FLAG_TC);
+    assert_int_equal(r->ns, 2);
+    assert_int_equal(r->ar, 3);
+    expect_owner(&r->rr[2], "ns1.few.g.test");
+    restore_set();
+}
+
 /* RFC 6891 7: a query with an OPT gets an OPT back, FORMERR included (Knot DNS does this for
  * a query without a question). */
 static void test_formerr_keeps_opt(void **state)
@@ -1244,6 +1602,11 @@ int main(void)
         cmocka_unit_test(test_badvers),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_no_allocation_per_query),
+        cmocka_unit_test(test_dname),
+        cmocka_unit_test(test_dname_by_edit),
+        cmocka_unit_test(test_chain_into_served_child),
+        cmocka_unit_test(test_svcb_additional),
+        cmocka_unit_test(test_referral_glue_truncation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
