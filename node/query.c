@@ -380,9 +380,8 @@ static int put_dname(ans_t *a, const zone_set_t *set, chain_t *c, const zone_nod
     }
     /* The synthesized CNAME as a one-record RRset: u16 rdlength, then the target. */
     uint8_t data[2 + WIRE_NAME_MAX];
-    const uint8_t *spelled = c->owner ? c->owner : a->pkt + WIRE_HEADER_LEN;
     wire_put_u16(data, (uint16_t)(prefix + (size_t)dtl));
-    memcpy(data + 2, spelled, prefix);
+    memcpy(data + 2, c->name, prefix); /* lower case, as Knot DNS and NSD write it */
     memcpy(data + 2 + prefix, drs->data + 2, (size_t)dtl);
     zone_rrset_t cname = {.type = WIRE_TYPE_CNAME,
                           .count = 1,
