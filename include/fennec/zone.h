@@ -71,13 +71,32 @@ struct zone_node {
     const uint8_t *name;        /* lower-case wire name */
 };
 
-/* Loads a zone from a master file. ORIGIN is the apex in text form. On error returns
- * FENNEC_EZONE (or -errno) with "FILE:LINE: what is wrong" in err. */
+/* The largest TTL (RFC 2181 section 8): a larger one in a zone file or a record edit is
+ * capped to it with a warning; the TTL of a record without one in a file without $TTL when
+ * no TTL was written before it (as NSD and Knot DNS do). */
+#define ZONE_TTL_MAX     2147483647u
+#define ZONE_TTL_DEFAULT 3600u
+
+/*
+ * Loads a zone from a master file. ORIGIN is the apex in text form. On error returns
+ * FENNEC_EZONE (or -errno) with "FILE:LINE: what is wrong" in err.
+ *
+ * The file, as BIND and NSD read one: CRLF and LF line ends, mixed too; $INCLUDE at any
+ * depth up to 15 files, a relative name taken from the including file's folder; a record
+ * without a TTL takes the $TTL in force, or without one the TTL last written before it (RFC
+ * 1035 5.1) or ZONE_TTL_DEFAULT, with one warning per load naming the first such record; a
+ * TTL (or SOA MINIMUM) above ZONE_TTL_MAX is capped with a warning naming FILE:LINE.
+ */
 int zone_load_file(const char *origin, const char *path, zone_t **out, char *err, size_t errlen);
 
 /* Loads a zone from master-file text in memory; NAME is used in messages. */
 int zone_load_text(const char *origin, const char *text, size_t len, const char *name, zone_t **out,
                    char *err, size_t errlen);
+
+/* Where the warnings of loads go ("FILE:LINE: what", one call each, on the loading thread):
+ * FN, or the log at warn level when FN is NULL (the default). Process-wide; for tests and
+ * tools, set while no load runs. */
+void zone_warn_hook(void (*fn)(const char *msg, void *arg), void *arg);
 
 /* One record change. */
 typedef struct zone_change {
