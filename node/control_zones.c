@@ -49,7 +49,8 @@ enum MHD_Result control_handle_zone_reload(control_t *ctl, struct MHD_Connection
     change_t ch = {.kind = CHANGE_RELOAD,
                    .zone = req->arg,
                    .cfg = atomic_load(&ctl->zones_cfg),
-                   .source = "api"};
+                   .force = req->force,
+                   .source = req->force ? "api, forced" : "api"};
     int rc = control_submit(&ch, &res, err, sizeof(err));
     if (rc == FENNEC_EZONE)
         return control_send_rc(conn, rc, "%s; the previous version is still served", err);

@@ -35,6 +35,7 @@ typedef struct opts {
     bool watch;
     bool wait;      /* writes: ?wait=all */
     bool all_nodes; /* health: ask every member */
+    bool force;     /* zone reload: ?force=1 */
     double interval;
     long timeout;
     char token[CONTROL_TOKEN_LEN + 1];
@@ -132,7 +133,9 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
     /* --wait applies to the writes that take it (main() refuses it elsewhere). */
     bool wait = o->wait && strcmp(method, "GET") != 0;
     if ((size_t)snprintf(url, sizeof(url), "%.*s%s%s", (int)ul, o->url, path,
-                         wait ? "?wait=all" : "") >= sizeof(url)) {
+                         !wait               ? ""
+                         : strchr(path, '?') ? "&wait=all"
+                                             : "?wait=all") >= sizeof(url)) {
         fprintf(stderr, "fennecctl: the URL is too long\n");
         return -1;
     }
@@ -650,13 +653,15 @@ static int do_zone_reload(opts_t *o, const verb_t *v, char **args, int nargs)
 {
     (void)nargs;
     char path[1024];
-    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/reload"))
+    if (!api_path(path, sizeof(path), "/v1/zones/", args[0],
+                  o->force ? "/reload?force=1" : "/reload"))
         return EXIT_USAGE;
     answer_t a;
     int ex = request(o, v, "POST", path, NULL, &a);
     if (ex == EXIT_OK) {
         if (!o->json && strcmp(jstr(a.json, "result"), "unchanged") == 0)
-            printf("zone %s unchanged (the file is as it was loaded); serial %lld, index %lld\n",
+            printf("zone %s unchanged (its records are the ones it was loaded from; nothing "
+                   "applied, --force reloads anyway); serial %lld, index %lld\n",
                    jstr(a.json, "zone"), (long long)jint(a.json, "serial"),
                    (long long)jint(a.json, "index"));
         else if (!o->json)
@@ -1314,11 +1319,14 @@ static const verb_t g_verbs[] = {
      "Removes node ID from the cluster (on the primary; the primary itself cannot be "
      "removed). Needs the cluster key; --wait waits until every connected node has it.",
      do_node_remove, true},
-    {"zone reload", 1, 1, "zone reload NAME",
-     "Reloads zone NAME from its file on the node and serves it if it loads, then prints what "
-     "changed (records added and deleted), or that the file is unchanged since it was loaded "
-     "(nothing is applied then and record edits stay). On an error the previous version stays "
-     "in service and the error (file:line) is shown. Needs the cluster key.",
+    {"zone reload", 1, 1, "zone reload [--force] NAME",
+     "Reloads zone NAME from its file (and every $INCLUDEd file, at any depth) on the node and "
+     "serves it if it loads, then prints \"reloaded\" with what changed (records added and "
+     "deleted), the serial and the index, or \"unchanged\" when the records are the ones the "
+     "zone was loaded from (nothing is applied then and record edits stay). --force serves "
+     "the file anyway: always \"reloaded\", a new serial, record edits dropped. On an error "
+     "the previous version stays in service and the error (file:line) is shown. Needs the "
+     "cluster key.",
      do_zone_reload, true},
     {"zone apply", 2, 2, "zone apply ZONE FILE|-",
      "Applies the changes in FILE (- reads standard input) to ZONE as one batch: all of them, "
@@ -1384,6 +1392,8 @@ static void usage(FILE *f)
             "                     answer once every connected node has applied the change\n"
             "                     (at most 10 s more; exit 3 when one has not)\n"
             "  --all-nodes        on health: ask every node of the cluster\n"
+            "  --force            on zone reload: serve the file even if its records did not\n"
+            "                     change (record edits made since are dropped)\n"
             "  -h, --help         this help; COMMAND --help explains one command\n"
             "  -V, --version      print the version\n"
             "\nexit codes: 0 done, 1 failed (refused, unreachable, or not available in this "
@@ -1488,6 +1498,8 @@ int main(int argc, char **argv)
             o.wait = true;
         } else if (strcmp(a, "--all-nodes") == 0) {
             o.all_nodes = true;
+        } else if (strcmp(a, "--force") == 0) {
+            o.force = true;
         } else if ((r = option_value(argc, argv, &i, "-s", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--server", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--key-file", &o.key_file)) != 0 ||
@@ -1539,6 +1551,10 @@ int main(int argc, char **argv)
     if (o.wait && !v->waits) {
         fprintf(stderr, "fennecctl: --wait only applies to record add|delete, zone apply|reload, "
                         "node add|remove and health override\n");
+        goto cleanup;
+    }
+    if (o.force && strcmp(v->name, "zone reload") != 0) {
+        fprintf(stderr, "fennecctl: --force only applies to zone reload\n");
         goto cleanup;
     }
     if (o.all_nodes && strcmp(v->name, "health") != 0) {

@@ -177,6 +177,13 @@ typedef struct zone_reload_stats {
 int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
                      char *err, size_t errlen);
 
+/* zone_reload_file() with FLAGS: ZONE_RELOAD_FORCE serves the file even when its records are
+ * the ones it had at the last load: *out is then always a new version (the file's records,
+ * record edits made since dropped, the serial moved on as above), never NULL on success. */
+enum { ZONE_RELOAD_FORCE = 1 << 0 };
+int zone_reload(zone_t *served, const char *path, unsigned flags, zone_t **out,
+                zone_reload_stats_t *st, char *err, size_t errlen);
+
 /*
  * Differences and contents, for the journal. FN receives one record at a time as a change
  * (borrowed for the call; add true: the record is in the newer zone only); a non-zero return

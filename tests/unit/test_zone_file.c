@@ -500,6 +500,50 @@ static void test_include_depth_reload(void **state)
     zone_unref(z);
 }
 
+/* --force: a file whose records did not change is served anyway, as a new version. */
+static void test_reload_force(void **state)
+{
+    (void)state;
+    char top[300], err[1024];
+    path_in(top, sizeof(top), "force.zone");
+    write_file(top, "$ORIGIN example.com.\n$TTL 300\n@ SOA ns1 h 7 2 3 4 5\n@ NS ns1\n"
+                    "ns1 A 192.0.2.53\n");
+    zone_t *z = file_ok(top), *nz = NULL;
+    zone_reload_stats_t st;
+    assert_int_equal(zone_reload(z, top, 0, &nz, &st, err, sizeof(err)), 0);
+    assert_null(nz);
+    assert_true(st.unchanged);
+    assert_int_equal(zone_reload(z, top, ZONE_RELOAD_FORCE, &nz, &st, err, sizeof(err)), 0);
+    assert_non_null(nz);
+    assert_false(st.unchanged);
+    assert_int_equal(st.added + st.removed, 0);
+    assert_int_equal(zone_serial(nz), 8); /* moved on: never the same serial for new data */
+    zone_unref(z);
+    z = nz;
+
+    /* A record edit, then a forced reload of the unchanged file: the edit is gone. */
+    uint8_t w[WIRE_NAME_MAX], rd[4] = {192, 0, 2, 77};
+    assert_true(wire_name_from_text("edit.example.com.", w) > 0);
+    zone_change_t ch = {
+        .add = true, .owner = w, .type = WIRE_TYPE_A, .ttl = 60, .rdata = rd, .rdlen = 4};
+    assert_int_equal(zone_edit(z, &ch, 1, &nz, err, sizeof(err)), 0);
+    zone_unref(z);
+    z = nz;
+    assert_int_equal(zone_reload(z, top, 0, &nz, &st, err, sizeof(err)), 0);
+    assert_null(nz); /* unforced: the edit stays */
+    assert_int_equal(zone_reload(z, top, ZONE_RELOAD_FORCE, &nz, &st, err, sizeof(err)), 0);
+    assert_non_null(nz);
+    assert_int_equal(st.removed, 1);
+    assert_int_equal(ttl_of(nz, "edit.example.com", WIRE_TYPE_A), -1);
+    zone_unref(z);
+    z = nz;
+    /* After it, an unforced reload finds the file unchanged again. */
+    assert_int_equal(zone_reload(z, top, 0, &nz, &st, err, sizeof(err)), 0);
+    assert_null(nz);
+    assert_true(st.unchanged);
+    zone_unref(z);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_ERROR);
@@ -509,6 +553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_capped, setup_warn, teardown_warn),
         cmocka_unit_test_setup_teardown(test_crlf_same_records, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_include_depth_reload, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_reload_force, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
