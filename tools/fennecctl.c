@@ -271,6 +271,25 @@ static bool api_path(char *path, size_t cap, const char *prefix, const char *arg
     return true;
 }
 
+/* The "warnings" of answer J on standard error, each {"change": I, "message": M}; FILE and
+ * LINES (NLINES of them, NULL: none) name the line of the change file change I came from. */
+static void print_warnings(const json_t *j, const char *file, const size_t *lines, size_t nlines)
+{
+    json_t *list = json_is_object(j) ? json_object_get(j, "warnings") : NULL;
+    size_t i;
+    json_t *w;
+    json_array_foreach(list, i, w)
+    {
+        json_t *at = json_object_get(w, "change");
+        const char *msg = json_string_value(json_object_get(w, "message"));
+        json_int_t k = json_is_integer(at) ? json_integer_value(at) : -1;
+        if (lines && k >= 0 && (size_t)k < nlines)
+            fprintf(stderr, "fennecctl: warning: %s:%zu: %s\n", file, lines[k], msg ? msg : "");
+        else
+            fprintf(stderr, "fennecctl: warning: %s\n", msg ? msg : "");
+    }
+}
+
 static void print_json(const json_t *j)
 {
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -679,7 +698,8 @@ static int parse_ttl(const char *s, long long *out)
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < 0 || v > 2147483647)
+    /* Up to 2^32 - 1: the server caps a TTL above 2147483647 and says so (RFC 2181 8). */
+    if (errno || end == s || *end != '\0' || v < 0 || v > 4294967295LL)
         return -1;
     *out = v;
     return 0;
@@ -690,7 +710,8 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
     long long ttl;
     if (parse_ttl(args[2], &ttl) != 0) {
         fprintf(stderr,
-                "fennecctl: %s: TTL must be a number of seconds from 0 to 2147483647, not "
+                "fennecctl: %s: TTL must be a number of seconds from 0 to 2147483647 (up to "
+                "4294967295 is capped), not "
                 "\"%s\"\nusage: fennecctl %s\n",
                 v->name, args[2], v->usage);
         return EXIT_USAGE;
@@ -726,6 +747,7 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
     if (ex == EXIT_OK) {
         /* The server's canonical owner, TTL and type; the RDATA as the operator wrote it
          * (the server keeps it in wire format and does not echo it). */
+        print_warnings(a.json, NULL, NULL, 0);
         if (!o->json)
             printf("%s %s %lld %s %s; serial %lld\n", jstr(a.json, "result"), jstr(a.json, "name"),
                    (long long)jint(a.json, "ttl"), jstr(a.json, "type"), rdata,
@@ -786,7 +808,8 @@ static json_t *apply_line(char *text, char *why, size_t whylen)
     }
     if (parse_ttl(ttl, &t) != 0) {
         snprintf(why, whylen,
-                 "the TTL must be a number of seconds from 0 to 2147483647, not "
+                 "the TTL must be a number of seconds from 0 to 2147483647 (up to 4294967295 is "
+                 "capped), not "
                  "\"%.32s\"",
                  ttl);
         return NULL;
@@ -916,6 +939,7 @@ static int do_zone_apply(opts_t *o, const verb_t *v, char **args, int nargs)
     ex = answer_check(o, v, &a);
     if (ex != EXIT_OK)
         goto cleanup;
+    print_warnings(a.json, name, lines, json_array_size(list));
     if (o->json) {
         print_json(a.json);
     } else {
