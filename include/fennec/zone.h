@@ -82,10 +82,11 @@ struct zone_node {
  * FENNEC_EZONE (or -errno) with "FILE:LINE: what is wrong" in err.
  *
  * The file, as BIND and NSD read one: CRLF and LF line ends, mixed too; $INCLUDE at any
- * depth up to 15 files, a relative name taken from the including file's folder; a record
- * without a TTL takes the $TTL in force, or without one the TTL last written before it (RFC
- * 1035 5.1) or ZONE_TTL_DEFAULT, with one warning per load naming the first such record; a
- * TTL (or SOA MINIMUM) above ZONE_TTL_MAX is capped with a warning naming FILE:LINE.
+ * depth up to 15 one inside another, a relative name taken from the including file's
+ * folder; a record without a TTL takes the $TTL in force, or without one the TTL last
+ * written before it (RFC 1035 5.1) or ZONE_TTL_DEFAULT, with one warning per load naming the
+ * first such record; a TTL (or SOA MINIMUM) above ZONE_TTL_MAX is capped with a warning
+ * naming FILE:LINE. Warnings go to zone_warn_hook()'s function, or the log.
  */
 int zone_load_file(const char *origin, const char *path, zone_t **out, char *err, size_t errlen);
 
