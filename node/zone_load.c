@@ -9,11 +9,14 @@
 #include "fennec/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libknot/descriptor.h>
 #include <libzscanner/scanner.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- rules shared with updates ---- */
 
@@ -508,20 +511,23 @@ static size_t crlf_to_lf(char *buf, size_t n)
 }
 
 /* The bytes of the file PATH, NUL-terminated, in *OUT (malloc()ed) and their count in *LEN,
- * line ends made LF (crlf_to_lf()). -errno on failure. */
+ * line ends made LF (crlf_to_lf()). -errno on failure; -EINVAL for what is not a regular
+ * file (a device or a pipe would be read without end, or block). */
 static int text_read(const char *path, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* Not blocking: opening a FIFO must not wait for a writer before it is refused. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    int rc = 0;
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
     size_t cap = 0, n = 0;
     char *buf = NULL;
-    for (;;) {
+    while (rc == 0) {
         if (cap - n < 65536) {
-            size_t ncap = cap ? cap * 2 : 65536;
+            size_t ncap = cap ? cap * 2 : (size_t)st.st_size + 65536;
             char *nb = realloc(buf, ncap + 1);
             if (!nb) {
                 rc = -ENOMEM;
@@ -530,21 +536,22 @@ static int text_read(const char *path, char **out, size_t *len)
             buf = nb;
             cap = ncap;
         }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = errno ? -errno : -EIO;
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = -errno;
+        if (got <= 0)
             break;
-        }
+        n += (size_t)got;
     }
-    fclose(f);
+    close(fd);
+    if (rc == 0 && !buf && !(buf = malloc(1)))
+        rc = -ENOMEM;
     if (rc) {
         free(buf);
         return rc;
     }
-    if (!buf && !(buf = malloc(1)))
-        return -ENOMEM;
     n = crlf_to_lf(buf, n);
     buf[n] = '\0';
     *out = buf;
@@ -599,7 +606,8 @@ static void parse_include(loader_t *ld, zs_scanner_t *s, int depth)
     }
     int rc = text_read(name, &text, &len);
     if (rc) {
-        loader_fail(ld, parent, line, "$INCLUDE %s: %s", name, strerror(-rc));
+        loader_fail(ld, parent, line, "$INCLUDE %s: %s", name,
+                    rc == -EINVAL ? "not a regular file" : strerror(-rc));
         return;
     }
     size_t nl = strlen(name) + 1;
@@ -897,7 +905,8 @@ static int zone_load(const char *origin, const char *path, const char *text, siz
 
     if (path) {
         if ((rc = text_read(path, &buf, &len)) != 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+            snprintf(err, errlen, "%s: %s", path,
+                     rc == -EINVAL ? "not a regular file" : strerror(-rc));
             goto cleanup;
         }
         z->path = strdup(path);

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,6 +501,25 @@ static void test_include_depth_reload(void **state)
     zone_unref(z);
 }
 
+/* A device or a FIFO would be read without end (or block): refused at the $INCLUDE. */
+static void test_include_not_regular(void **state)
+{
+    (void)state;
+    char fifo[300], text[600];
+    const char *err = text_err("$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\n$INCLUDE /dev/zero\n");
+    if (strncmp(err, "test.zone:4:", 12) != 0 || !strstr(err, "not a regular file"))
+        fail_msg("$INCLUDE /dev/zero: \"%s\"", err);
+    path_in(fifo, sizeof(fifo), "pipe.inc");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(text, sizeof(text), "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\n$INCLUDE %s\n", fifo);
+    err = text_err(text);
+    assert_non_null(strstr(err, "not a regular file"));
+    zone_t *z = NULL;
+    char msg[512];
+    assert_int_equal(zone_load_file("example.com", fifo, &z, msg, sizeof(msg)), -EINVAL);
+    assert_non_null(strstr(msg, "not a regular file"));
+}
+
 /* --force: a file whose records did not change is served anyway, as a new version. */
 static void test_reload_force(void **state)
 {
@@ -554,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crlf_same_records, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_include_depth_reload, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_reload_force, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_include_not_regular, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
