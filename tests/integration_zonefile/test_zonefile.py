@@ -40,6 +40,7 @@ CASES = os.environ.get("FENNEC_CASES", "/work/shared/cases")
 MAX_TTL = 2147483647
 
 failures = []
+daemons = []  # every fennecd started, stopped at the end whatever happened
 
 
 def check(cond, what, detail=""):
@@ -129,6 +130,7 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([fennecd, "-c", "fennec.yaml"], cwd=self.dir,
                                      stdout=self.log, stderr=subprocess.STDOUT)
+        daemons.append(self)
         deadline = time.time() + 15
         while time.time() < deadline and self.proc.poll() is None:
             try:
@@ -170,6 +172,8 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.log.closed:
+            return
         self.log.close()
         bad = [l for l in self.log_text().splitlines()
                if "Sanitizer" in l or "runtime error" in l]
@@ -470,6 +474,8 @@ def main():
             except Exception as e:  # a harness problem fails the test, loudly
                 check(False, "%s raised %s: %s" % (t.__name__, type(e).__name__, e))
     finally:
+        for d in daemons:
+            d.stop()
         if not failures:
             shutil.rmtree(work, True)
         else:
