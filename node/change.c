@@ -207,11 +207,12 @@ static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *canon)
 
 /*
  * The next version of the configured zone CZ of which SERVED (NULL: none) is served:
- * reloaded from its file when served, loaded when not. *FRESH stays NULL when SERVED stays
- * (an unchanged file; built-in text, which never changes). ST says what changed.
+ * reloaded from its file when served (FORCE: even when its records did not change), loaded
+ * when not. *FRESH stays NULL when SERVED stays (an unchanged file without FORCE; built-in
+ * text, which never changes). ST says what changed.
  */
-static int zone_next(const cfg_zone_t *cz, zone_t *served, zone_t **fresh, zone_reload_stats_t *st,
-                     char *err, size_t errlen)
+static int zone_next(const cfg_zone_t *cz, zone_t *served, bool force, zone_t **fresh,
+                     zone_reload_stats_t *st, char *err, size_t errlen)
 {
     memset(st, 0, sizeof(*st));
     *fresh = NULL;
@@ -221,7 +222,7 @@ static int zone_next(const cfg_zone_t *cz, zone_t *served, zone_t **fresh, zone_
         return 0;
     }
     if (served)
-        return zone_reload_file(served, cz->file, fresh, st, err, errlen);
+        return zone_reload(served, cz->file, force ? ZONE_RELOAD_FORCE : 0, fresh, st, err, errlen);
     int rc = cz->file
                  ? zone_load_file(cz->name, cz->file, fresh, err, errlen)
                  : zone_load_text(cz->name, cz->text ? cz->text : "",
@@ -290,7 +291,7 @@ static int validate_load(const change_t *ch, zone_t **served, size_t nserved, ne
         zone_t *prev = s != SIZE_MAX ? served[s] : NULL;
         zone_t *fresh = NULL;
         zone_reload_stats_t st;
-        int zrc = zone_next(cz, prev, &fresh, &st, lerr, sizeof(lerr));
+        int zrc = zone_next(cz, prev, false, &fresh, &st, lerr, sizeof(lerr));
         if (zrc == -ENOMEM) {
             rc = zrc;
             say(err, errlen, "%s: out of memory", canon);
@@ -353,7 +354,7 @@ static int validate_reload(const change_t *ch, const char *canon, zone_t **serve
     zone_t *fresh = NULL;
     zone_reload_stats_t st;
     char lerr[1024] = "";
-    int rc = zone_next(cz, prev, &fresh, &st, lerr, sizeof(lerr));
+    int rc = zone_next(cz, prev, ch->force, &fresh, &st, lerr, sizeof(lerr));
     if (rc != 0) {
         say(err, errlen, "%s", lerr[0] ? lerr : fennec_strerror(rc));
         return rc == -ENOMEM ? rc : FENNEC_EZONE;

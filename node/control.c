@@ -310,6 +310,7 @@ enum MHD_Result control_send_written(struct MHD_Connection *conn, const request_
 
 typedef struct query_walk {
     request_t *req;
+    bool seen_force;
     int rc;
     char err[512];
 } query_walk_t;
@@ -319,6 +320,21 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     query_walk_t *q = cls;
+    if (q->req->route == ROUTE_ZONE_RELOAD && strcmp(key, "force") == 0) {
+        /* A reload that serves the file whatever its records: force=1 (or true); 0, false. */
+        bool on = value && (strcmp(value, "1") == 0 || strcmp(value, "true") == 0);
+        bool off = value && (strcmp(value, "0") == 0 || strcmp(value, "false") == 0);
+        if (q->seen_force || (!on && !off)) {
+            q->rc = FENNEC_EMALFORMED;
+            snprintf(q->err, sizeof(q->err),
+                     q->seen_force ? "query parameter \"force\" is given twice"
+                                   : "query parameter \"force\" must be 1 or 0 (true or false)");
+            return MHD_NO;
+        }
+        q->seen_force = true;
+        q->req->force = on;
+        return MHD_YES;
+    }
     q->rc = control_wait_arg(&q->req->wait, q->req->write, key, value, q->err, sizeof(q->err));
     return q->rc == 0 ? MHD_YES : MHD_NO;
 }
@@ -329,6 +345,8 @@ static int query_parse(struct MHD_Connection *conn, request_t *req, query_walk_t
 {
     control_wait_init(&req->wait);
     q->req = req;
+    q->seen_force = false;
+    req->force = false;
     q->rc = 0;
     q->err[0] = '\0';
     if (req->route == ROUTE_PAGE || req->route == ROUTE_METRICS)

@@ -49,6 +49,7 @@ typedef struct request {
     size_t len;
     bool too_big;
     control_wait_t wait; /* ?wait=all&timeout_ms=N of a write */
+    bool force;          /* ?force=1 of a zone reload */
 } request_t;
 
 /* ---- answers (each consumes what it is given and queues one response) ---- */

@@ -200,10 +200,17 @@ static int record_from_object(const char *zone, json_t *root, control_record_req
         goto cleanup;
     }
     json_int_t ttl = json_integer_value(jttl);
-    if (ttl < 0 || ttl > 2147483647) {
+    if (ttl < 0 || ttl > (json_int_t)UINT32_MAX) {
         fail(err, errlen, "field \"ttl\" must be between 0 and 2147483647 (RFC 2181), not %lld",
              (long long)ttl);
         goto cleanup;
+    }
+    /* A 32-bit TTL with the top bit set is capped, as in a zone file (RFC 2181 8). */
+    out->ttl_asked = 0;
+    if (ttl > (json_int_t)ZONE_TTL_MAX) {
+        if (out->op == CONTROL_RECORD_ADD)
+            out->ttl_asked = (uint32_t)ttl;
+        ttl = ZONE_TTL_MAX;
     }
 
     const char *type =
@@ -372,6 +379,7 @@ void control_batch_deinit(control_batch_t *b)
         return;
     free(b->changes);
     free(b->data);
+    free(b->ttl_asked);
     memset(b, 0, sizeof(*b));
 }
 
@@ -447,6 +455,12 @@ int control_batch_parse(const char *zone, const char *body, size_t len, control_
         memcpy(out->data + used + rr->owner_len, rr->rdata, rr->rdata_len);
         used += need;
         control_record_change(rr, &out->changes[i]);
+        if (rr->ttl_asked && !out->ttl_asked && !(out->ttl_asked = calloc(n, sizeof(uint32_t)))) {
+            rc = -ENOMEM;
+            goto cleanup;
+        }
+        if (rr->ttl_asked)
+            out->ttl_asked[i] = rr->ttl_asked;
     }
     for (size_t i = 0; i < n; i++) {
         out->changes[i].owner = out->data + offs[2 * i];

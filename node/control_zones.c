@@ -38,6 +38,24 @@ static const cfg_zone_t *cfg_zone_find(const cfg_t *cfg, const char *name)
     return NULL;
 }
 
+/* Adds {"change": AT, "message": ...} to the "warnings" of BODY for an add that asked for
+ * TTL ASKED above ZONE_TTL_MAX (capped, RFC 2181 8), and logs it. */
+static void warn_ttl(json_t *body, const char *zone, size_t at, uint32_t asked)
+{
+    if (!body || !asked)
+        return;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "TTL %u is above %u (RFC 2181 section 8): capped to %u", asked,
+             ZONE_TTL_MAX, ZONE_TTL_MAX);
+    log_warn("control", "%s: change %zu: %s", zone, at, msg);
+    json_t *list = json_object_get(body, "warnings");
+    if (!list) {
+        list = json_array();
+        json_object_set_new(body, "warnings", list);
+    }
+    json_array_append_new(list, json_pack("{s:I, s:s}", "change", (json_int_t)at, "message", msg));
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* handlers                                                                                   */
 
@@ -49,7 +67,8 @@ enum MHD_Result control_handle_zone_reload(control_t *ctl, struct MHD_Connection
     change_t ch = {.kind = CHANGE_RELOAD,
                    .zone = req->arg,
                    .cfg = atomic_load(&ctl->zones_cfg),
-                   .source = "api"};
+                   .force = req->force,
+                   .source = req->force ? "api, forced" : "api"};
     int rc = control_submit(&ch, &res, err, sizeof(err));
     if (rc == FENNEC_EZONE)
         return control_send_rc(conn, rc, "%s; the previous version is still served", err);
@@ -92,15 +111,15 @@ enum MHD_Result control_handle_zone_records(control_t *ctl, struct MHD_Connectio
         change_t ch = {
             .kind = CHANGE_EDIT, .zone = cz->name, .changes = &zc, .count = 1, .source = "api"};
         rc = control_submit(&ch, &res, err, sizeof(err));
-        if (rc == 0)
-            ret = control_send_written(
-                conn, req,
+        if (rc == 0) {
+            json_t *body =
                 json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "zone", cz->name, "result",
                           rr->op == CONTROL_RECORD_ADD ? "added" : "deleted", "name", rr->owner,
                           "type", rr->type_name, "ttl", (json_int_t)rr->ttl, "serial",
-                          (json_int_t)res.serial, "index", (json_int_t)res.index),
-                res.index);
-        else
+                          (json_int_t)res.serial, "index", (json_int_t)res.index);
+            warn_ttl(body, cz->name, 0, rr->ttl_asked);
+            ret = control_send_written(conn, req, body, res.index);
+        } else
             ret = control_send_rc(conn, rc, "%s", err);
     }
     free(rr);
@@ -129,15 +148,15 @@ enum MHD_Result control_handle_zone_changes(control_t *ctl, struct MHD_Connectio
                    .source = "api"};
     rc = control_submit(&ch, &res, err, sizeof(err));
     enum MHD_Result ret;
-    if (rc == 0)
-        ret = control_send_written(
-            conn, req,
-            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "zone", cz->name, "result", "applied",
-                      "applied", (json_int_t)batch.count, "added", (json_int_t)res.added, "deleted",
-                      (json_int_t)res.removed, "serial", (json_int_t)res.serial, "index",
-                      (json_int_t)res.index),
-            res.index);
-    else if (res.at != SIZE_MAX)
+    if (rc == 0) {
+        json_t *body = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "zone", cz->name, "result",
+                                 "applied", "applied", (json_int_t)batch.count, "added",
+                                 (json_int_t)res.added, "deleted", (json_int_t)res.removed,
+                                 "serial", (json_int_t)res.serial, "index", (json_int_t)res.index);
+        for (size_t i = 0; batch.ttl_asked && i < batch.count; i++)
+            warn_ttl(body, cz->name, i, batch.ttl_asked[i]);
+        ret = control_send_written(conn, req, body, res.index);
+    } else if (res.at != SIZE_MAX)
         ret = control_send_rc_at(conn, rc, res.at, "changes[%zu]: %s; nothing was changed", res.at,
                                  err);
     else

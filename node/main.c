@@ -99,8 +99,10 @@ static void zone_list(const zone_set_t *set, char *buf, size_t cap)
     }
 }
 
-/* SIGHUP: reload the zone files of the running configuration, as one change. Unchanged files
- * (same path, size and mtime) are kept, a zone that fails to load keeps its previous version.
+/* SIGHUP: reload the zone files of the running configuration, as one change. Each file is read
+ * again with its $INCLUDEs at any depth; a zone whose records are the ones it was loaded from
+ * is kept as served (stamps are not trusted either way), a zone that fails to load keeps its
+ * previous version.
  * Changes to the config file itself apply at restart (the workers and the control endpoint
  * hold it). */
 static void reload(daemon_state_t *st)

@@ -9,12 +9,14 @@
 #include "fennec/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libknot/descriptor.h>
 #include <libzscanner/scanner.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- rules shared with updates ---- */
 
@@ -241,6 +243,28 @@ const char *zone_node_rules(const zone_node_t *node)
 
 /* ---- loading ---- */
 
+/* How a record got its TTL, as far as the scanner lets us see it. */
+enum {
+    TTL_EXPLICIT = 0, /* written on the record (records from entries are this too) */
+    TTL_DIRECTIVE,    /* none written: the $TTL in force */
+    TTL_NONE,         /* none written and no $TTL yet: RFC 1035 5.1 decides, see ttl_resolve() */
+    TTL_AMBIGUOUS,    /* the scanner gave the "no $TTL" mark: written so, or not written */
+};
+
+/*
+ * libzscanner gives a record without a TTL the default TTL of the scanner (3600, or the last
+ * $TTL) and does not say whether the TTL was written. The loader starts the scanner with a
+ * mark instead of a default, so that the mark as the default says "no $TTL yet", and a record
+ * carrying the mark while it is the default had no TTL, or had the mark's value written out.
+ * Only for that last case (a written 4294967295 before any $TTL) is the input read a second
+ * time with the other mark, which tells the two apart.
+ */
+#define TTL_MARK   UINT32_MAX
+#define TTL_MARK_2 (UINT32_MAX - 1)
+
+#define INCLUDE_DEPTH_MAX 16 /* files open at once: the zone file and nested $INCLUDEs */
+#define WARN_MAX          10 /* TTL warnings named one by one per load, then a count */
+
 typedef struct rec {
     const uint8_t *owner; /* lower-case wire, in the load arena */
     const uint8_t *rdata;
@@ -248,6 +272,7 @@ typedef struct rec {
     uint16_t type;
     uint16_t rdlen;
     uint8_t owner_len;
+    uint8_t ttl_how; /* TTL_* */
     uint64_t line;
     const char *file; /* the file it came from ($INCLUDE), interned in the load arena */
 } rec_t;
@@ -262,9 +287,38 @@ typedef struct loader {
     size_t errlen;
     int rc;
     const char *source;
-    const char *last_file; /* interned copy of the current file name */
-    bool no_digest;        /* records from an entry: no file to compare with later */
+    const char *file; /* the file being read now: SOURCE, or an $INCLUDEd one (interned) */
+    bool no_digest;   /* records from an entry: no file to compare with later */
+    uint32_t mark;    /* TTL_MARK, or TTL_MARK_2 in the second reading */
+    bool second;      /* the second reading: records are only told apart, not kept */
+    size_t seen;      /* records met in the second reading */
+    size_t ambiguous; /* records of the first reading with TTL_AMBIGUOUS */
+    unsigned warned;  /* TTL warnings given */
 } loader_t;
+
+static void (*g_warn_fn)(const char *msg, void *arg);
+static void *g_warn_arg;
+
+void zone_warn_hook(void (*fn)(const char *msg, void *arg), void *arg)
+{
+    g_warn_fn = fn;
+    g_warn_arg = arg;
+}
+
+static void loader_warn(loader_t *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void loader_warn(loader_t *ld, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (g_warn_fn)
+        g_warn_fn(msg, g_warn_arg);
+    else
+        log_warn("zone", "%s: %s", ld->zone ? ld->zone->name : "?", msg);
+}
 
 static void loader_fail(loader_t *ld, const char *file, uint64_t line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -285,23 +339,41 @@ static void loader_fail(loader_t *ld, const char *file, uint64_t line, const cha
     ld->rc = FENNEC_EZONE;
 }
 
-static const char *scanner_file(const zs_scanner_t *s, const loader_t *ld)
+static uint8_t ttl_how(const zs_scanner_t *s, uint32_t mark)
 {
-    return (s->file.name && s->file.name[0]) ? s->file.name : ld->source;
+    if (s->default_ttl != mark)
+        return s->r_ttl == s->default_ttl ? TTL_DIRECTIVE : TTL_EXPLICIT;
+    return s->r_ttl == mark ? TTL_AMBIGUOUS : TTL_EXPLICIT;
 }
 
-static void on_error(zs_scanner_t *s)
+/* The second reading: the records come again in the same order; each one the first reading
+ * could not tell is told now. */
+static void on_record_again(zs_scanner_t *s)
 {
     loader_t *ld = s->process.data;
-    loader_fail(ld, scanner_file(s, ld), s->line_counter, "%s", zs_strerror(s->error.code));
-    s->state = ZS_STATE_STOP;
+    size_t k = ld->seen++;
+    if (k >= ld->count || ld->recs[k].type != s->r_type || ld->recs[k].line != s->line_counter) {
+        loader_fail(ld, ld->file, s->line_counter,
+                    "the file changed while it was being read; load it again");
+        s->state = ZS_STATE_STOP;
+        return;
+    }
+    /* With the other mark, the mark again is a missing TTL; a written one stayed. */
+    if (ld->recs[k].ttl_how == TTL_AMBIGUOUS) {
+        uint8_t how = ttl_how(s, ld->mark);
+        ld->recs[k].ttl_how = how == TTL_AMBIGUOUS ? TTL_NONE : how;
+    }
 }
 
 static void on_record(zs_scanner_t *s)
 {
     loader_t *ld = s->process.data;
+    if (ld->second) {
+        on_record_again(s);
+        return;
+    }
     zone_t *z = ld->zone;
-    const char *file = scanner_file(s, ld);
+    const char *file = ld->file;
     uint8_t owner[WIRE_NAME_MAX];
     char text[WIRE_NAME_TEXT_MAX];
 
@@ -343,29 +415,288 @@ static void on_record(zs_scanner_t *s)
         goto oom;
     memcpy(o, owner, s->r_owner_length);
     memcpy(rd, s->r_data, s->r_data_length);
-    if (!ld->last_file || strcmp(ld->last_file, file) != 0) {
-        size_t fl = strlen(file) + 1;
-        char *f = arena_alloc(&ld->tmp, fl);
-        if (!f)
-            goto oom;
-        memcpy(f, file, fl);
-        ld->last_file = f;
+    if (s->r_type == WIRE_TYPE_SOA) {
+        /* MINIMUM is the TTL of negative answers (RFC 2308 4): held to the TTL limit. */
+        int off = zone_soa_serial_offset(rd, s->r_data_length);
+        uint32_t min = off >= 0 ? wire_get_u32(rd + off + 16) : 0;
+        if (min > ZONE_TTL_MAX) {
+            if (ld->warned++ < WARN_MAX)
+                loader_warn(ld,
+                            "%s:%llu: SOA MINIMUM %u is above %u (RFC 2181 section 8, RFC 2308 "
+                            "section 4): capped to %u",
+                            file, (unsigned long long)s->line_counter, min, ZONE_TTL_MAX,
+                            ZONE_TTL_MAX);
+            wire_put_u32(rd + off + 16, ZONE_TTL_MAX);
+        }
     }
+    uint8_t how = ttl_how(s, ld->mark);
+    if (how == TTL_AMBIGUOUS)
+        ld->ambiguous++;
     ld->recs[ld->count++] = (rec_t){
         .owner = o,
         .owner_len = (uint8_t)s->r_owner_length,
         .type = s->r_type,
         .ttl = s->r_ttl,
+        .ttl_how = how,
         .rdata = rd,
         .rdlen = (uint16_t)s->r_data_length,
         .line = s->line_counter,
-        .file = ld->last_file,
+        .file = file,
     };
     return;
 oom:
     loader_fail(ld, file, s->line_counter, "out of memory");
 stop:
     s->state = ZS_STATE_STOP;
+}
+
+/*
+ * The TTL of every record, in file order (RFC 1035 5.1, RFC 2181 8): a written TTL as it is;
+ * none written, the $TTL in force; none written and no $TTL, the TTL last written before it
+ * in the file ($INCLUDEd files count in their place), or ZONE_TTL_DEFAULT when none was, as
+ * NSD and Knot DNS give such a record; one warning per load names the first such record. A
+ * TTL above ZONE_TTL_MAX is capped there with a warning naming FILE:LINE.
+ */
+static void ttl_resolve(loader_t *ld)
+{
+    bool have_last = false, warned_none = false;
+    uint32_t last = 0;
+    for (size_t i = 0; i < ld->count; i++) {
+        rec_t *r = &ld->recs[i];
+        if (r->ttl_how == TTL_NONE) {
+            r->ttl = have_last ? last : ZONE_TTL_DEFAULT;
+            if (!warned_none) {
+                warned_none = true;
+                loader_warn(ld,
+                            "%s:%llu: no $TTL, and this record has no TTL: it takes %u, %s "
+                            "(RFC 1035 section 5.1), as every later record without a TTL "
+                            "takes the last one written before it; add a $TTL line",
+                            r->file, (unsigned long long)r->line, r->ttl,
+                            have_last ? "the TTL last written before it"
+                                      : "the default, as no TTL was written before it");
+            }
+            continue;
+        }
+        if (r->ttl > ZONE_TTL_MAX) {
+            if (ld->warned++ < WARN_MAX)
+                loader_warn(ld, "%s:%llu: TTL %u%s is above %u (RFC 2181 section 8): capped to %u",
+                            r->file, (unsigned long long)r->line, r->ttl,
+                            r->ttl_how == TTL_DIRECTIVE ? " (from $TTL)" : "", ZONE_TTL_MAX,
+                            ZONE_TTL_MAX);
+            r->ttl = ZONE_TTL_MAX;
+        }
+        if (r->ttl_how == TTL_EXPLICIT) {
+            have_last = true;
+            last = r->ttl;
+        }
+    }
+    if (ld->warned > WARN_MAX)
+        loader_warn(ld, "%s: %u more TTLs above %u capped to it (the first %d are named above)",
+                    ld->source, ld->warned - WARN_MAX, ZONE_TTL_MAX, WARN_MAX);
+}
+
+/*
+ * CRLF line ends of BUF (N bytes) made LF, in place; returns the new length. BIND and NSD
+ * read files written on Windows, mixed ones included, and libzscanner refuses a CR. A CR
+ * before a LF is a line end wherever it is (after a comment, inside parentheses, after a
+ * quoted string); one at the very end of the input too. Any other CR is left for the scanner
+ * to refuse. Line numbers do not move.
+ */
+static size_t crlf_to_lf(char *buf, size_t n)
+{
+    char *cr = memchr(buf, '\r', n);
+    if (!cr)
+        return n;
+    size_t w = (size_t)(cr - buf);
+    for (size_t r = w; r < n; r++) {
+        if (buf[r] == '\r' && (r + 1 == n || buf[r + 1] == '\n')) {
+            if (r + 1 == n)
+                buf[w++] = '\n';
+            continue;
+        }
+        buf[w++] = buf[r];
+    }
+    return w;
+}
+
+/* The bytes of the file PATH, NUL-terminated, in *OUT (malloc()ed) and their count in *LEN,
+ * line ends made LF (crlf_to_lf()). -errno on failure; -EINVAL for what is not a regular
+ * file (a device or a pipe would be read without end, or block). */
+static int text_read(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    /* Not blocking: opening a FIFO must not wait for a writer before it is refused. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    while (rc == 0) {
+        if (cap - n < 65536) {
+            size_t ncap = cap ? cap * 2 : (size_t)st.st_size + 65536;
+            char *nb = realloc(buf, ncap + 1);
+            if (!nb) {
+                rc = -ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = -errno;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (rc == 0 && !buf && !(buf = malloc(1)))
+        rc = -ENOMEM;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    n = crlf_to_lf(buf, n);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Relative $INCLUDE names inside FILE are taken from FILE's folder, as libzscanner does for
+ * the files it opens itself. */
+static int scanner_folder(zs_scanner_t *s, const char *file)
+{
+    char *copy = strdup(file);
+    if (!copy)
+        return -ENOMEM;
+    char *slash = strrchr(copy, '/');
+    char *dir;
+    if (!slash) {
+        dir = strdup(".");
+    } else if (slash == copy) {
+        dir = strdup("/");
+    } else {
+        *slash = '\0';
+        dir = strdup(copy);
+    }
+    free(copy);
+    if (!dir)
+        return -ENOMEM;
+    free(s->path);
+    s->path = dir;
+    return 0;
+}
+
+static void parse_scanner(loader_t *ld, zs_scanner_t *s, int depth);
+
+/* The $INCLUDE S has just read: the file is read in its place with a scanner of its own,
+ * which starts from S's origin (or the directive's), class and default TTL. */
+static void parse_include(loader_t *ld, zs_scanner_t *s, int depth)
+{
+    const char *parent = ld->file;
+    uint64_t line = s->line_counter;
+    const char *name = s->include_filename;
+    char *text = NULL;
+    size_t len = 0;
+    zs_scanner_t *ss = NULL;
+    bool ready = false;
+    if (depth + 1 >= INCLUDE_DEPTH_MAX) {
+        loader_fail(ld, parent, line,
+                    "$INCLUDE %s: more than %d files included one in another (does a file "
+                    "include itself?)",
+                    name, INCLUDE_DEPTH_MAX - 1);
+        return;
+    }
+    int rc = text_read(name, &text, &len);
+    if (rc) {
+        loader_fail(ld, parent, line, "$INCLUDE %s: %s", name,
+                    rc == -EINVAL ? "not a regular file" : strerror(-rc));
+        return;
+    }
+    size_t nl = strlen(name) + 1;
+    char *interned = arena_alloc(&ld->tmp, nl);
+    ss = malloc(sizeof(*ss));
+    if (!interned || !ss) {
+        loader_fail(ld, parent, line, "out of memory");
+        goto cleanup;
+    }
+    memcpy(interned, name, nl);
+    if (zs_init(ss, (const char *)s->buffer, s->default_class, s->default_ttl) != 0) {
+        loader_fail(ld, parent, line, "$INCLUDE %s: %s", interned, zs_strerror(ss->error.code));
+        goto cleanup;
+    }
+    ready = true;
+    if (zs_set_input_string(ss, text, len) != 0 || scanner_folder(ss, interned) != 0) {
+        loader_fail(ld, parent, line, "$INCLUDE %s: %s", interned, zs_strerror(ss->error.code));
+        goto cleanup;
+    }
+    ss->process.data = ld;
+    ld->file = interned;
+    parse_scanner(ld, ss, depth + 1);
+    ld->file = parent;
+cleanup:
+    if (ready)
+        zs_deinit(ss);
+    free(ss);
+    free(text);
+}
+
+/* Reads S to its end record by record ($INCLUDEs are followed here, not by the scanner). */
+static void parse_scanner(loader_t *ld, zs_scanner_t *s, int depth)
+{
+    while (ld->rc == 0) {
+        int prc = zs_parse_record(s);
+        if (prc != 0 || s->state == ZS_STATE_ERROR) {
+            loader_fail(ld, ld->file, s->line_counter, "%s", zs_strerror(s->error.code));
+            return;
+        }
+        switch (s->state) {
+        case ZS_STATE_DATA:
+            on_record(s);
+            break;
+        case ZS_STATE_INCLUDE:
+            parse_include(ld, s, depth);
+            break;
+        case ZS_STATE_EOF:
+        case ZS_STATE_STOP:
+            return;
+        default:
+            break;
+        }
+    }
+}
+
+/* One reading of TEXT (LEN bytes; FOLDER: where relative $INCLUDEs are, NULL: the current
+ * folder) with the TTL mark LD->mark. */
+static int parse_text(loader_t *ld, const char *origin_dot, const char *text, size_t len,
+                      const char *folder)
+{
+    zs_scanner_t *s = malloc(sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    if (zs_init(s, origin_dot, WIRE_CLASS_IN, ld->mark) != 0) {
+        loader_fail(ld, ld->source, 0, "cannot start the zone parser");
+        free(s);
+        return ld->rc;
+    }
+    if (zs_set_input_string(s, text, len) != 0)
+        loader_fail(ld, ld->source, 0, "%s", zs_strerror(s->error.code));
+    else if (folder && scanner_folder(s, folder) != 0)
+        loader_fail(ld, ld->source, 0, "out of memory");
+    else {
+        s->process.data = ld;
+        ld->file = ld->source;
+        parse_scanner(ld, s, 0);
+    }
+    zs_deinit(s);
+    free(s);
+    return ld->rc;
 }
 
 static int rec_cmp(const void *pa, const void *pb)
@@ -571,8 +902,9 @@ static int zone_load(const char *origin, const char *path, const char *text, siz
                      const char *source, zone_t **out, char *err, size_t errlen)
 {
     int rc = 0;
-    zs_scanner_t *s = NULL;
-    loader_t ld = {.err = err, .errlen = errlen, .source = source};
+    char *buf = NULL;
+    size_t len = 0;
+    loader_t ld = {.err = err, .errlen = errlen, .source = source, .mark = TTL_MARK};
     zone_t *z = zone_begin(&ld, origin, &rc);
     if (!z)
         return rc;
@@ -580,23 +912,10 @@ static int zone_load(const char *origin, const char *path, const char *text, siz
     char origin_dot[WIRE_NAME_TEXT_MAX + 2];
     snprintf(origin_dot, sizeof(origin_dot), "%s.", strcmp(name, ".") ? name : "");
 
-    s = malloc(sizeof(*s));
-    if (!s) {
-        rc = -ENOMEM;
-        goto cleanup;
-    }
-    if (zs_init(s, origin_dot, WIRE_CLASS_IN, 3600) != 0) {
-        loader_fail(&ld, source, 0, "cannot start the zone parser");
-        rc = ld.rc;
-        free(s);
-        s = NULL;
-        goto cleanup;
-    }
     if (path) {
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            rc = -errno;
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if ((rc = text_read(path, &buf, &len)) != 0) {
+            snprintf(err, errlen, "%s: %s", path,
+                     rc == -EINVAL ? "not a regular file" : strerror(-rc));
             goto cleanup;
         }
         z->path = strdup(path);
@@ -604,33 +923,37 @@ static int zone_load(const char *origin, const char *path, const char *text, siz
             rc = -ENOMEM;
             goto cleanup;
         }
-        if (zs_set_input_file(s, path) != 0) {
-            loader_fail(&ld, source, 0, "%s", zs_strerror(s->error.code));
+    } else {
+        if (!(buf = malloc(textlen + 1))) {
+            rc = -ENOMEM;
+            goto cleanup;
+        }
+        memcpy(buf, text, textlen);
+        len = crlf_to_lf(buf, textlen);
+        buf[len] = '\0';
+    }
+    if ((rc = parse_text(&ld, origin_dot, buf, len, path)) != 0)
+        goto cleanup;
+    if (ld.ambiguous) {
+        /* A written 4294967295 before any $TTL, or no TTL: read again to tell which. */
+        ld.second = true;
+        ld.mark = TTL_MARK_2;
+        if ((rc = parse_text(&ld, origin_dot, buf, len, path)) != 0)
+            goto cleanup;
+        if (ld.seen != ld.count) {
+            loader_fail(&ld, source, 0, "the file changed while it was being read; load it again");
             rc = ld.rc;
             goto cleanup;
         }
-    } else if (zs_set_input_string(s, text, textlen) != 0) {
-        loader_fail(&ld, source, 0, "%s", zs_strerror(s->error.code));
-        rc = ld.rc;
-        goto cleanup;
     }
-    zs_set_processing(s, on_record, on_error, &ld);
-    if (zs_parse_all(s) != 0 && ld.rc == 0)
-        loader_fail(&ld, source, s->line_counter, "%s", zs_strerror(s->error.code));
-    if (ld.rc) {
-        rc = ld.rc;
-        goto cleanup;
-    }
+    ttl_resolve(&ld);
     rc = zone_build(&ld);
     if (rc == -ENOMEM)
         snprintf(err, errlen, "%s: out of memory", source);
     if (rc == 0 && ld.rc)
         rc = ld.rc;
 cleanup:
-    if (s) {
-        zs_deinit(s);
-        free(s);
-    }
+    free(buf);
     arena_free(&ld.tmp);
     free(ld.recs);
     if (rc) {

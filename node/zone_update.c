@@ -722,6 +722,12 @@ static int reload_diff(const zone_t *served, const zone_t *f, zone_update_t *up,
 int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
                      char *err, size_t errlen)
 {
+    return zone_reload(served, path, 0, out, st, err, errlen);
+}
+
+int zone_reload(zone_t *served, const char *path, unsigned flags, zone_t **out,
+                zone_reload_stats_t *st, char *err, size_t errlen)
+{
     zone_t *f = NULL;
     zone_update_t *up = NULL;
     memset(st, 0, sizeof(*st));
@@ -729,7 +735,8 @@ int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload
     int rc = zone_load_file(served->name, path, &f, err, errlen);
     if (rc)
         return rc;
-    if (f->file_digest == served->file_digest && served->path && strcmp(served->path, path) == 0) {
+    if (!(flags & ZONE_RELOAD_FORCE) && f->file_digest == served->file_digest && served->path &&
+        strcmp(served->path, path) == 0) {
         st->unchanged = true;
         st->serial = served->serial;
         zone_unref(f);

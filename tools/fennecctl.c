@@ -35,6 +35,7 @@ typedef struct opts {
     bool watch;
     bool wait;      /* writes: ?wait=all */
     bool all_nodes; /* health: ask every member */
+    bool force;     /* zone reload: ?force=1 */
     double interval;
     long timeout;
     char token[CONTROL_TOKEN_LEN + 1];
@@ -132,7 +133,9 @@ static int http_call(const opts_t *o, const char *method, const char *path, cons
     /* --wait applies to the writes that take it (main() refuses it elsewhere). */
     bool wait = o->wait && strcmp(method, "GET") != 0;
     if ((size_t)snprintf(url, sizeof(url), "%.*s%s%s", (int)ul, o->url, path,
-                         wait ? "?wait=all" : "") >= sizeof(url)) {
+                         !wait               ? ""
+                         : strchr(path, '?') ? "&wait=all"
+                                             : "?wait=all") >= sizeof(url)) {
         fprintf(stderr, "fennecctl: the URL is too long\n");
         return -1;
     }
@@ -266,6 +269,25 @@ static bool api_path(char *path, size_t cap, const char *prefix, const char *arg
         return false;
     }
     return true;
+}
+
+/* The "warnings" of answer J on standard error, each {"change": I, "message": M}; FILE and
+ * LINES (NLINES of them, NULL: none) name the line of the change file change I came from. */
+static void print_warnings(const json_t *j, const char *file, const size_t *lines, size_t nlines)
+{
+    json_t *list = json_is_object(j) ? json_object_get(j, "warnings") : NULL;
+    size_t i;
+    json_t *w;
+    json_array_foreach(list, i, w)
+    {
+        json_t *at = json_object_get(w, "change");
+        const char *msg = json_string_value(json_object_get(w, "message"));
+        json_int_t k = json_is_integer(at) ? json_integer_value(at) : -1;
+        if (lines && k >= 0 && (size_t)k < nlines)
+            fprintf(stderr, "fennecctl: warning: %s:%zu: %s\n", file, lines[k], msg ? msg : "");
+        else
+            fprintf(stderr, "fennecctl: warning: %s\n", msg ? msg : "");
+    }
 }
 
 static void print_json(const json_t *j)
@@ -650,13 +672,15 @@ static int do_zone_reload(opts_t *o, const verb_t *v, char **args, int nargs)
 {
     (void)nargs;
     char path[1024];
-    if (!api_path(path, sizeof(path), "/v1/zones/", args[0], "/reload"))
+    if (!api_path(path, sizeof(path), "/v1/zones/", args[0],
+                  o->force ? "/reload?force=1" : "/reload"))
         return EXIT_USAGE;
     answer_t a;
     int ex = request(o, v, "POST", path, NULL, &a);
     if (ex == EXIT_OK) {
         if (!o->json && strcmp(jstr(a.json, "result"), "unchanged") == 0)
-            printf("zone %s unchanged (the file is as it was loaded); serial %lld, index %lld\n",
+            printf("zone %s unchanged (its records are the ones it was loaded from; nothing "
+                   "applied, --force reloads anyway); serial %lld, index %lld\n",
                    jstr(a.json, "zone"), (long long)jint(a.json, "serial"),
                    (long long)jint(a.json, "index"));
         else if (!o->json)
@@ -674,7 +698,8 @@ static int parse_ttl(const char *s, long long *out)
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < 0 || v > 2147483647)
+    /* Up to 2^32 - 1: the server caps a TTL above 2147483647 and says so (RFC 2181 8). */
+    if (errno || end == s || *end != '\0' || v < 0 || v > 4294967295LL)
         return -1;
     *out = v;
     return 0;
@@ -685,7 +710,8 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
     long long ttl;
     if (parse_ttl(args[2], &ttl) != 0) {
         fprintf(stderr,
-                "fennecctl: %s: TTL must be a number of seconds from 0 to 2147483647, not "
+                "fennecctl: %s: TTL must be a number of seconds from 0 to 2147483647 (up to "
+                "4294967295 is capped), not "
                 "\"%s\"\nusage: fennecctl %s\n",
                 v->name, args[2], v->usage);
         return EXIT_USAGE;
@@ -721,6 +747,7 @@ static int do_record(opts_t *o, const verb_t *v, char **args, int nargs, const c
     if (ex == EXIT_OK) {
         /* The server's canonical owner, TTL and type; the RDATA as the operator wrote it
          * (the server keeps it in wire format and does not echo it). */
+        print_warnings(a.json, NULL, NULL, 0);
         if (!o->json)
             printf("%s %s %lld %s %s; serial %lld\n", jstr(a.json, "result"), jstr(a.json, "name"),
                    (long long)jint(a.json, "ttl"), jstr(a.json, "type"), rdata,
@@ -781,7 +808,8 @@ static json_t *apply_line(char *text, char *why, size_t whylen)
     }
     if (parse_ttl(ttl, &t) != 0) {
         snprintf(why, whylen,
-                 "the TTL must be a number of seconds from 0 to 2147483647, not "
+                 "the TTL must be a number of seconds from 0 to 2147483647 (up to 4294967295 is "
+                 "capped), not "
                  "\"%.32s\"",
                  ttl);
         return NULL;
@@ -911,6 +939,7 @@ static int do_zone_apply(opts_t *o, const verb_t *v, char **args, int nargs)
     ex = answer_check(o, v, &a);
     if (ex != EXIT_OK)
         goto cleanup;
+    print_warnings(a.json, name, lines, json_array_size(list));
     if (o->json) {
         print_json(a.json);
     } else {
@@ -1314,11 +1343,14 @@ static const verb_t g_verbs[] = {
      "Removes node ID from the cluster (on the primary; the primary itself cannot be "
      "removed). Needs the cluster key; --wait waits until every connected node has it.",
      do_node_remove, true},
-    {"zone reload", 1, 1, "zone reload NAME",
-     "Reloads zone NAME from its file on the node and serves it if it loads, then prints what "
-     "changed (records added and deleted), or that the file is unchanged since it was loaded "
-     "(nothing is applied then and record edits stay). On an error the previous version stays "
-     "in service and the error (file:line) is shown. Needs the cluster key.",
+    {"zone reload", 1, 1, "zone reload [--force] NAME",
+     "Reloads zone NAME from its file (and every $INCLUDEd file, at any depth) on the node and "
+     "serves it if it loads, then prints \"reloaded\" with what changed (records added and "
+     "deleted), the serial and the index, or \"unchanged\" when the records are the ones the "
+     "zone was loaded from (nothing is applied then and record edits stay). --force serves "
+     "the file anyway: always \"reloaded\", a new serial, record edits dropped. On an error "
+     "the previous version stays in service and the error (file:line) is shown. Needs the "
+     "cluster key.",
      do_zone_reload, true},
     {"zone apply", 2, 2, "zone apply ZONE FILE|-",
      "Applies the changes in FILE (- reads standard input) to ZONE as one batch: all of them, "
@@ -1384,6 +1416,8 @@ static void usage(FILE *f)
             "                     answer once every connected node has applied the change\n"
             "                     (at most 10 s more; exit 3 when one has not)\n"
             "  --all-nodes        on health: ask every node of the cluster\n"
+            "  --force            on zone reload: serve the file even if its records did not\n"
+            "                     change (record edits made since are dropped)\n"
             "  -h, --help         this help; COMMAND --help explains one command\n"
             "  -V, --version      print the version\n"
             "\nexit codes: 0 done, 1 failed (refused, unreachable, or not available in this "
@@ -1488,6 +1522,8 @@ int main(int argc, char **argv)
             o.wait = true;
         } else if (strcmp(a, "--all-nodes") == 0) {
             o.all_nodes = true;
+        } else if (strcmp(a, "--force") == 0) {
+            o.force = true;
         } else if ((r = option_value(argc, argv, &i, "-s", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--server", &o.url)) != 0 ||
                    (r = option_value(argc, argv, &i, "--key-file", &o.key_file)) != 0 ||
@@ -1539,6 +1575,10 @@ int main(int argc, char **argv)
     if (o.wait && !v->waits) {
         fprintf(stderr, "fennecctl: --wait only applies to record add|delete, zone apply|reload, "
                         "node add|remove and health override\n");
+        goto cleanup;
+    }
+    if (o.force && strcmp(v->name, "zone reload") != 0) {
+        fprintf(stderr, "fennecctl: --force only applies to zone reload\n");
         goto cleanup;
     }
     if (o.all_nodes && strcmp(v->name, "health") != 0) {

@@ -50,7 +50,8 @@ typedef enum change_kind {
      * them). Start-up, SIGHUP, fennecd --check (with validate_only). */
     CHANGE_LOAD = 1,
     /* ZONE of CFG is read again from its file, or loaded if it is not served (a zone with
-     * built-in text that is served is unchanged). All or nothing. API reload. */
+     * built-in text that is served is unchanged); FORCE serves the file even when its records
+     * did not change. All or nothing. API reload. */
     CHANGE_RELOAD = 2,
     /* COUNT record changes applied to the served ZONE in order, all or none, with one step
      * of the SOA serial. A record edit is a batch of one. */
@@ -73,8 +74,11 @@ typedef struct change {
     const char *zone;             /* RELOAD, EDIT: apex, any case, trailing dot allowed */
     const zone_change_t *changes; /* EDIT: COUNT changes (at least one), borrowed */
     size_t count;
-    const cfg_t *cfg;           /* LOAD, RELOAD: the configured zones, borrowed; unused by EDIT */
-    bool validate_only;         /* validate and stop: nothing is applied, no index is taken */
+    const cfg_t *cfg;   /* LOAD, RELOAD: the configured zones, borrowed; unused by EDIT */
+    bool validate_only; /* validate and stop: nothing is applied, no index is taken */
+    bool force; /* RELOAD: serve the file even when its records are the ones the served version
+                   was loaded from (zone_reload() with ZONE_RELOAD_FORCE): always a new
+                   version, record edits made since dropped */
     const char *source;         /* who asked, for the log ("start", "SIGHUP", "api"); may be NULL */
     const char *member_id;      /* MEMBER_ADD, MEMBER_REMOVE */
     const char *member_address; /* MEMBER_ADD */

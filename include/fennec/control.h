@@ -102,7 +102,9 @@ typedef struct control_record_req {
                                 without trailing dot */
     uint8_t owner_wire[255]; /* the same, lower-case wire format */
     size_t owner_len;
-    uint32_t ttl;
+    uint32_t ttl;       /* 0..ZONE_TTL_MAX */
+    uint32_t ttl_asked; /* an add asking for a TTL above ZONE_TTL_MAX: that TTL (ttl is then
+                           ZONE_TTL_MAX, RFC 2181 8); else 0 */
     uint16_t type;
     char type_name[32];   /* mnemonic as the zone parser knows it, or "TYPEnnn" */
     uint8_t rdata[65535]; /* wire rdata as parsed by the zone file parser */
@@ -112,7 +114,8 @@ typedef struct control_record_req {
 /*
  * Parses and validates a record edit BODY (LEN bytes, JSON) for zone ZONE (text apex without
  * trailing dot). "name" is relative to ZONE unless it ends in a dot, "@" is the apex; an
- * absolute name must be inside ZONE. TTL 0..2147483647. TYPE a mnemonic (A, AAAA, MX, ...)
+ * absolute name must be inside ZONE. TTL 0..4294967295: above 2147483647 it is capped to it
+ * (RFC 2181 8) and an add says so in ttl_asked. TYPE a mnemonic (A, AAAA, MX, ...)
  * or TYPEnnn; SOA and the meta types are refused. RDATA is presentation format, parsed by the
  * zone file parser. Returns 0 or FENNEC_EMALFORMED with a message for a person in ERR
  * (FENNEC_ESPACE when LEN > CONTROL_MAX_BODY).
@@ -128,7 +131,8 @@ void control_record_change(const control_record_req_t *rr, zone_change_t *out);
 typedef struct control_batch {
     zone_change_t *changes;
     size_t count;
-    uint8_t *data; /* owners and rdata of the changes */
+    uint8_t *data;       /* owners and rdata of the changes */
+    uint32_t *ttl_asked; /* NULL, or per change its control_record_req_t ttl_asked */
 } control_batch_t;
 
 /*

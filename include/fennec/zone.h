@@ -73,13 +73,33 @@ struct zone_node {
     const uint8_t *name;        /* lower-case wire name */
 };
 
-/* Loads a zone from a master file. ORIGIN is the apex in text form. On error returns
- * FENNEC_EZONE (or -errno) with "FILE:LINE: what is wrong" in err. */
+/* The largest TTL (RFC 2181 section 8): a larger one in a zone file or a record edit is
+ * capped to it with a warning; the TTL of a record without one in a file without $TTL when
+ * no TTL was written before it (as NSD and Knot DNS do). */
+#define ZONE_TTL_MAX     2147483647u
+#define ZONE_TTL_DEFAULT 3600u
+
+/*
+ * Loads a zone from a master file. ORIGIN is the apex in text form. On error returns
+ * FENNEC_EZONE (or -errno) with "FILE:LINE: what is wrong" in err.
+ *
+ * The file, as BIND and NSD read one: CRLF and LF line ends, mixed too; $INCLUDE at any
+ * depth up to 15 one inside another, a relative name taken from the including file's
+ * folder; a record without a TTL takes the $TTL in force, or without one the TTL last
+ * written before it (RFC 1035 5.1) or ZONE_TTL_DEFAULT, with one warning per load naming the
+ * first such record; a TTL (or SOA MINIMUM) above ZONE_TTL_MAX is capped with a warning
+ * naming FILE:LINE. Warnings go to zone_warn_hook()'s function, or the log.
+ */
 int zone_load_file(const char *origin, const char *path, zone_t **out, char *err, size_t errlen);
 
 /* Loads a zone from master-file text in memory; NAME is used in messages. */
 int zone_load_text(const char *origin, const char *text, size_t len, const char *name, zone_t **out,
                    char *err, size_t errlen);
+
+/* Where the warnings of loads go ("FILE:LINE: what", one call each, on the loading thread):
+ * FN, or the log at warn level when FN is NULL (the default). Process-wide; for tests and
+ * tools, set while no load runs. */
+void zone_warn_hook(void (*fn)(const char *msg, void *arg), void *arg);
 
 /* One record change. */
 typedef struct zone_change {
@@ -159,6 +179,13 @@ typedef struct zone_reload_stats {
  */
 int zone_reload_file(zone_t *served, const char *path, zone_t **out, zone_reload_stats_t *st,
                      char *err, size_t errlen);
+
+/* zone_reload_file() with FLAGS: ZONE_RELOAD_FORCE serves the file even when its records are
+ * the ones it had at the last load: *out is then always a new version (the file's records,
+ * record edits made since dropped, the serial moved on as above), never NULL on success. */
+enum { ZONE_RELOAD_FORCE = 1 << 0 };
+int zone_reload(zone_t *served, const char *path, unsigned flags, zone_t **out,
+                zone_reload_stats_t *st, char *err, size_t errlen);
 
 /*
  * Differences and contents, for the journal. FN receives one record at a time as a change

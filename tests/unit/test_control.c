@@ -260,7 +260,7 @@ static void test_record_bad_types(void **state)
     assert_refused("{\"action\":\"add\",\"name\":\"w\",\"ttl\":-1,\"type\":\"A\","
                    "\"rdata\":\"192.0.2.1\"}",
                    "between 0 and 2147483647");
-    assert_refused("{\"action\":\"add\",\"name\":\"w\",\"ttl\":2147483648,\"type\":\"A\","
+    assert_refused("{\"action\":\"add\",\"name\":\"w\",\"ttl\":4294967296,\"type\":\"A\","
                    "\"rdata\":\"192.0.2.1\"}",
                    "between 0 and 2147483647");
     assert_refused("{\"action\":\"add\",\"name\":5,\"ttl\":1,\"type\":\"A\","
@@ -388,6 +388,53 @@ static void batch_refused(const char *body, int rc, size_t at, const char *want)
     assert_null(b.changes);
     assert_null(b.data);
     assert_int_equal(b.count, 0);
+}
+
+/* A 32-bit TTL with the top bit set is capped as in a zone file (RFC 2181 8); an add says
+ * what it asked for, a delete (whose TTL is not compared) does not. */
+static void test_record_ttl_capped(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(parse("{\"action\":\"add\",\"name\":\"w\",\"ttl\":4294967295,"
+                           "\"type\":\"A\",\"rdata\":\"192.0.2.1\"}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(g_req->ttl, ZONE_TTL_MAX);
+    assert_int_equal(g_req->ttl_asked, 4294967295u);
+    assert_int_equal(parse("{\"action\":\"add\",\"name\":\"w\",\"ttl\":2147483647,"
+                           "\"type\":\"A\",\"rdata\":\"192.0.2.1\"}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(g_req->ttl, ZONE_TTL_MAX);
+    assert_int_equal(g_req->ttl_asked, 0);
+    assert_int_equal(parse("{\"action\":\"delete\",\"name\":\"w\",\"ttl\":2147483648,"
+                           "\"type\":\"A\",\"rdata\":\"192.0.2.1\"}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(g_req->ttl, ZONE_TTL_MAX);
+    assert_int_equal(g_req->ttl_asked, 0);
+
+    control_batch_t b;
+    size_t at = 0;
+    assert_int_equal(
+        batch("{\"changes\":[{\"action\":\"add\",\"name\":\"a\",\"ttl\":60,\"type\":\"A\","
+              "\"rdata\":\"192.0.2.1\"},{\"action\":\"add\",\"name\":\"b\",\"ttl\":2147483648,"
+              "\"type\":\"A\",\"rdata\":\"192.0.2.2\"}]}",
+              &b, &at, err, sizeof(err)),
+        0);
+    assert_non_null(b.ttl_asked);
+    assert_int_equal(b.ttl_asked[0], 0);
+    assert_int_equal(b.ttl_asked[1], 2147483648u);
+    assert_int_equal(b.changes[1].ttl, ZONE_TTL_MAX);
+    control_batch_deinit(&b);
+    assert_int_equal(
+        batch("{\"changes\":[{\"action\":\"add\",\"name\":\"a\",\"ttl\":60,\"type\":\"A\","
+              "\"rdata\":\"192.0.2.1\"}]}",
+              &b, &at, err, sizeof(err)),
+        0);
+    assert_null(b.ttl_asked);
+    control_batch_deinit(&b);
 }
 
 static void test_batch_valid(void **state)
@@ -1417,6 +1464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_valid, setup_req, teardown_req),
         cmocka_unit_test_setup_teardown(test_record_missing, setup_req, teardown_req),
         cmocka_unit_test_setup_teardown(test_record_bad_types, setup_req, teardown_req),
+        cmocka_unit_test_setup_teardown(test_record_ttl_capped, setup_req, teardown_req),
         cmocka_unit_test_setup_teardown(test_record_hostile, setup_req, teardown_req),
         cmocka_unit_test(test_batch_valid),
         cmocka_unit_test(test_batch_refused),

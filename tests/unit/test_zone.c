@@ -577,7 +577,9 @@ static void test_reload_diff(void **state)
     zone_unref(z);
     z = nz;
 
-    /* A newer serial in the file is taken as it is; a TTL change replaces the RRset. */
+    /* A newer serial in the file is taken as it is; a TTL change replaces the RRset. The file
+     * has no $TTL, so www (in the include, without a TTL) takes the TTL written last before
+     * it (RFC 1035 5.1): ns1's, which moves from 300 to 600 and takes www's along. */
     snprintf(text, sizeof(text),
              "$ORIGIN example.com.\n@ 300 SOA ns1 h 20 2 3 4 5\n@ 300 NS ns1\n"
              "ns1 600 A 192.0.2.53\n$INCLUDE %s\n",
@@ -586,9 +588,10 @@ static void test_reload_diff(void **state)
     assert_int_equal(zone_reload_file(z, path, &nz, &st, err, sizeof(err)), 0);
     assert_non_null(nz);
     assert_int_equal(zone_serial(nz), 20);
-    assert_int_equal(st.added, 1);
-    assert_int_equal(st.removed, 2); /* ns1 A at TTL 300, old TXT */
+    assert_int_equal(st.added, 2);   /* ns1 A and www A at TTL 600 */
+    assert_int_equal(st.removed, 3); /* ns1 A and www A at TTL 300, old TXT */
     assert_int_equal(zone_node_rrset(must_find(nz, "ns1.example.com"), WIRE_TYPE_A)->ttl, 600);
+    assert_int_equal(zone_node_rrset(must_find(nz, "www.example.com"), WIRE_TYPE_A)->ttl, 600);
     assert_null(find(nz, "old.example.com"));
     zone_unref(z);
     z = nz;
