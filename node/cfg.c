@@ -211,7 +211,7 @@ static int parse_affinity(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
 
 static int parse_zones(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
 {
-    static const char *const keys[] = {"name", "file", NULL};
+    static const char *const keys[] = {"name", "file", "transfer", NULL};
     size_t count;
     int rc = cy_want_seq(p, n, "zones", CFG_MAX_ZONES, &count);
     if (rc)
@@ -227,7 +227,7 @@ static int parse_zones(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
         char sub[CFG_PATH_LEN], key[CFG_PATH_LEN];
         char q[96];
         cy_path_index(sub, "zones", i);
-        yaml_node_t *item = NULL, *v[2];
+        yaml_node_t *item = NULL, *v[3];
         if ((rc = cy_node_get(p, n->data.sequence.items.start[i], sub, n, &item)))
             return rc;
         if ((rc = cy_map_fields(p, item, sub, keys, v)))
@@ -255,6 +255,9 @@ static int parse_zones(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
         if (!v[1])
             return cy_fail(p, item, key, "missing (path to the zone's master file)");
         if ((rc = cy_get_path(p, v[1], key, &z->file)))
+            return rc;
+        cy_path_key(key, sub, "transfer");
+        if (v[2] && (rc = cy_parse_transfer(p, v[2], key, cfg, &z->transfer)))
             return rc;
     }
     return 0;
@@ -462,11 +465,13 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
         K_TCP,
         K_LOG,
         K_JOURNAL,
+        K_TSIG_KEYS,
+        K_TRANSFER,
         K_COUNT
     };
-    static const char *const keys[] = {"node",         "listen",    "cluster", "workers",
-                                       "cpu_affinity", "zones",     "health",  "overload",
-                                       "tcp",          "log_level", "journal", NULL};
+    static const char *const keys[] = {
+        "node",     "listen", "cluster",   "workers", "cpu_affinity", "zones",    "health",
+        "overload", "tcp",    "log_level", "journal", "tsig_keys",    "transfer", NULL};
     yaml_node_t *v[K_COUNT], *k[K_COUNT];
     yaml_node_t *replication = NULL, *primary = NULL;
     int rc = cy_map_fields_k(p, root, "", keys, v, k);
@@ -496,6 +501,11 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
     if (v[K_WORKERS] && (rc = parse_workers(p, v[K_WORKERS], cfg)))
         return rc;
     if (v[K_AFFINITY] && (rc = parse_affinity(p, v[K_AFFINITY], cfg)))
+        return rc;
+    if (v[K_TSIG_KEYS] && (rc = cy_parse_tsig_keys(p, v[K_TSIG_KEYS], cfg)))
+        return rc;
+    if (v[K_TRANSFER] &&
+        (rc = cy_parse_transfer(p, v[K_TRANSFER], "transfer", cfg, &cfg->transfer)))
         return rc;
     if (v[K_ZONES] && (rc = parse_zones(p, v[K_ZONES], cfg)))
         return rc;
@@ -733,8 +743,11 @@ void cfg_free(cfg_t *cfg)
         free(cfg->zones[i].name);
         free(cfg->zones[i].file);
         free(cfg->zones[i].text);
+        cy_transfer_clear(&cfg->zones[i].transfer);
     }
     free(cfg->zones);
+    cy_transfer_clear(&cfg->transfer);
+    tsig_keyring_clear(&cfg->tsig_keys);
     free(cfg->log_level);
     free(cfg);
 }
@@ -758,7 +771,7 @@ bool cfg_same_runtime(const cfg_t *a, const cfg_t *b)
         a->workers != b->workers || a->cpu_affinity_count != b->cpu_affinity_count ||
         memcmp(&a->overload, &b->overload, sizeof(a->overload)) != 0 ||
         memcmp(&a->tcp, &b->tcp, sizeof(a->tcp)) != 0 ||
-        memcmp(&a->journal, &b->journal, sizeof(a->journal)) != 0)
+        memcmp(&a->journal, &b->journal, sizeof(a->journal)) != 0 || !cy_transfer_same(a, b))
         return false;
     for (size_t i = 0; i < a->dns_count; i++)
         if (!addr_same(&a->dns[i], &b->dns[i]))

@@ -74,6 +74,15 @@ char *cy_resolve_path(const pctx_t *p, const char *path);
 int cy_get_path(pctx_t *p, const yaml_node_t *n, const char *path, char **out);
 bool cy_id_valid(const char *s);
 
+/* node/cfg_transfer.c: `tsig_keys:` into cfg->tsig_keys, and a `transfer:` mapping at PATH
+ * (keys resolved in cfg->tsig_keys, parsed first) into OUT. */
+int cy_parse_tsig_keys(pctx_t *p, yaml_node_t *n, cfg_t *cfg);
+int cy_parse_transfer(pctx_t *p, yaml_node_t *n, const char *path, const cfg_t *cfg,
+                      cfg_transfer_t *out);
+void cy_transfer_clear(cfg_transfer_t *t);
+/* Whether A and B hold the same keys and global rule (what the workers hold until restart). */
+bool cy_transfer_same(const cfg_t *a, const cfg_t *b);
+
 /* Loads YAML (LEN bytes) as one document into *DOC (yaml_document_delete() it) and sets up P
  * for it (p->seen: free() it). FENNEC_ECONFIG with "NAME:LINE: yaml: ..." for bad YAML, more
  * than one document, or an empty one (EMPTY_WHY says what is missing). */

@@ -126,7 +126,7 @@ static void reload(daemon_state_t *st)
     if (fresh && !cfg_same_runtime(fresh, st->cfg))
         log_warn("main",
                  "SIGHUP: %s: changes outside zones and health (node, listen, cluster, "
-                 "workers, overload, journal) apply at the next restart",
+                 "workers, overload, journal, tsig_keys, transfer) apply at the next restart",
                  st->config_path);
     const cfg_t *use = fresh ? fresh : st->live;
     change_t ch = {.kind = CHANGE_LOAD, .cfg = use, .source = "SIGHUP"};

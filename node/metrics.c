@@ -287,6 +287,18 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
     metric_u64(f, "fennec_dns_truncated_total", "counter", "DNS answers sent with the TC bit.",
                q->truncated);
 
+    family(f, "fennec_tsig_total", "counter", "Signed (TSIG) queries, by outcome.");
+    static const char *const tsig_results[QUERY_TSIG_MAX] = {"ok",      "badkey",   "badsig",
+                                                             "badtime", "badtrunc", "formerr"};
+    for (unsigned i = 0; i < QUERY_TSIG_MAX; i++)
+        sample_u64(f, "fennec_tsig_total", "result", tsig_results[i], q->tsig[i]);
+    family(f, "fennec_axfr_total", "counter",
+           "Zone transfer requests (AXFR, IXFR answered as AXFR), by outcome.");
+    static const char *const xfr_results[QUERY_XFR_MAX] = {"refused", "started", "done", "failed",
+                                                           "udp_soa"};
+    for (unsigned i = 0; i < QUERY_XFR_MAX; i++)
+        sample_u64(f, "fennec_axfr_total", "result", xfr_results[i], q->xfr[i]);
+
     metric_u64(f, "fennec_udp_received_total", "counter", "UDP datagrams read.", s->udp_received);
     metric_u64(f, "fennec_udp_answered_total", "counter", "UDP answers the kernel accepted.",
                s->udp_answered);

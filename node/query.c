@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EDNS_PAYLOAD    1232 /* what we advertise and the most we send over UDP */
 #define OPT_LEN         11
@@ -21,7 +22,11 @@
 
 struct query_ctx {
     query_stats_t stats;
-    uint32_t rng; /* xorshift32 state: weighted pool draws of this worker */
+    uint32_t rng;                /* xorshift32 state: weighted pool draws of this worker */
+    const cfg_t *cfg;            /* TSIG keys and transfer rules, or NULL */
+    const struct sockaddr *peer; /* client of the query being answered, or NULL */
+    bool xfr_pending;
+    query_xfr_t xfr; /* a transfer accepted over TCP, for the transport to take */
 };
 
 query_ctx_t *query_ctx_new(void)
@@ -43,7 +48,35 @@ static uint32_t rng_next(query_ctx_t *ctx)
 
 void query_ctx_free(query_ctx_t *ctx)
 {
+    if (ctx && ctx->xfr_pending)
+        zone_unref(ctx->xfr.zone);
     free(ctx);
+}
+
+void query_ctx_set_config(query_ctx_t *ctx, const cfg_t *cfg)
+{
+    ctx->cfg = cfg;
+}
+
+void query_ctx_set_peer(query_ctx_t *ctx, const struct sockaddr *peer)
+{
+    ctx->peer = peer;
+}
+
+bool query_xfr_take(query_ctx_t *ctx, query_xfr_t *out)
+{
+    if (!ctx->xfr_pending)
+        return false;
+    *out = ctx->xfr;
+    ctx->xfr_pending = false;
+    ctx->xfr.zone = NULL;
+    return true;
+}
+
+void query_ctx_xfr_count(query_ctx_t *ctx, int outcome)
+{
+    if (outcome >= 0 && outcome < QUERY_XFR_MAX)
+        ctx->stats.xfr[outcome]++;
 }
 
 const query_stats_t *query_ctx_stats(const query_ctx_t *ctx)
@@ -563,7 +596,10 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     bool edns = false, edns_do = false, aa = false, question = false;
     uint8_t edns_version = 0;
     uint16_t payload = 512;
-    int ede = -1; /* RFC 8914 extended error code to attach, if any */
+    int ede = -1;       /* RFC 8914 extended error code to attach, if any */
+    size_t tsig_at = 0; /* offset of a TSIG record (the last one), 0 when unsigned */
+    bool signed_q = false;
+    tsig_req_t treq;
 
     if (inlen < WIRE_HEADER_LEN || outcap < 512) {
         st->dropped++;
@@ -573,6 +609,11 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     if (flags & WIRE_FLAG_QR) {
         st->dropped++; /* never answer a response (RFC 1035 7.3) */
         return 0;
+    }
+    if (ctx->xfr_pending) {
+        /* Not taken by the caller (only TCP transports take them): drop it. */
+        zone_unref(ctx->xfr.zone);
+        ctx->xfr_pending = false;
     }
     uint8_t opcode = (flags >> 11) & 0xF;
     uint16_t qdcount = wire_get_u16(in + 4);
@@ -618,9 +659,20 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
         bool opt_seen = false;
         for (uint32_t i = 0; i < total; i++) {
             rr_view_t rr;
+            size_t rr_at = pos;
             if (read_rr(in, inlen, &pos, &rr) != 0) {
                 rcode = WIRE_RCODE_FORMERR;
                 goto finish;
+            }
+            if (rr.type == TSIG_TYPE) {
+                /* RFC 8945 5.1: only as the last additional record. */
+                if (i + 1 != total || i < (uint32_t)an + ns) {
+                    st->tsig[QUERY_TSIG_FORMERR]++;
+                    rcode = WIRE_RCODE_FORMERR;
+                    goto finish;
+                }
+                tsig_at = rr_at;
+                continue;
             }
             if (rr.type != WIRE_TYPE_OPT)
                 continue;
@@ -639,6 +691,27 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
         }
         edns = opt_seen;
     }
+    if (tsig_at) {
+        /* Signed: checked before anything else, so that every later answer is signed. */
+        int trc = tsig_request_check(ctx->cfg ? &ctx->cfg->tsig_keys : NULL, in, inlen, tsig_at,
+                                     (uint64_t)time(NULL), &treq);
+        static const uint8_t outcome[] = {
+            [TSIG_NOERROR] = QUERY_TSIG_OK,        [TSIG_BADSIG] = QUERY_TSIG_BADSIG,
+            [TSIG_BADKEY] = QUERY_TSIG_BADKEY,     [TSIG_BADTIME] = QUERY_TSIG_BADTIME,
+            [TSIG_BADTRUNC] = QUERY_TSIG_BADTRUNC,
+        };
+        if (trc == WIRE_RCODE_FORMERR) {
+            st->tsig[QUERY_TSIG_FORMERR]++;
+            rcode = WIRE_RCODE_FORMERR; /* unreadable: answered unsigned */
+            goto finish;
+        }
+        signed_q = true;
+        st->tsig[treq.error < sizeof(outcome) ? outcome[treq.error] : QUERY_TSIG_FORMERR]++;
+        if (trc != 0) {
+            rcode = (uint8_t)trc;
+            goto finish;
+        }
+    }
     if (!question) {
         rcode = WIRE_RCODE_FORMERR;
         goto finish;
@@ -654,6 +727,10 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     }
     if (edns)
         a.cap -= OPT_LEN;
+    if (signed_q) {
+        size_t t = tsig_answer_size(&treq); /* the TSIG record goes after everything */
+        a.cap = a.cap > t ? a.cap - t : 0;
+    }
 
     if (opcode != 0) {
         /* NOTIFY and UPDATE are understood but not accepted here; the rest is unknown. */
@@ -687,10 +764,53 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
         goto finish;
     }
     if (qtype == WIRE_TYPE_AXFR || qtype == WIRE_TYPE_IXFR) {
-        /* Zone transfers are not offered: NOTIMP over UDP for AXFR, else NOTAUTH. */
-        rcode = (qtype == WIRE_TYPE_AXFR && transport == QUERY_UDP) ? WIRE_RCODE_NOTIMP
-                                                                    : WIRE_RCODE_NOTAUTH;
-        goto finish;
+        /* docs/dns-behaviour.md "Zone transfers". AXFR over UDP: NOTIMP, as Knot and NSD. A
+         * zone without a transfer rule offers none: NOTAUTH, as Knot. A client the rule does
+         * not name: REFUSED, as NSD. */
+        const cfg_transfer_t *rule = ctx->cfg ? cfg_transfer_for(ctx->cfg, zone_name(zone)) : NULL;
+        const uint8_t *apex = zone_apex_wire(zone);
+        bool at_apex = (size_t)qlen == strlen((const char *)apex) + 1 &&
+                       memcmp(apex, qname, (size_t)qlen) == 0;
+        if (qtype == WIRE_TYPE_AXFR && transport == QUERY_UDP) {
+            rcode = WIRE_RCODE_NOTIMP;
+            goto finish;
+        }
+        if (!rule || !rule->set || !at_apex) {
+            rcode = WIRE_RCODE_NOTAUTH;
+            goto finish;
+        }
+        if (!cfg_transfer_allows(rule, ctx->peer, signed_q && !treq.error ? treq.key : NULL)) {
+            st->xfr[QUERY_XFR_REFUSED]++;
+            rcode = WIRE_RCODE_REFUSED;
+            goto finish;
+        }
+        if (transport == QUERY_UDP) {
+            /* IXFR over UDP: the current SOA alone tells the client to come over TCP
+             * (RFC 1995 2), as Knot answers. */
+            const zone_rrset_t *soa = zone_node_rrset(zone_apex(zone), WIRE_TYPE_SOA);
+            if (put_rrset(&a, SEC_AN, NULL, soa, soa->ttl) != 0) {
+                a.tc = true;
+                a.pos = a.qend;
+                a.count[SEC_AN] = 0;
+            }
+            st->xfr[QUERY_XFR_UDP]++;
+            aa = true;
+            goto finish;
+        }
+        /* Over TCP the transport writes the messages from this version of the zone. */
+        query_xfr_t *x = &ctx->xfr;
+        x->zone = (zone_t *)zone;
+        zone_ref(x->zone);
+        x->id = wire_get_u16(in);
+        x->flags = flags & (WIRE_FLAG_RD | WIRE_FLAG_CD);
+        x->question_len = a.qend - WIRE_HEADER_LEN;
+        memcpy(x->question, out + WIRE_HEADER_LEN, x->question_len);
+        x->tsig_present = signed_q;
+        if (signed_q)
+            x->tsig = treq;
+        ctx->xfr_pending = true;
+        st->xfr[QUERY_XFR_STARTED]++;
+        return 0;
     }
     {
         lookup_t res;
@@ -749,6 +869,13 @@ finish:
         arcount++;
     }
     wire_put_u16(out + 10, arcount);
+    if (signed_q) {
+        /* Room was kept back (a.cap) for an answer; an error answer is the question alone. */
+        if (tsig_answer_sign(&treq, out, &a.pos, outcap, (uint64_t)time(NULL), NULL, NULL) != 0) {
+            st->dropped++; /* never an unsigned answer to a signed query */
+            return 0;
+        }
+    }
     st->rcode[rcode < QUERY_RCODE_MAX ? rcode : QUERY_RCODE_MAX - 1]++;
     return a.pos;
 }

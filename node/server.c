@@ -304,6 +304,7 @@ static int worker_prepare(worker_t *w)
     w->qctx = query_ctx_new();
     if (!w->qctx)
         return -ENOMEM;
+    query_ctx_set_config(w->qctx, w->cfg);
     rc = uv_loop_init(&w->loop);
     if (rc < 0)
         return rc;
@@ -447,6 +448,10 @@ static void query_stats_add(query_stats_t *sum, const query_stats_t *s)
     for (size_t i = 0; i < 256; i++)
         sum->qtype[i] += s->qtype[i];
     sum->qtype_other += s->qtype_other;
+    for (size_t i = 0; i < QUERY_TSIG_MAX; i++)
+        sum->tsig[i] += s->tsig[i];
+    for (size_t i = 0; i < QUERY_XFR_MAX; i++)
+        sum->xfr[i] += s->xfr[i];
 }
 
 int server_overload_get(const server_t *srv, unsigned i, server_overload_t *out)

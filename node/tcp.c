@@ -12,10 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fennec/common.h"
+#include "fennec/xfr.h"
 #include "server_int.h"
+
+/* A zone transfer writes up to this many bytes of messages per turn of the loop, then waits
+ * for the socket to take them: a big zone never holds the worker or grows its memory. */
+#define TCP_XFR_CHUNK (256 * 1024)
 
 struct tcp_conn {
     worker_t *w;
@@ -34,6 +40,9 @@ struct tcp_conn {
     size_t off;
     size_t len;
     size_t cap;
+    struct sockaddr_storage peer; /* the client, for the transfer rules */
+    bool has_peer;
+    xfr_t *xfr; /* a zone transfer being written: no other query is served meanwhile */
 };
 
 typedef struct tcp_wreq {
@@ -130,11 +139,46 @@ static void conn_unready(tcp_conn_t *c)
 
 /* ---- life cycle ---- */
 
+static void xfr_unref_work(uv_work_t *req)
+{
+    zone_unref(req->data);
+}
+
+static void xfr_unref_done(uv_work_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* Ends C's transfer. Its zone reference is dropped off the loop: when it was the last one (the
+ * zone changed or went meanwhile), freeing a big version takes a while. */
+static void conn_xfr_end(tcp_conn_t *c, int outcome)
+{
+    if (!c->xfr)
+        return;
+    query_ctx_xfr_count(c->w->qctx, outcome);
+    zone_t *z = xfr_free_keep_zone(c->xfr);
+    c->xfr = NULL;
+    uv_work_t *req = malloc(sizeof(*req));
+    if (req) {
+        req->data = z;
+        if (uv_queue_work(&c->w->loop, req, xfr_unref_work, xfr_unref_done) == 0)
+            return;
+        free(req);
+    }
+    zone_unref(z);
+}
+
 static void conn_closed_cb(uv_handle_t *handle)
 {
     tcp_conn_t *c = handle->data;
     if (--c->handles > 0)
         return;
+    if (c->xfr) {
+        /* The loop may be closing: no work queue any more. */
+        query_ctx_xfr_count(c->w->qctx, QUERY_XFR_FAILED);
+        xfr_free(c->xfr);
+    }
     free(c->buf);
     free(c);
 }
@@ -217,6 +261,8 @@ static size_t frame_len(const uint8_t *p)
 /* Whether the buffer holds a whole message (or a bad length, which is work too). */
 static bool conn_has_message(const tcp_conn_t *c)
 {
+    if (c->xfr)
+        return false; /* the pipeline waits for the transfer */
     size_t avail = c->len - c->off;
     if (avail < 2)
         return false;
@@ -324,9 +370,18 @@ static int conn_consume(tcp_conn_t *c, const uint8_t *data, size_t len, size_t *
                 break;
         }
         uint8_t *out = w->tcp_out + w->tcp_out_len;
+        query_ctx_set_peer(w->qctx, c->has_peer ? (const struct sockaddr *)&c->peer : NULL);
         size_t alen = query_answer(w->qctx, data + off + 2, mlen, out + 2, TCP_MSG_MAX, QUERY_TCP);
         off += 2 + mlen;
         n++;
+        query_xfr_t xr;
+        if (alen == 0 && query_xfr_take(w->qctx, &xr)) {
+            /* A zone transfer: the answers before it go first, then its messages as the
+             * socket drains (conn_xfr_pump()); later queries wait. */
+            if (xfr_new(&xr, &c->xfr) != 0)
+                query_ctx_xfr_count(w->qctx, QUERY_XFR_FAILED);
+            break;
+        }
         if (alen > 0 && alen <= TCP_MSG_MAX) {
             out[0] = (uint8_t)(alen >> 8);
             out[1] = (uint8_t)alen;
@@ -448,12 +503,75 @@ static void conn_read_start(tcp_conn_t *c)
     c->reading = true;
 }
 
+/*
+ * Writes the next chunk of C's transfer when the socket has taken the previous one. Returns
+ * true while the transfer goes on (the write callback comes back here), false once it has
+ * ended.
+ */
+static bool conn_xfr_pump(tcp_conn_t *c)
+{
+    worker_t *w = c->w;
+    if (c->writes > 0)
+        return true;
+    tcp_wreq_t *q = malloc(sizeof(*q) + TCP_XFR_CHUNK + XFR_MSG_MAX + 2);
+    if (!q) {
+        conn_xfr_end(c, QUERY_XFR_FAILED);
+        conn_close_bad(c);
+        return false;
+    }
+    size_t len = 0;
+    uint64_t now = (uint64_t)time(NULL);
+    int rc = 0;
+    while (len < TCP_XFR_CHUNK) {
+        size_t n = 0;
+        rc = xfr_next(c->xfr, q->data + len, XFR_MSG_MAX + 2, now, &n);
+        if (rc != 0 || n == 0)
+            break;
+        len += n;
+    }
+    if (rc != 0) {
+        log_warn("tcp", "zone transfer of %s cut short: %s", zone_name(xfr_zone(c->xfr)),
+                 fennec_strerror(rc));
+        free(q);
+        conn_xfr_end(c, QUERY_XFR_FAILED);
+        conn_close_bad(c);
+        return false;
+    }
+    if (len == 0) {
+        free(q);
+        log_debug("tcp", "zone transfer of %s: %llu records", zone_name(xfr_zone(c->xfr)),
+                  (unsigned long long)xfr_records(c->xfr));
+        conn_xfr_end(c, QUERY_XFR_DONE);
+        return false;
+    }
+    q->c = c;
+    q->answers = 0;
+    q->req.data = q;
+    uv_buf_t b = uv_buf_init((char *)q->data, (unsigned)len);
+    rc = uv_write(&q->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
+    if (rc < 0) {
+        free(q);
+        conn_xfr_end(c, QUERY_XFR_FAILED);
+        conn_close_bad(c);
+        return false;
+    }
+    STAT_ADD(w, tcp_answered, 1);
+    c->writes++;
+    return true;
+}
+
 /* Decides, after any change, whether C reads, waits for its turn, waits for its writes or
  * is done. */
 static void conn_schedule(tcp_conn_t *c)
 {
     if (c->closing)
         return;
+    if (c->xfr) {
+        conn_read_stop(c);
+        conn_unready(c);
+        if (conn_xfr_pump(c) || c->closing)
+            return;
+    }
     bool work = conn_has_message(c);
     bool saturated = conn_saturated(c);
     if (work || saturated) {
@@ -551,6 +669,8 @@ static void tcp_connection_cb(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
+    int plen = sizeof(c->peer);
+    c->has_peer = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &plen) == 0;
     conn_touch(c);
     conn_read_start(c);
 }

@@ -572,6 +572,7 @@ static int udp_batch_run(worker_t *w, udp_sock_t *s, unsigned max)
             shed_codel++;
             continue;
         }
+        query_ctx_set_peer(w->qctx, (const struct sockaddr *)&b->peer[i]);
         size_t alen =
             query_answer_set(w->qctx, set, b->rbuf[i], len, b->abuf[k], UDP_ANSWER_SIZE, QUERY_UDP);
         if (alen == 0 || alen > UDP_ANSWER_SIZE) {

@@ -525,6 +525,21 @@ int zone_node_walk(const zone_t *zone, int (*fn)(const zone_node_t *node, void *
     return 0;
 }
 
+bool zone_node_next(const zone_t *zone, uint32_t *cursor, const zone_node_t **out)
+{
+    /* The cursor is the next slot to look at; mask + 1 is the end. */
+    for (uint64_t i = *cursor; i <= zone->mask; i++) {
+        uint64_t s = zone_slot_get(zone, (uint32_t)i);
+        if (!s)
+            continue;
+        *cursor = (uint32_t)(i + 1);
+        *out = zone_slot_node(s);
+        return true;
+    }
+    *cursor = zone->mask + 1;
+    return false;
+}
+
 /* ---- zone sets ---- */
 
 /* Up to this many zones a scan of the apexes is cheaper than hashing every suffix of the

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "fennec/tsig.h"
+
 #define CFG_DEFAULT_DNS     "127.0.0.1:5300"
 #define CFG_DEFAULT_CONTROL "127.0.0.1:8053"
 
@@ -27,10 +29,28 @@ typedef struct cfg_addr {
     socklen_t len;              /* length of ss in use */
 } cfg_addr_t;
 
+/* An address prefix of a transfer rule ("192.0.2.0/24", "2001:db8::1"). */
+typedef struct cfg_prefix {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned bits;
+    uint8_t addr[16]; /* host bits cleared */
+} cfg_prefix_t;
+
+/* `transfer:` (AXFR out, docs/config.md): addresses allowed without a key, and keys that may
+ * transfer from anywhere. `set` false: not written (no transfers offered). */
+typedef struct cfg_transfer {
+    bool set;
+    cfg_prefix_t *allow;
+    size_t allow_count;
+    const tsig_key_t **keys; /* into cfg_t.tsig_keys */
+    size_t key_count;
+} cfg_transfer_t;
+
 typedef struct cfg_zone {
     char *name; /* zone apex, text form without trailing dot ("example.com") */
     char *file; /* path to the master file, resolved relative to the config file's folder */
     char *text; /* built-in zones only: the master file's text (file is NULL then) */
+    cfg_transfer_t transfer; /* the zone's own `transfer:`; when not set the global one applies */
 } cfg_zone_t;
 
 typedef struct cfg_overload {
@@ -101,6 +121,8 @@ typedef struct cfg {
     struct health_config *health; /* health: checks and pools (health.h), one reference; NULL
                                      when the section is absent */
     char *log_level;              /* "error" | "warn" | "info" | "debug"; default "info" */
+    tsig_keyring_t tsig_keys;     /* tsig_keys: read by every node from its own file */
+    cfg_transfer_t transfer;      /* transfer: the rule of zones without their own */
 } cfg_t;
 
 /*
@@ -125,8 +147,18 @@ int cfg_addr_parse(const char *text, cfg_addr_t *out);
 void cfg_free(cfg_t *cfg);
 
 /* Whether A and B agree on everything a running node cannot change (node, listen, cluster,
- * workers, CPU affinity, overload, tcp, journal): zones, health and log_level aside. */
+ * workers, CPU affinity, overload, tcp, journal, tsig_keys, transfer): zones, health and
+ * log_level aside. */
 bool cfg_same_runtime(const cfg_t *a, const cfg_t *b);
+
+/* The transfer rule of the zone NAME (text, lower case, no trailing dot): the zone's own when
+ * its entry has one, else the global one. Never NULL. */
+const cfg_transfer_t *cfg_transfer_for(const cfg_t *cfg, const char *name);
+
+/* Whether RULE lets a client at PEER (an AF_INET or AF_INET6 address, NULL: unknown) that
+ * signed its request with KEY (verified; NULL: unsigned) transfer. */
+bool cfg_transfer_allows(const cfg_transfer_t *rule, const struct sockaddr *peer,
+                         const tsig_key_t *key);
 
 /* The `health:` section on its own: see health_config_parse() (health.h), which calls it. */
 int cfg_health_parse(const char *yaml, size_t len, const char *name, const char *base,

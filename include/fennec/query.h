@@ -8,7 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fennec/cfg.h"
+#include "fennec/tsig.h"
+#include "fennec/wire.h"
 #include "fennec/zone.h"
+
+struct sockaddr;
 
 typedef enum {
     QUERY_UDP = 0,
@@ -16,6 +21,27 @@ typedef enum {
 } query_transport_t;
 
 #define QUERY_RCODE_MAX 24 /* rcodes counted individually (extended rcodes included) */
+
+/* Outcomes of signed queries (TSIG, RFC 8945). */
+enum {
+    QUERY_TSIG_OK = 0,
+    QUERY_TSIG_BADKEY,
+    QUERY_TSIG_BADSIG,
+    QUERY_TSIG_BADTIME,
+    QUERY_TSIG_BADTRUNC,
+    QUERY_TSIG_FORMERR,
+    QUERY_TSIG_MAX
+};
+
+/* Outcomes of zone transfer requests (AXFR, and IXFR answered as AXFR). */
+enum {
+    QUERY_XFR_REFUSED = 0, /* not allowed by the transfer rules */
+    QUERY_XFR_STARTED,     /* allowed over TCP: handed to the transport */
+    QUERY_XFR_DONE,        /* every message written */
+    QUERY_XFR_FAILED,      /* cut short (connection lost, out of memory) */
+    QUERY_XFR_UDP,         /* IXFR over UDP answered with the SOA */
+    QUERY_XFR_MAX
+};
 
 /* Counters kept per worker context; read them from the owning thread or accept tearing. */
 typedef struct query_stats {
@@ -25,6 +51,8 @@ typedef struct query_stats {
     uint64_t truncated;              /* TC set */
     uint64_t qtype[256];             /* by qtype for types < 256; others in qtype_other */
     uint64_t qtype_other;
+    uint64_t tsig[QUERY_TSIG_MAX]; /* signed queries by outcome */
+    uint64_t xfr[QUERY_XFR_MAX];   /* transfer requests by outcome */
 } query_stats_t;
 
 typedef struct query_ctx query_ctx_t;
@@ -33,6 +61,36 @@ typedef struct query_ctx query_ctx_t;
 query_ctx_t *query_ctx_new(void);
 void query_ctx_free(query_ctx_t *ctx);
 const query_stats_t *query_ctx_stats(const query_ctx_t *ctx);
+
+/* The TSIG keys and transfer rules of CFG (borrowed; it must outlive CTX's use), or NULL for
+ * none: every signed query is then answered BADKEY and every transfer refused. */
+void query_ctx_set_config(query_ctx_t *ctx, const cfg_t *cfg);
+
+/* The client of the next queries (borrowed until the next call; NULL: unknown), which the
+ * transfer rules look at. The transport sets it before each query it hands over. */
+void query_ctx_set_peer(query_ctx_t *ctx, const struct sockaddr *peer);
+
+/*
+ * A zone transfer the engine accepted over TCP. query_answer_set() answers an allowed AXFR
+ * or IXFR over TCP with nothing (returns 0) and keeps the request here; the transport takes
+ * it with query_xfr_take() and writes the messages (xfr.h). ZONE is one reference, the
+ * taker's: the version the whole transfer comes from.
+ */
+typedef struct query_xfr {
+    zone_t *zone;
+    uint16_t id;
+    uint16_t flags; /* the query's RD and CD, echoed */
+    uint8_t question[WIRE_NAME_MAX + 4];
+    size_t question_len;
+    bool tsig_present;
+    tsig_req_t tsig; /* the verified request (tsig_present) */
+} query_xfr_t;
+
+/* Moves the pending transfer into OUT; false when there is none. */
+bool query_xfr_take(query_ctx_t *ctx, query_xfr_t *out);
+
+/* Counts the end of a transfer taken from CTX (QUERY_XFR_DONE or QUERY_XFR_FAILED). */
+void query_ctx_xfr_count(query_ctx_t *ctx, int outcome);
 
 /* Largest answer the engine writes (a TCP message). OUT should hold this many bytes. */
 #define QUERY_MAX_ANSWER 65535

@@ -272,6 +272,12 @@ const zone_node_t *zone_addl_target(const zone_t *zone, const zone_rrset_t *rs, 
  * and returns that value. */
 int zone_node_walk(const zone_t *zone, int (*fn)(const zone_node_t *node, void *arg), void *arg);
 
+/* An iterator over the nodes of ZONE in the order of zone_node_walk(), to walk a big zone a
+ * piece at a time (a zone transfer): start with *CURSOR = 0; each call stores the next node
+ * in *OUT and returns true, or returns false at the end. The caller holds a reference to
+ * ZONE meanwhile; any thread. */
+bool zone_node_next(const zone_t *zone, uint32_t *cursor, const zone_node_t **out);
+
 /* A set of the given zones (takes one reference to each). */
 int zone_set_new(zone_t *const *zones, size_t count, zone_set_t **out);
 void zone_set_free(zone_set_t *set);
