@@ -134,6 +134,12 @@ int zone_retire(zone_t *z, void *item);
 
 /* Zone-rule checks shared by the loader and updates. */
 bool zone_rdata_fits(uint16_t type, const uint8_t *rd, size_t len);
+
+/* The names inside the rdata of the types RFC 4034 6.2 lists (NS, CNAME, SOA, MX, SRV,
+ * DNAME, ...) are kept lower case, as Knot DNS and NSD keep and send them: lowercases them
+ * in RD (LEN bytes, already checked by zone_rdata_fits) when WRITE, and says whether any
+ * letter was upper case. */
+bool zone_rdata_lower(uint16_t type, uint8_t *rd, size_t len, bool write);
 const char *zone_type_text(uint16_t type);
 bool zone_type_allowed(uint16_t type); /* may appear in a zone (not OPT, AXFR, ...) */
 void zone_rrset_kinds(uint16_t type, uint8_t *compress, uint8_t *addl);

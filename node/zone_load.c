@@ -78,6 +78,65 @@ bool zone_rdata_fits(uint16_t type, const uint8_t *rd, size_t len)
     return pos == len;
 }
 
+bool zone_rdata_lower(uint16_t type, uint8_t *rd, size_t len, bool write)
+{
+    switch (type) {
+    case WIRE_TYPE_NS:
+    case 3: /* MD */
+    case 4: /* MF */
+    case WIRE_TYPE_CNAME:
+    case WIRE_TYPE_SOA:
+    case 7: /* MB */
+    case 8: /* MG */
+    case 9: /* MR */
+    case WIRE_TYPE_PTR:
+    case 14: /* MINFO */
+    case WIRE_TYPE_MX:
+    case 17: /* RP */
+    case 18: /* AFSDB */
+    case 21: /* RT */
+    case 26: /* PX */
+    case WIRE_TYPE_SRV:
+    case 35: /* NAPTR */
+    case 36: /* KX */
+    case WIRE_TYPE_DNAME:
+        break;
+    default:
+        return false;
+    }
+    const knot_rdata_descriptor_t *d = knot_get_rdata_descriptor(type);
+    size_t pos = 0;
+    bool upper = false;
+    for (int i = 0; i < KNOT_MAX_RDATA_BLOCKS && pos < len; i++) {
+        int b = d->block_types[i];
+        if (b == KNOT_RDATA_WF_END)
+            break;
+        if (b > 0) {
+            pos += (size_t)b;
+        } else if (b == KNOT_RDATA_WF_FIXED_DNAME || b == KNOT_RDATA_WF_COMPRESSIBLE_DNAME ||
+                   b == KNOT_RDATA_WF_DECOMPRESSIBLE_DNAME) {
+            int l = wire_name_len(rd + pos, len - pos);
+            if (l < 0)
+                break;
+            for (size_t k = pos; k < pos + (size_t)l; k += rd[k] + 1u)
+                for (size_t c = k + 1; c <= k + rd[k]; c++)
+                    if (rd[c] >= 'A' && rd[c] <= 'Z') {
+                        upper = true;
+                        if (write)
+                            rd[c] = (uint8_t)(rd[c] - 'A' + 'a');
+                    }
+            pos += (size_t)l;
+        } else if (b == KNOT_RDATA_WF_NAPTR_HEADER) {
+            pos += 4;
+            for (int s = 0; s < 3 && pos < len; s++)
+                pos += 1u + rd[pos];
+        } else {
+            break;
+        }
+    }
+    return upper;
+}
+
 void zone_rrset_kinds(uint16_t type, uint8_t *compress, uint8_t *addl)
 {
     *compress = ZONE_COMPRESS_NONE;
@@ -415,6 +474,7 @@ static void on_record(zs_scanner_t *s)
         goto oom;
     memcpy(o, owner, s->r_owner_length);
     memcpy(rd, s->r_data, s->r_data_length);
+    zone_rdata_lower(s->r_type, rd, s->r_data_length, true);
     if (s->r_type == WIRE_TYPE_SOA) {
         /* MINIMUM is the TTL of negative answers (RFC 2308 4): held to the TTL limit. */
         int off = zone_soa_serial_offset(rd, s->r_data_length);
@@ -1023,11 +1083,23 @@ int zone_from_records(const char *origin, const zone_change_t *recs, size_t coun
                         text, c->type);
             break;
         }
+        const uint8_t *rdata = c->rdata;
+        if (zone_rdata_lower(c->type, (uint8_t *)c->rdata, c->rdlen, false)) {
+            /* written before names in rdata were kept lower case: a lower-case copy */
+            uint8_t *lo = arena_alloc(&ld.tmp, c->rdlen);
+            if (!lo) {
+                rc = -ENOMEM;
+                goto cleanup;
+            }
+            memcpy(lo, c->rdata, c->rdlen);
+            zone_rdata_lower(c->type, lo, c->rdlen, true);
+            rdata = lo;
+        }
         ld.recs[ld.count++] = (rec_t){.owner = o,
                                       .owner_len = (uint8_t)olen,
                                       .type = c->type,
                                       .ttl = c->ttl,
-                                      .rdata = c->rdata,
+                                      .rdata = rdata,
                                       .rdlen = c->rdlen,
                                       .line = i + 1,
                                       .file = name};

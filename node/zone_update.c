@@ -230,11 +230,22 @@ int zone_update_apply(zone_update_t *up, const zone_change_t *ch, char *err, siz
                  zone_type_text(ch->type));
         return FENNEC_EZONE;
     }
+    /* Names in rdata are kept lower case (zone_rdata_lower): a record given in any case is
+     * that record. */
+    const uint8_t *rdata = ch->rdata;
+    if (zone_rdata_lower(ch->type, (uint8_t *)ch->rdata, ch->rdlen, false)) {
+        uint8_t *lo = arena_alloc(&up->tmp, ch->rdlen);
+        if (!lo)
+            return -ENOMEM;
+        memcpy(lo, ch->rdata, ch->rdlen);
+        zone_rdata_lower(ch->type, lo, ch->rdlen, true);
+        rdata = lo;
+    }
     draft_t *d = draft_get(up, owner, (size_t)olen);
     if (!d || draft_load(d) != 0)
         return -ENOMEM;
     bool found;
-    size_t pos = draft_pos(d, ch->type, ch->rdata, ch->rdlen, &found);
+    size_t pos = draft_pos(d, ch->type, rdata, ch->rdlen, &found);
     if (ch->add && found) {
         snprintf(err, errlen, "%s %s: the record exists already", text, zone_type_text(ch->type));
         return FENNEC_EEXISTS;
@@ -261,7 +272,7 @@ int zone_update_apply(zone_update_t *up, const zone_change_t *ch, char *err, siz
     uint8_t *rd = arena_alloc(&up->tmp, ch->rdlen ? ch->rdlen : 1);
     if (!rd)
         return -ENOMEM;
-    memcpy(rd, ch->rdata, ch->rdlen);
+    memcpy(rd, rdata, ch->rdlen);
     memmove(&d->recs[pos + 1], &d->recs[pos], (d->n - pos) * sizeof(*d->recs));
     d->recs[pos] = (zone_rec_t){rd, ch->ttl, ch->type, ch->rdlen};
     d->n++;

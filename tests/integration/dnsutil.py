@@ -237,6 +237,13 @@ def compare(a, b):
             only_a = sorted(sa[k] for k in set(sa) - set(sb))
             only_b = sorted(sb[k] for k in set(sb) - set(sa))
             diffs.append((sec, only_a, only_b))
+    # The same records, spelled differently (RFC 4343: case is kept as written, and the names
+    # in the rdata of the RFC 4034 6.2 types are sent lower case by Knot and NSD alike).
+    for sec in ("answer", "authority", "additional"):
+        sa, sb = a.get(sec, {}), b.get(sec, {})
+        if set(sa) == set(sb) and sorted(sa.values()) != sorted(sb.values()):
+            diffs.append((f"{sec}.case", sorted(set(sa.values()) - set(sb.values())),
+                          sorted(set(sb.values()) - set(sa.values()))))
     ea, eb = a.get("edns"), b.get("edns")
     if (ea is None) != (eb is None):
         diffs.append(("edns.present", ea is not None, eb is not None))

@@ -240,6 +240,8 @@ def queries():
         for t in ("A", "AAAA", "MX", "CNAME", "DNAME", "TXT"):
             qs.append(Q(rfc(n), t, point="DNAME and chains"))
     qs.append(Q("WwW.D.Rfc.Test.", "A", point="DNAME and chains"))
+    for n, t in (("cased", "MX"), ("cased", "SRV"), ("cased2", "A"), ("CaSeD2", "A"), ("mail", "A")):
+        qs.append(Q(rfc(n), t, point="case"))
     qs.append(Q(rfc("www.d"), "ANY", point="DNAME and chains"))
     for n, t in (("_8443._foo", "SVCB"), ("svc2", "HTTPS"), ("alias", "HTTPS"), ("svc3", "HTTPS"),
                  ("nosvc", "HTTPS"), ("extsvc", "HTTPS"), ("svc", "HTTPS")):

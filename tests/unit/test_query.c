@@ -1264,6 +1264,50 @@ static void test_dname_by_edit(void **state)
     zone_unref(base);
 }
 
+/* Names inside the rdata of NS, MX, CNAME, SRV, ... are kept and sent lower case, as Knot
+ * and NSD send them; a record edit names a record in any case. */
+static void test_rdata_names_lower_case(void **state)
+{
+    (void)state;
+    static const char zone[] = "@ 300 SOA NS1.C.Test. H 1 2 3 4 5\n@ 300 NS Ns1\n"
+                               "ns1 300 A 192.0.2.1\nmail 300 A 192.0.2.25\n"
+                               "@ 300 MX 10 MaIl.C.TEST.\nwww 300 CNAME MAIL\n";
+    char err[256];
+    zone_t *z = NULL, *v = NULL;
+    assert_int_equal(zone_load_text("c.test", zone, strlen(zone), "c", &z, err, sizeof(err)), 0);
+    zone_set_t *set = NULL;
+    zone_t *zs[1] = {z};
+    assert_int_equal(zone_set_new(zs, 1, &set), 0);
+    g_saved_set = g_set;
+    g_set = set;
+    qbuf_t q;
+    testutil_query_make(&q, 30, 0, "c.test", WIRE_TYPE_MX, 1);
+    const resp_t *r = ask(&q, QUERY_TCP);
+    assert_int_equal(r->an, 1);
+    assert_memory_equal(r->b + r->rr[0].rdoff + 2, "\x04mail", 5);
+    testutil_query_make(&q, 31, 0, "www.c.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_TCP);
+    assert_int_equal(r->an, 2);
+    assert_memory_equal(r->b + r->rr[0].rdoff, "\x04mail", 5);
+    restore_set();
+
+    uint8_t owner[WIRE_NAME_MAX], rd[2 + WIRE_NAME_MAX];
+    assert_true(wire_name_from_text("c.test.", owner) > 0);
+    wire_put_u16(rd, 10);
+    int l = wire_name_from_text("MAIL.c.TEST.", rd + 2);
+    assert_true(l > 0);
+    zone_change_t del = {.add = false,
+                         .owner = owner,
+                         .type = WIRE_TYPE_MX,
+                         .ttl = 300,
+                         .rdata = rd,
+                         .rdlen = (uint16_t)(2 + l)};
+    if (zone_edit(z, &del, 1, &v, err, sizeof(err)) != 0)
+        fail_msg("deleting the MX spelled in upper case: %s", err);
+    zone_unref(v);
+    zone_unref(z);
+}
+
 /* A CNAME to a name below a cut whose child zone is served here is answered from the child,
  * not with the parent's referral. */
 static void test_chain_into_served_child(void **state)
@@ -1605,6 +1649,7 @@ int main(void)
         cmocka_unit_test(test_dname),
         cmocka_unit_test(test_dname_by_edit),
         cmocka_unit_test(test_chain_into_served_child),
+        cmocka_unit_test(test_rdata_names_lower_case),
         cmocka_unit_test(test_svcb_additional),
         cmocka_unit_test(test_referral_glue_truncation),
     };
