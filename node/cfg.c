@@ -425,6 +425,33 @@ static int parse_log_level(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
     return 0;
 }
 
+/* nsid and identity: true (the node's id), false (off), or a quoted or other string of 1
+ * to 255 bytes, said as it is. */
+static int parse_ident(pctx_t *p, yaml_node_t *n, const char *path, const char *node_id, char **out)
+{
+    const char *v = NULL;
+    int rc = cy_want_scalar(p, n, path, &v);
+    if (rc)
+        return rc;
+    bool plain = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    if (plain && (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "FALSE") == 0)) {
+        free(*out);
+        *out = NULL;
+        return 0;
+    }
+    if (plain && (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0))
+        v = node_id;
+    size_t len = strlen(v);
+    if (len == 0 || len > 255)
+        return cy_fail(p, n, path, "true (node.id), false, or a string of 1 to 255 bytes");
+    char *dup = strdup(v);
+    if (!dup)
+        return -ENOMEM;
+    free(*out);
+    *out = dup;
+    return 0;
+}
+
 static void set_defaults(cfg_t *cfg)
 {
     cfg->role = CFG_ROLE_PRIMARY;
@@ -467,11 +494,14 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
         K_JOURNAL,
         K_TSIG_KEYS,
         K_TRANSFER,
+        K_NSID,
+        K_IDENTITY,
         K_COUNT
     };
-    static const char *const keys[] = {
-        "node",     "listen", "cluster",   "workers", "cpu_affinity", "zones",    "health",
-        "overload", "tcp",    "log_level", "journal", "tsig_keys",    "transfer", NULL};
+    static const char *const keys[] = {"node",         "listen",    "cluster",  "workers",
+                                       "cpu_affinity", "zones",     "health",   "overload",
+                                       "tcp",          "log_level", "journal",  "tsig_keys",
+                                       "transfer",     "nsid",      "identity", NULL};
     yaml_node_t *v[K_COUNT], *k[K_COUNT];
     yaml_node_t *replication = NULL, *primary = NULL;
     int rc = cy_map_fields_k(p, root, "", keys, v, k);
@@ -516,6 +546,11 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
     if (v[K_LOG] && (rc = parse_log_level(p, v[K_LOG], cfg)))
         return rc;
     if (v[K_JOURNAL] && (rc = parse_journal(p, v[K_JOURNAL], &cfg->journal)))
+        return rc;
+    if (v[K_NSID] && (rc = parse_ident(p, v[K_NSID], "nsid", cfg->node_id, &cfg->nsid)))
+        return rc;
+    if (v[K_IDENTITY] &&
+        (rc = parse_ident(p, v[K_IDENTITY], "identity", cfg->node_id, &cfg->identity)))
         return rc;
 
     if (cfg->role == CFG_ROLE_SECONDARY) {
@@ -749,6 +784,8 @@ void cfg_free(cfg_t *cfg)
     cy_transfer_clear(&cfg->transfer);
     tsig_keyring_clear(&cfg->tsig_keys);
     free(cfg->log_level);
+    free(cfg->nsid);
+    free(cfg->identity);
     free(cfg);
 }
 
@@ -771,7 +808,8 @@ bool cfg_same_runtime(const cfg_t *a, const cfg_t *b)
         a->workers != b->workers || a->cpu_affinity_count != b->cpu_affinity_count ||
         memcmp(&a->overload, &b->overload, sizeof(a->overload)) != 0 ||
         memcmp(&a->tcp, &b->tcp, sizeof(a->tcp)) != 0 ||
-        memcmp(&a->journal, &b->journal, sizeof(a->journal)) != 0 || !cy_transfer_same(a, b))
+        memcmp(&a->journal, &b->journal, sizeof(a->journal)) != 0 || !cy_transfer_same(a, b) ||
+        !str_same(a->nsid, b->nsid) || !str_same(a->identity, b->identity))
         return false;
     for (size_t i = 0; i < a->dns_count; i++)
         if (!addr_same(&a->dns[i], &b->dns[i]))

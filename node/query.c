@@ -584,6 +584,26 @@ static bool opt_options_ok(const rr_view_t *rr)
     return p == rr->rdlen;
 }
 
+/* Whether the OPT rdata (checked by opt_options_ok) holds an option CODE. */
+static bool opt_has(const rr_view_t *rr, uint16_t code)
+{
+    for (size_t p = 0; p + 4 <= rr->rdlen; p += 4 + (size_t)wire_get_u16(rr->rdata + p + 2))
+        if (wire_get_u16(rr->rdata + p) == code)
+            return true;
+    return false;
+}
+
+/* Whether QNAME (lower-case wire) is one of the CH TXT names that tell which server
+ * answered: id.server (RFC 4892) and hostname.bind. */
+static bool identity_name(const uint8_t *qname, int qlen)
+{
+    static const uint8_t id_server[] = "\x02id\x06server";
+    static const uint8_t hostname_bind[] = "\x08hostname\x04" "bind";
+    return (qlen == (int)sizeof(id_server) && memcmp(qname, id_server, sizeof(id_server)) == 0) ||
+           (qlen == (int)sizeof(hostname_bind) &&
+            memcmp(qname, hostname_bind, sizeof(hostname_bind)) == 0);
+}
+
 size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *in, size_t inlen,
                         uint8_t *out, size_t outcap, query_transport_t transport)
 {
@@ -596,8 +616,11 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     bool edns = false, edns_do = false, aa = false, question = false;
     uint8_t edns_version = 0;
     uint16_t payload = 512;
-    int ede = -1;       /* RFC 8914 extended error code to attach, if any */
-    size_t tsig_at = 0; /* offset of a TSIG record (the last one), 0 when unsigned */
+    int ede = -1; /* RFC 8914 extended error code to attach, if any */
+    bool nsid_asked = false;
+    const char *nsid = ctx->cfg ? ctx->cfg->nsid : NULL;
+    size_t nsid_room = 0; /* the NSID option's bytes, kept back from the answer's room */
+    size_t tsig_at = 0;   /* offset of a TSIG record (the last one), 0 when unsigned */
     bool signed_q = false;
     tsig_req_t treq;
 
@@ -682,6 +705,7 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
             }
             opt_seen = true;
             payload = rr.cls < 512 ? 512 : rr.cls;
+            nsid_asked = opt_has(&rr, 3); /* RFC 5001 */
             edns_do = rr.ttl & 0x8000;
             edns_version = (uint8_t)(rr.ttl >> 16);
         }
@@ -727,6 +751,10 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
     }
     if (edns)
         a.cap -= OPT_LEN;
+    if (edns && nsid_asked && nsid) {
+        nsid_room = 4 + strlen(nsid);
+        a.cap = a.cap > nsid_room ? a.cap - nsid_room : 0;
+    }
     if (signed_q) {
         size_t t = tsig_answer_size(&treq); /* the TSIG record goes after everything */
         a.cap = a.cap > t ? a.cap - t : 0;
@@ -739,6 +767,25 @@ size_t query_answer_set(query_ctx_t *ctx, const zone_set_t *set, const uint8_t *
         else
             rcode = (opcode == 4 || opcode == 5) ? WIRE_RCODE_NOTAUTH : WIRE_RCODE_NOTIMP;
         goto finish;
+    }
+    if (qclass == WIRE_CLASS_CH && ctx->cfg && ctx->cfg->identity && identity_name(qname, qlen) &&
+        (qtype == WIRE_TYPE_TXT || qtype == WIRE_TYPE_ANY)) {
+        /* Which server answered, for anycast operators: one TXT string, TTL 0. */
+        const char *id = ctx->cfg->identity;
+        size_t il = strlen(id);
+        uint8_t txt[2 + 1 + 255];
+        wire_put_u16(txt, (uint16_t)(1 + il));
+        txt[2] = (uint8_t)il;
+        memcpy(txt + 3, id, il);
+        zone_rrset_t rs = {
+            .type = WIRE_TYPE_TXT, .count = 1, .len = (uint32_t)(3 + il), .data = txt};
+        if (put_rrset(&a, SEC_AN, NULL, &rs, 0) == 0) {
+            /* the class of the question, not IN */
+            wire_put_u16(out + a.pos - (1 + il) - 8, WIRE_CLASS_CH);
+        } else {
+            a.tc = true;
+        }
+        goto finish; /* AA clear: not zone data (as Knot and NSD) */
     }
     if (qclass != WIRE_CLASS_IN && qclass != WIRE_CLASS_ANY) {
         rcode = WIRE_RCODE_REFUSED;
@@ -858,14 +905,32 @@ finish:
         wire_put_u32(o + 5, (uint32_t)(rcode >> 4) << 24 | (edns_do ? 0x8000u : 0));
         wire_put_u16(o + 9, 0);
         a.pos += OPT_LEN;
+        size_t rdlen = 0;
+        if (nsid_asked && nsid) {
+            /* RFC 5001 2.3: the server's identifier, when asked. Room was kept back, except
+             * on answers that stopped before that, which are the question alone. */
+            size_t nl = strlen(nsid);
+            size_t limit =
+                transport == QUERY_UDP ? (payload < EDNS_PAYLOAD ? payload : EDNS_PAYLOAD) : outcap;
+            size_t t = signed_q ? tsig_answer_size(&treq) : 0;
+            limit = limit > t ? limit - t : 0;
+            if (nsid_room || a.pos + 4 + nl + (ede >= 0 ? 6 : 0) <= limit) {
+                wire_put_u16(out + a.pos, 3);
+                wire_put_u16(out + a.pos + 2, (uint16_t)nl);
+                memcpy(out + a.pos + 4, nsid, nl);
+                a.pos += 4 + nl;
+                rdlen += 4 + nl;
+            }
+        }
         if (ede >= 0) {
             /* Only on answers rolled back to the question, so the room is there. */
-            wire_put_u16(o + 9, 6);
-            wire_put_u16(o + 11, 15); /* EDE option */
-            wire_put_u16(o + 13, 2);
-            wire_put_u16(o + 15, (uint16_t)ede);
+            wire_put_u16(out + a.pos, 15); /* EDE option */
+            wire_put_u16(out + a.pos + 2, 2);
+            wire_put_u16(out + a.pos + 4, (uint16_t)ede);
             a.pos += 6;
+            rdlen += 6;
         }
+        wire_put_u16(o + 9, (uint16_t)rdlen);
         arcount++;
     }
     wire_put_u16(out + 10, arcount);

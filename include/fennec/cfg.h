@@ -123,6 +123,8 @@ typedef struct cfg {
     char *log_level;              /* "error" | "warn" | "info" | "debug"; default "info" */
     tsig_keyring_t tsig_keys;     /* tsig_keys: read by every node from its own file */
     cfg_transfer_t transfer;      /* transfer: the rule of zones without their own */
+    char *nsid;                   /* nsid: what an NSID option (RFC 5001) answers, or NULL (off) */
+    char *identity; /* identity: the CH TXT answer of id.server and hostname.bind, or NULL */
 } cfg_t;
 
 /*
@@ -147,7 +149,8 @@ int cfg_addr_parse(const char *text, cfg_addr_t *out);
 void cfg_free(cfg_t *cfg);
 
 /* Whether A and B agree on everything a running node cannot change (node, listen, cluster,
- * workers, CPU affinity, overload, tcp, journal, tsig_keys, transfer): zones, health and
+ * workers, CPU affinity, overload, tcp, journal, tsig_keys, transfer, nsid, identity): zones,
+ * health and
  * log_level aside. */
 bool cfg_same_runtime(const cfg_t *a, const cfg_t *b);
 

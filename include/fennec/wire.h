@@ -59,6 +59,7 @@ enum {
 
 enum {
     WIRE_CLASS_IN = 1,
+    WIRE_CLASS_CH = 3,
     WIRE_CLASS_ANY = 255,
 };
 

@@ -168,7 +168,9 @@ def peer_setup(binary, package, name, zonedir, with_v6):
     return path, zonedir, zones_in(zonedir), make_tmp(name), hosts
 
 
-def start_knot(zonedir, port=KNOT_PORT, with_v6=True):
+def start_knot(zonedir, port=KNOT_PORT, with_v6=True, identity="", nsid=""):
+    """knotd serving every zone of ZONEDIR; IDENTITY (CH TXT id.server) and NSID are off
+    unless given."""
     knotd, zonedir, zones, tmp, hosts = peer_setup("knotd", "knot", "knot", zonedir, with_v6)
     listen = ", ".join(f"{h}@{port}" for h in hosts)
     conf = f"""server:
@@ -179,9 +181,9 @@ def start_knot(zonedir, port=KNOT_PORT, with_v6=True):
   rundir: {tmp}
   pidfile: {tmp}/knot.pid
   user: root
-  identity: ""
+  identity: "{identity}"
   version: ""
-  nsid: ""
+  nsid: "{nsid}"
 log:
   - target: stdout
     any: info
@@ -204,8 +206,11 @@ zone:
     return srv.start(zones[0])
 
 
-def start_nsd(zonedir, port=NSD_PORT, with_v6=True):
+def start_nsd(zonedir, port=NSD_PORT, with_v6=True, identity="", nsid=""):
+    """nsd serving every zone of ZONEDIR; IDENTITY and NSID as for start_knot."""
     nsd, zonedir, zones, tmp, hosts = peer_setup("nsd", "nsd", "nsd", zonedir, with_v6)
+    ident = (f'  identity: "{identity}"\n  hide-identity: no\n' if identity
+             else "  hide-identity: yes\n") + (f'  nsid: "ascii_{nsid}"\n' if nsid else "")
     conf = "server:\n" + "".join(f"  ip-address: {h}@{port}\n" for h in hosts) + f"""  server-count: 1
   username: ""
   chroot: ""
@@ -217,8 +222,7 @@ def start_nsd(zonedir, port=NSD_PORT, with_v6=True):
   xfrdir: "{tmp}"
   verbosity: 1
   hide-version: yes
-  hide-identity: yes
-  minimal-responses: yes
+{ident}  minimal-responses: yes
   rrl-ratelimit: 0
   rrl-whitelist-ratelimit: 0
 remote-control:

@@ -386,6 +386,42 @@ static void test_errors_zones(void **state)
     expect_error(BASE "zones:\n  - example.com\n", 6, "zones[0]", "expected a mapping", NULL);
 }
 
+/* nsid and identity: off by default; true is node.id; a string is said as it is. */
+static void test_nsid_identity(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *nsid, *identity;
+    } cases[] = {
+        {"", NULL, NULL},
+        {"nsid: true\nidentity: true\n", "ns1", "ns1"},
+        {"nsid: \"true\"\nidentity: false\n", "true", NULL},
+        {"nsid: anycast-fra-1\nidentity: \"node 1, Frankfurt\"\n", "anycast-fra-1",
+         "node 1, Frankfurt"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char y[512], err[512];
+        snprintf(y, sizeof(y), BASE "%s", cases[i].text);
+        cfg_t *cfg = NULL;
+        if (cfg_parse(y, strlen(y), "n.yaml", &cfg, err, sizeof(err)) != 0)
+            fail_msg("case %zu: %s", i, err);
+        if (cases[i].nsid)
+            assert_string_equal(cfg->nsid, cases[i].nsid);
+        else
+            assert_null(cfg->nsid);
+        if (cases[i].identity)
+            assert_string_equal(cfg->identity, cases[i].identity);
+        else
+            assert_null(cfg->identity);
+        cfg_free(cfg);
+    }
+    expect_error(BASE "nsid: \"\"\n", 5, "nsid", "1 to 255 bytes", NULL);
+    expect_error(BASE "identity: [a]\n", 5, "identity", NULL);
+    char y[600];
+    snprintf(y, sizeof(y), BASE "identity: %0300d\n", 7);
+    expect_error(y, 5, "identity", "1 to 255 bytes", NULL);
+}
+
 static void test_errors_values(void **state)
 {
     (void)state;
@@ -728,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_errors_node),
         cmocka_unit_test(test_errors_zones),
         cmocka_unit_test(test_errors_values),
+        cmocka_unit_test(test_nsid_identity),
         cmocka_unit_test(test_overload_udp_keys),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_load_relative),
