@@ -2,7 +2,9 @@
  * libFuzzer harness for the query engine: the input is one DNS message, answered over UDP
  * and over TCP into a 512-byte and a 65535-byte buffer from a zone set that uses every
  * feature the engine knows (CNAME chains and loops, delegations with glue, wildcards, ENTs,
- * big RRsets, additional records, a child zone beside its parent).
+ * big RRsets, additional records, a child zone beside its parent, DNAMEs (chained, growing,
+ * too long), SVCB/HTTPS in both modes, chains between the zones, NSID and CH TXT identity
+ * from a configuration).
  *
  * The batch lookahead (query_hint_start/next) reads every input first.
  *
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fennec/cfg.h"
 #include "fennec/common.h"
 #include "fennec/query.h"
 #include "fennec/wire.h"
@@ -63,6 +66,21 @@ static const char parent_zone[] =
     "_sip._tcp SRV 10 5 5060 mail\n"
     "ptr PTR www\n"
     "dn DNAME example.org.\n"
+    "dd DNAME dn.example.com.\n"
+    "grow DNAME x.grow.example.com.\n"
+    "long DNAME "
+    "a123456789a123456789a123456789a123456789a123456789a123456789a12."
+    "b123456789b123456789b123456789b123456789b123456789b123456789b12."
+    "c123456789c123456789c123456789c123456789c123456789c123456789c12.example.com.\n"
+    "occluded.grow A 192.0.2.5\n"
+    "todn CNAME www.dn\n"
+    "_443._https SVCB 1 www alpn=h2\n"
+    "halias HTTPS 0 svc\n"
+    "svc HTTPS 1 . alpn=h3\n"
+    "svc HTTPS 2 www\n"
+    "svc A 192.0.2.12\n"
+    "nosvc HTTPS 0 .\n"
+    "tosub2 CNAME www.sub2\n"
     "unk TYPE65000 \\# 3 010203\n"
     "minfo MINFO rm em\n"
     "empty TXT \"\"\n";
@@ -111,6 +129,11 @@ static void init(void)
     g_ctx = query_ctx_new();
     if (!g_ctx)
         abort();
+    /* NSID and identity on, so that their options and answers are fuzzed too */
+    static cfg_t cfg;
+    cfg.nsid = "fuzz-node-1";
+    cfg.identity = "fuzz node";
+    query_ctx_set_config(g_ctx, &cfg);
     log_set_level(LOG_LEVEL_ERROR);
 }
 
