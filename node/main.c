@@ -191,8 +191,67 @@ static void stop_all(daemon_state_t *st)
     uv_close((uv_handle_t *)&st->sig_int, on_close);
 }
 
+/*
+ * What a start needs beyond a valid configuration that can be seen without starting: the
+ * cluster key readable and well formed, the data directory there or creatable. Called by
+ * --check and by a start alike, so that --check refuses what a start would refuse. Writes
+ * the reason into ERR; returns 0 or a negative errno / FENNEC_E* code.
+ */
+static int preflight(const cfg_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->key_file) {
+        uint8_t key[CONTROL_MAX_KEY];
+        size_t keylen = 0;
+        char why[512] = "";
+        int rc = control_key_read(cfg->key_file, key, &keylen, why, sizeof(why));
+        OPENSSL_cleanse(key, sizeof(key));
+        if (rc != 0) {
+            snprintf(err, errlen, "cluster.key_file: %s", why[0] ? why : fennec_strerror(rc));
+            return rc;
+        }
+    }
+    /* data_dir: its nearest existing ancestor must be a directory we may write in */
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s", cfg->data_dir) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "node.data_dir: path too long");
+        return -ENAMETOOLONG;
+    }
+    for (;;) {
+        struct stat sb;
+        if (stat(path, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode)) {
+                snprintf(err, errlen, "node.data_dir: %.900s is not a directory", path);
+                return -ENOTDIR;
+            }
+            if (access(path, W_OK | X_OK) != 0) {
+                int e = errno;
+                snprintf(err, errlen, "node.data_dir: %.900s: %s", path, strerror(e));
+                return -e;
+            }
+            return 0;
+        }
+        if (errno != ENOENT) {
+            int e = errno;
+            snprintf(err, errlen, "node.data_dir: %.900s: %s", path, strerror(e));
+            return -e;
+        }
+        char *slash = strrchr(path, '/');
+        if (!slash)
+            snprintf(path, sizeof(path), ".");
+        else if (slash == path)
+            path[1] = '\0';
+        else
+            *slash = '\0';
+    }
+}
+
 static int check_only(cfg_t *cfg)
 {
+    char why[1024];
+    if (preflight(cfg, why, sizeof(why)) != 0) {
+        fprintf(stderr, "fennecd: %s: %s\n", cfg->path ? cfg->path : "(default)", why);
+        return EXIT_RUNTIME;
+    }
     /* The change a start would submit, validated and not applied. */
     change_t ch = {.kind = CHANGE_LOAD, .cfg = cfg, .validate_only = true, .source = "--check"};
     change_result_t res;
@@ -348,6 +407,12 @@ int main(int argc, char **argv)
 
     if (check) {
         code = check_only(st.cfg);
+        goto cleanup;
+    }
+    if ((rc = preflight(st.cfg, err, sizeof(err))) != 0) {
+        fprintf(stderr, "fennecd: %s\n", err);
+        log_error("main", "%s", err);
+        code = EXIT_RUNTIME;
         goto cleanup;
     }
 

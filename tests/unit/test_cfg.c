@@ -422,6 +422,124 @@ static void test_nsid_identity(void **state)
     expect_error(y, 5, "identity", "1 to 255 bytes", NULL);
 }
 
+/* Every numeric setting at its bounds, on both sides: the last value inside is taken, the
+ * first outside is refused with an error that names the setting. */
+static void test_numeric_bounds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fmt; /* the YAML after BASE, with %s for the value */
+        const char *path;
+        const char *in[2], *out[2]; /* inside: lowest, highest; outside: below, above */
+    } b[] = {
+        {"workers: %s\n", "workers", {"1", "64"}, {"0", "65"}},
+        {"overload:\n  codel: {target: %s, interval: 60s}\n",
+         "overload.codel.target",
+         {"1us", "10s"},
+         {"999ns", "10000000001ns"}},
+        {"overload:\n  codel: {target: 1us, interval: %s}\n",
+         "overload.codel.interval",
+         {"2us", "60s"},
+         {NULL, "60000000001ns"}},
+        {"overload:\n  codel: {backlog: %s}\n",
+         "overload.codel.backlog",
+         {"1", "1000000"},
+         {"0", "1000001"}},
+        {"overload:\n  cubic: {utilization_threshold: %s}\n",
+         "overload.cubic.utilization_threshold",
+         {"0.000001", "1"},
+         {"0", "1.000001"}},
+        {"overload:\n  cubic: {beta: %s}\n",
+         "overload.cubic.beta",
+         {"0.000001", "0.999999"},
+         {"0", "1"}},
+        {"overload:\n  cubic: {ema_alpha: %s}\n",
+         "overload.cubic.ema_alpha",
+         {"0.000001", "1"},
+         {"0", "1.000001"}},
+        {"overload:\n  udp_rcvbuf: %s\n",
+         "overload.udp_rcvbuf",
+         {"4096", "1GiB"},
+         {"4095", "1073741825"}},
+        {"overload:\n  udp_rcvbuf_congested: %s\n",
+         "overload.udp_rcvbuf_congested",
+         {"0", "1GiB"},
+         {NULL, "1073741825"}},
+        {"overload:\n  udp_coalesce: %s\n",
+         "overload.udp_coalesce",
+         {"0ns", "10ms"},
+         {NULL, "10000001ns"}},
+        {"tcp:\n  idle_timeout: %s\n",
+         "tcp.idle_timeout",
+         {"1ms", "1h"},
+         {"999999ns", "3600000000001ns"}},
+        {"tcp:\n  max_connections: %s\n",
+         "tcp.max_connections",
+         {"1", "1000000"},
+         {"0", "1000001"}},
+        {"tcp:\n  max_inflight: %s\n", "tcp.max_inflight", {"1", "65535"}, {"0", "65536"}},
+        {"journal:\n  max_size: %s\n",
+         "journal.max_size",
+         {"1MiB", "1099511627776"},
+         {"1048575", "1099511627777"}},
+        {"journal:\n  keep: %s\n", "journal.keep", {"1", "100000000"}, {"0", "100000001"}},
+        {"journal:\n  snapshot_every: %s\n",
+         "journal.snapshot_every",
+         {"1", "100000000"},
+         {"0", "100000001"}},
+        {"health:\n  checks:\n    - {name: a, type: tcp, target: 192.0.2.1, port: %s}\n",
+         "health.checks[0].port",
+         {"1", "65535"},
+         {"0", "65536"}},
+        {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, expect_status: "
+         "[%s]}\n",
+         "health.checks[0].expect_status[0]",
+         {"100", "599"},
+         {"99", "600"}},
+        {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, timeout: 10ms, "
+         "interval: %s}\n",
+         "health.checks[0].interval",
+         {"100ms", "1h"},
+         {"99ms", "3600001ms"}},
+        {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, interval: 1h, "
+         "timeout: %s}\n",
+         "health.checks[0].timeout",
+         {"10ms", "1h"},
+         {"9ms", "3600001ms"}},
+        {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, rise: %s}\n",
+         "health.checks[0].rise",
+         {"1", "100"},
+         {"0", "101"}},
+        {"health:\n  checks:\n    - {name: a, type: http, target: 192.0.2.1, fall: %s}\n",
+         "health.checks[0].fall",
+         {"1", "100"},
+         {"0", "101"}},
+    };
+    for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+        for (int k = 0; k < 2; k++) {
+            char y[1024], val[64], err[512];
+            snprintf(val, sizeof(val), "%s", b[i].in[k]);
+            snprintf(y, sizeof(y), BASE "%s", "");
+            size_t o = strlen(y);
+            snprintf(y + o, sizeof(y) - o, b[i].fmt, val);
+            cfg_t *cfg = NULL;
+            if (cfg_parse(y, strlen(y), "b.yaml", &cfg, err, sizeof(err)) != 0)
+                fail_msg("%s = %s (inside the bounds) refused: %s", b[i].path, val, err);
+            cfg_free(cfg);
+            if (!b[i].out[k])
+                continue; /* no value beyond this bound (it is the type's own) */
+            snprintf(y + o, sizeof(y) - o, b[i].fmt, b[i].out[k]);
+            cfg = NULL;
+            if (cfg_parse(y, strlen(y), "b.yaml", &cfg, err, sizeof(err)) == 0) {
+                cfg_free(cfg);
+                fail_msg("%s = %s (outside the bounds) accepted", b[i].path, b[i].out[k]);
+            }
+            if (!strstr(err, b[i].path))
+                fail_msg("%s = %s refused without naming it: %s", b[i].path, b[i].out[k], err);
+        }
+    }
+}
+
 static void test_errors_values(void **state)
 {
     (void)state;
@@ -765,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_errors_zones),
         cmocka_unit_test(test_errors_values),
         cmocka_unit_test(test_nsid_identity),
+        cmocka_unit_test(test_numeric_bounds),
         cmocka_unit_test(test_overload_udp_keys),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_load_relative),

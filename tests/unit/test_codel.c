@@ -255,9 +255,35 @@ static void test_hysteresis_long_gap_restarts(void **state)
     assert_int_equal(codel_count(&c), 4);
 }
 
+/* The re-entry window's edge, to the nanosecond: entering again less than 16 intervals after
+ * the last scheduled drop resumes at count - 2; at exactly 16 intervals it starts over. */
+static void test_hysteresis_window_edge(void **state)
+{
+    (void)state;
+    for (int side = 0; side < 2; side++) {
+        codel_t c;
+        assert_int_equal(codel_init(&c, TARGET, INTERVAL), 0);
+        uint64_t now = 0;
+        episode(&c, &now, 10);
+        uint64_t last_next = codel_drop_next(&c);
+        /* the first packet above target arms the interval; the one an interval later
+         * enters: at last_next + 16 intervals - 1 ns (side 0) or + 16 intervals (side 1) */
+        uint64_t enter = last_next + CODEL_RESUME_INTERVALS * INTERVAL - (side == 0 ? 1 : 0);
+        assert_false(codel_should_drop(&c, ABOVE, enter - INTERVAL));
+        assert_false(codel_should_drop(&c, ABOVE, enter - 1));
+        assert_true(codel_should_drop(&c, ABOVE, enter));
+        assert_true(codel_dropping(&c));
+        if (side == 0)
+            assert_int_equal(codel_count(&c), 8);
+        else
+            assert_int_equal(codel_count(&c), 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hysteresis_window_edge),
         cmocka_unit_test(test_init_rejects),
         cmocka_unit_test(test_never_drops_below_target),
         cmocka_unit_test(test_enters_after_interval),

@@ -282,6 +282,30 @@ static void test_token_bucket(void **state)
     assert_true(admitted >= 5000 + 8000 + 80 - 2 && admitted <= 5000 + 8000 + 80 + 2);
 }
 
+/* Tokens earned before a rate change accrue at the old rate; after it, at the new one. */
+static void test_tokens_accrue_at_old_rate(void **state)
+{
+    (void)state;
+    cubic_params_t p;
+    cubic_t c;
+    cubic_params_default(&p);
+    p.event_min_admitted = 1;
+    p.cooldown_ns = 0;
+    uint64_t now = 0;
+    assert_int_equal(cubic_init(&c, &p, now), 0);
+    congest(&c, &now, 10000);
+    assert_near(cubic_rate(&c), 8000.0, 1e-9);
+    cubic_consume(&c, cubic_available(&c, now)); /* an empty bucket */
+    assert_int_equal(cubic_available(&c, now), 0);
+    now += 5 * MS; /* 40 tokens at 8000 qps (32 at the next rate) */
+    assert_true(cubic_update(&c, 1.0, now));
+    assert_near(cubic_rate(&c), 6400.0, 1e-9);
+    assert_int_equal(cubic_available(&c, now), 40);
+    /* from the change on, 6400 qps: 2 ms more bring 12.8 (at 8000 it would be 16) */
+    now += 2 * MS;
+    assert_int_equal(cubic_available(&c, now), 52);
+}
+
 static void test_never_below_min_rate(void **state)
 {
     (void)state;
@@ -567,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_cooldown),
         cmocka_unit_test(test_curve_shape),
         cmocka_unit_test(test_token_bucket),
+        cmocka_unit_test(test_tokens_accrue_at_old_rate),
         cmocka_unit_test(test_never_below_min_rate),
         cmocka_unit_test(test_recovers_to_unlimited),
         cmocka_unit_test(test_initial_rate),

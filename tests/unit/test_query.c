@@ -149,6 +149,8 @@ static const char example_com[] = "$ORIGIN example.com.\n"
                                   "ns.sub AAAA 2001:db8::53\n"
                                   "*.wild A 192.0.2.99\n"
                                   "*.wild TXT \"wild\"\n"
+                                  "*.w2 A 192.0.2.98\n"
+                                  "there.w2 TXT \"there\"\n"
                                   "tocut CNAME www.sub\n"
                                   "nxcname CNAME nothere\n"
                                   "_sip._tcp SRV 10 5 5060 mail\n";
@@ -796,6 +798,24 @@ static void test_wildcard(void **state)
     testutil_query_make(&q, 11, 0, "foo.nowild.example.com", WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
+
+    /* RFC 4592 2.2.1: the closest encloser of x.there.w2 is there.w2, which exists and has
+     * no "*" child, so *.w2 does not apply: NXDOMAIN. The name beside it is synthesized. */
+    testutil_query_make(&q, 11, 0, "x.there.w2.example.com", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
+    assert_int_equal(r->an, 0);
+    expect_neg_soa(r, &r->rr[0], "example.com", 300);
+    testutil_query_make(&q, 11, 0, "x.w2.example.com", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    static const uint8_t w98[4] = {192, 0, 2, 98};
+    assert_int_equal(r->an, 1);
+    expect_a(r, &r->rr[0], "x.w2.example.com", 3600, w98);
+    /* and the existing name answers NODATA for A (its own data only) */
+    testutil_query_make(&q, 11, 0, "there.w2.example.com", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_int_equal(r->an, 0);
 }
 
 static void test_additional(void **state)
@@ -817,12 +837,21 @@ static void test_additional(void **state)
     assert_true(r->flags & WIRE_FLAG_AA);
     assert_int_equal(r->an, 2);
     assert_int_equal(r->ar, 2);
+    /* which records: the A of ns1 and of ns2, nothing else */
+    static const uint8_t ns1[4] = {192, 0, 2, 1}, ns2[4] = {192, 0, 2, 2};
+    const rr_t *first = &r->rr[2], *second = &r->rr[3];
+    if (r->b[first->rdoff + 3] == 2) {
+        first = &r->rr[3];
+        second = &r->rr[2];
+    }
+    expect_a(r, first, "ns1.example.com", 3600, ns1);
+    expect_a(r, second, "ns2.example.com", 3600, ns2);
 
     testutil_query_make(&q, 12, 0, "_sip._tcp.example.com", 33, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->ar, 1);
-    expect_owner(&r->rr[1], "mail.example.com");
+    expect_a(r, &r->rr[1], "mail.example.com", 3600, mail4);
 }
 
 static void test_any(void **state)
@@ -833,7 +862,21 @@ static void test_any(void **state)
     testutil_query_make(&q, 13, 0, "www.example.com", WIRE_TYPE_ANY, 1);
     const resp_t *r = ask(&q, QUERY_UDP);
     assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_true(r->flags & WIRE_FLAG_AA);
+    /* RFC 8482 4.2: one RRset, the one with the lowest type number: A, not AAAA */
     assert_int_equal(r->an, 1);
+    expect_a(r, &r->rr[0], "www.example.com", 3600, A_WWW);
+    assert_int_equal(r->ns + r->ar, 0);
+    /* the same over TCP */
+    r = ask(&q, QUERY_TCP);
+    assert_int_equal(r->an, 1);
+    expect_a(r, &r->rr[0], "www.example.com", 3600, A_WWW);
+    /* at the apex NS (type 2) comes before SOA (6): the whole NS RRset */
+    testutil_query_make(&q, 13, 0, "example.com", WIRE_TYPE_ANY, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 2);
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_NS);
+    assert_int_equal(r->rr[1].type, WIRE_TYPE_NS);
     testutil_query_make(&q, 13, 0, "b.c.example.com", WIRE_TYPE_ANY, 1);
     r = ask(&q, QUERY_UDP);
     assert_int_equal(r->an, 0);

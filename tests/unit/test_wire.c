@@ -795,6 +795,25 @@ static void test_compr_limits(void **state)
     size_t p = pos;
     assert_int_equal(wire_name_write(pkt, sizeof(pkt), &pos, www, &c), 0);
     assert_int_equal(pos, p + 17);
+
+    /* The edge, exactly (RFC 1035 4.1.4: a pointer has 14 bits): a name written at 0x3FFF
+     * is pointed to; one written at 0x4000 never is. Both read back. */
+    for (size_t at = 0x3FFF; at <= 0x4000; at++) {
+        wire_compr_reset(&c);
+        pos = at;
+        assert_int_equal(wire_name_write(pkt, sizeof(pkt), &pos, www, &c), 0);
+        assert_int_equal(pos, at + 17);
+        size_t again = pos;
+        assert_int_equal(wire_name_write(pkt, sizeof(pkt), &pos, www, &c), 0);
+        if (at == 0x3FFF) {
+            assert_int_equal(pos, again + 2);
+            assert_int_equal(wire_get_u16(pkt + again), 0xC000 | 0x3FFF);
+        } else {
+            assert_int_equal(pos, again + 17); /* written out whole: no pointer at all */
+        }
+        expect_read_back(pkt, pos, at, www);
+        expect_read_back(pkt, pos, again, www);
+    }
 }
 
 int main(void)
