@@ -104,6 +104,18 @@ ctest_run() {
         echo "no tests registered in $dir for: ctest $*" >&2
         return 1
     fi
+    # Every test carries its own TIMEOUT (CMake test property): a hung test fails on its own
+    # bound instead of stalling the run at the global one.
+    local untimed
+    untimed=$(cd "$dir" && ctest --show-only=json-v1 "$@" | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["tests"]:
+    if not any(p["name"] == "TIMEOUT" for p in t.get("properties", [])):
+        print(t["name"])')
+    if [ -n "$untimed" ]; then
+        echo "tests without a TIMEOUT property: $untimed" >&2
+        return 1
+    fi
     (cd "$dir" && ctest --output-on-failure --timeout "$CTEST_TIMEOUT" "$@" </dev/null)
 }
 

@@ -25,6 +25,7 @@ NSD_PORT = 15602
 FENNEC_PORT = 15603
 
 _started = []  # Server objects still to be stopped at exit
+_problems = []  # what stopping a fennecd found wrong (exit status, sanitizer reports)
 _handlers_installed = False
 
 
@@ -134,16 +135,21 @@ class Server:
             return "(no log)"
 
     def stop(self):
+        """SIGTERM (SIGKILL after 20 s). For fennecd, what is wrong is kept for run_main():
+        an exit status other than 0 on SIGTERM, a sanitizer report in its log."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+        was_running = self.proc.poll() is None
+        killed = False
+        if was_running:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                killed = True
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -151,6 +157,22 @@ class Server:
                 self.proc.wait(timeout=5)
         if self in _started:
             _started.remove(self)
+            if self.name == "fennecd":
+                rc = self.proc.returncode
+                if killed:
+                    _problems.append(f"fennecd on port {self.port}: still running 20 s after "
+                                     "SIGTERM, killed")
+                elif rc != 0:
+                    _problems.append(f"fennecd on port {self.port}: exit status {rc} "
+                                     f"{'on SIGTERM' if was_running else 'before the end'}")
+                try:
+                    with open(self.logfile, "r", errors="replace") as f:
+                        bad = [line for line in f if "Sanitizer" in line or "runtime error" in line]
+                except OSError:
+                    bad = []
+                if bad:
+                    _problems.append(f"fennecd on port {self.port}: sanitizer report in its log: "
+                                     f"{bad[0].strip()}")
 
 
 def make_tmp(prefix):
@@ -296,13 +318,18 @@ def run_main(name, main, failure=()):
     would not start) exits 2, an exception of the class FAILURE exits 1; each prints one
     line naming the test."""
     try:
-        sys.exit(main())
+        rc = main()
     except HarnessError as e:
         print(f"{name}: FAIL: {e}", file=sys.stderr)
         sys.exit(2)
     except failure as e:
         print(f"{name}: FAIL: {e}", file=sys.stderr)
         sys.exit(1)
+    # Every fennecd still running is stopped here; each must exit 0 with a clean log.
+    _stop_all()
+    for p in _problems:
+        print(f"{name}: FAIL: {p}", file=sys.stderr)
+    sys.exit(rc if rc else (1 if _problems else 0))
 
 
 if __name__ == "__main__":

@@ -360,10 +360,14 @@ def tcp_attacks(rng, fails):
 
 
 def tcp_malformed(rng, fails):
-    """Framed garbage over TCP: the server answers FORMERR or closes; never crashes."""
+    """Framed garbage over TCP: each answer is a response to one of the messages sent on its
+    connection (its ID), with a known rcode (FORMERR or REFUSED for a compression trick);
+    messages without a whole header, and responses, are never answered; a connection the
+    server closes is counted. Never a crash."""
     counts = {"answered": 0, "closed": 0}
     for n in range(200):
         s = tcp_connect()
+        expect = []  # (id, allowed rcodes) of the messages that may be answered
         try:
             for _ in range(10):
                 kind = rng.randrange(4)
@@ -375,6 +379,9 @@ def tcp_malformed(rng, fails):
                     msg = g_comp_loop(rng, rng.randrange(65536))
                 else:
                     msg = g_mutated(rng, rng.randrange(65536))
+                if len(msg) >= 12 and not msg[2] & 0x80:
+                    allowed = {1, 5} if kind == 2 else set(KNOWN_RCODES)
+                    expect.append((struct.unpack("!H", msg[:2])[0], allowed))
                 s.sendall(struct.pack("!H", len(msg)) + msg)
             s.settimeout(0.2)
             while True:
@@ -382,15 +389,31 @@ def tcp_malformed(rng, fails):
                 if not ln:
                     counts["closed"] += 1
                     break
+                if len(ln) < 2:
+                    ln += s.recv(1)
+                want = struct.unpack("!H", ln)[0]
+                got = b""
+                while len(got) < want:
+                    c = s.recv(want - len(got))
+                    if not c:
+                        break
+                    got += c
                 counts["answered"] += 1
-                if len(ln) == 2:
-                    want = struct.unpack("!H", ln)[0]
-                    got = b""
-                    while len(got) < want:
-                        c = s.recv(want - len(got))
-                        if not c:
-                            break
-                        got += c
+                if len(got) < 12:
+                    fails.add(f"TCP malformed: an answer of {len(got)} bytes")
+                    continue
+                qid, flags = struct.unpack("!HH", got[:4])
+                match = next((e for e in expect if e[0] == qid), None)
+                if not flags & 0x8000:
+                    fails.add(f"TCP malformed: an answer with QR clear (id {qid})")
+                elif match is None:
+                    fails.add(f"TCP malformed: an answer with id {qid}, which no answerable "
+                              f"message sent on the connection had")
+                elif (flags & 0xF) not in match[1]:
+                    fails.add(f"TCP malformed: rcode {flags & 0xF} for id {qid}, one of "
+                              f"{sorted(match[1])} expected")
+                if match:
+                    expect.remove(match)
         except (ConnectionResetError, BrokenPipeError):
             counts["closed"] += 1
         except socket.timeout:
@@ -398,7 +421,10 @@ def tcp_malformed(rng, fails):
         finally:
             s.close()
     print(f"hostile: TCP: 2000 framed malformed messages on 200 connections: "
-          f"{counts['answered']} answers read, {counts['closed']} connections closed by the server")
+          f"{counts['answered']} answers read and checked, {counts['closed']} connections "
+          f"closed by the server")
+    if counts["answered"] == 0:
+        fails.add("TCP malformed: not one answer (FORMERR was expected for some)")
 
 
 def slow_writer(fails):

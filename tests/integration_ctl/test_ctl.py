@@ -246,13 +246,12 @@ def main():
     args = sys.argv[1:]
     cluster = "--cluster" in args
     args = [a for a in args if a != "--cluster"]
-    fennecd = os.environ.get("FENNECD") or (args[0] if args else None)
+    fennecd = (args[0] if args else None) or os.environ.get("FENNECD")  # the command line wins
     if not fennecd:
         print("usage: test_ctl.py [--cluster] FENNECD [FENNECCTL]")
         return 2
-    fennecctl = os.environ.get("FENNECCTL") or (args[1] if len(args) > 1 else
-                                                os.path.join(os.path.dirname(fennecd),
-                                                             "fennecctl"))
+    fennecctl = (args[1] if len(args) > 1 else None) or os.environ.get("FENNECCTL") or \
+        os.path.join(os.path.dirname(fennecd), "fennecctl")
     fennecd, fennecctl = os.path.abspath(fennecd), os.path.abspath(fennecctl)
     need("curl", "curl")
     need("dig", "bind9-dnsutils")

@@ -8,7 +8,7 @@ What it checks (docs/zone-files.md):
   - a change three $INCLUDEs down (same size, same mtime) is seen by `fennecctl zone reload`
     ("reloaded", dig sees it), no change answers "unchanged", --force reloads anyway, SIGHUP
     uses the same detection;
-  - the inputs of /work/shared/cases (or $FENNEC_CASES) 12-include-reload and 16-ttl-high-bit
+  - the inputs of tests/cases (or $FENNEC_CASES) 12-include-reload and 16-ttl-high-bit
     behave as their expected.txt says;
   - a CRLF / mixed-line-end zone answers as Knot DNS answers for the same zone with LF line
     ends (Knot refuses CR bytes) and as NSD answers for the CRLF file itself;
@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 PORT_BASE = int(os.environ.get("FENNEC_ZONEFILE_PORT_BASE", "17200"))
 KNOT_PORT = PORT_BASE + 90
 NSD_PORT = PORT_BASE + 91
-CASES = os.environ.get("FENNEC_CASES", "/work/shared/cases")
+CASES = os.environ.get("FENNEC_CASES", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cases"))
 MAX_TTL = 2147483647
 
 failures = []
@@ -454,12 +454,12 @@ def test_no_ttl(fennecd, fennecctl, work):
 
 def main():
     args = sys.argv[1:]
-    fennecd = os.environ.get("FENNECD") or (args[0] if args else None)
+    fennecd = (args[0] if args else None) or os.environ.get("FENNECD")  # the command line wins
     if not fennecd:
         print("usage: test_zonefile.py FENNECD [FENNECCTL]")
         return 2
-    fennecctl = os.environ.get("FENNECCTL") or (
-        args[1] if len(args) > 1 else os.path.join(os.path.dirname(fennecd), "fennecctl"))
+    fennecctl = (args[1] if len(args) > 1 else None) or os.environ.get("FENNECCTL") or \
+        os.path.join(os.path.dirname(fennecd), "fennecctl")
     fennecd, fennecctl = os.path.abspath(fennecd), os.path.abspath(fennecctl)
     for tool, package in (("dig", "bind9-dnsutils"), ("openssl", "openssl")):
         if not shutil.which(tool):
