@@ -31,6 +31,7 @@
 #define PORT_LIMIT    15413
 #define PORT_FLOOD    15415
 #define PORT_BOUND    15416
+#define PORT_STATS    15417
 #define IDLE_MS       300
 #define MAX_INFLIGHT  8
 #define IO_TIMEOUT_MS 3000
@@ -684,23 +685,73 @@ static void test_bind_conflict(void **state)
     server_free(NULL);
 }
 
+/* The counters move by exactly what a known set of messages does, on a server of its own
+ * (so no other test's connections or timers count). */
 static void test_stats(void **state)
 {
     (void)state;
-    server_stats_t st;
-    udp_roundtrip("127.0.0.1", PORT_V4, 0xb001);
-    server_stats_get(g_srv, &st);
-    assert_int_equal(st.workers, 2);
-    assert_true(st.udp_received >= 8);
-    assert_true(st.udp_answered >= 7);
-    assert_true(st.udp_ignored >= 1); /* the response */
-    assert_int_equal(st.udp_dropped, 0);
-    assert_true(st.tcp_accepted >= 10);
-    assert_true(st.tcp_queries >= 300);
-    assert_true(st.tcp_closed_idle >= 2);
-    assert_true(st.tcp_closed_bad >= 2);
-    assert_true(st.query.queries[0] >= 7);
-    assert_true(st.query.queries[1] >= 300);
+    server_t *srv = own_server(PORT_STATS, long_idle);
+    server_stats_t a, b;
+    server_stats_get(srv, &a);
+
+    /* UDP: two queries answered; a response and a runt read and ignored */
+    udp_roundtrip("127.0.0.1", PORT_STATS, 0xc001);
+    udp_roundtrip("127.0.0.1", PORT_STATS, 0xc002);
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    uint8_t q[512];
+    sockaddr_make(&to, &tolen, "127.0.0.1", PORT_STATS);
+    int fd = udp_client(AF_INET);
+    size_t qlen = make_query(q, 0xc003, "www.example.com");
+    q[2] |= 0x80;
+    assert_int_equal(sendto(fd, q, qlen, 0, (struct sockaddr *)&to, tolen), (ssize_t)qlen);
+    assert_int_equal(sendto(fd, q, 5, 0, (struct sockaddr *)&to, tolen), 5);
+    close(fd);
+
+    /* TCP: three pipelined queries on one connection, then one bad length on another */
+    uint8_t buf[3 * 600];
+    size_t n = 0;
+    for (uint16_t i = 0; i < 3; i++)
+        n += frame_query(buf + n, (uint16_t)(0xc010 + i));
+    fd = tcp_connect("127.0.0.1", PORT_STATS);
+    send_all(fd, buf, n);
+    for (uint16_t i = 0; i < 3; i++)
+        tcp_expect(fd, (uint16_t)(0xc010 + i));
+    close(fd);
+    uint8_t bad[] = {0, 5, 1, 2, 3, 4, 5};
+    fd = tcp_connect("127.0.0.1", PORT_STATS);
+    send_all(fd, bad, sizeof(bad));
+    assert_true(closed_within(fd, IDLE_MS / 2));
+    close(fd);
+
+    /* the workers count after they answer: wait until everything is counted, then a
+     * little longer, so that a count too many would show */
+    for (int i = 0; i < 200; i++) {
+        server_stats_get(srv, &b);
+        if (b.udp_received - a.udp_received >= 4 && b.tcp_queries - a.tcp_queries >= 3 &&
+            b.tcp_closed_bad - a.tcp_closed_bad >= 1)
+            break;
+        usleep(10000);
+    }
+    usleep(100000);
+    server_stats_get(srv, &b);
+    assert_int_equal(b.workers, 1);
+    assert_int_equal(b.udp_received - a.udp_received, 4);
+    assert_int_equal(b.udp_answered - a.udp_answered, 2);
+    assert_int_equal(b.udp_ignored - a.udp_ignored, 2);
+    assert_int_equal(b.udp_dropped - a.udp_dropped, 0);
+    assert_int_equal(b.udp_send_errors - a.udp_send_errors, 0);
+    assert_int_equal(b.tcp_accepted - a.tcp_accepted, 2);
+    assert_int_equal(b.tcp_queries - a.tcp_queries, 3);
+    assert_int_equal(b.tcp_answered - a.tcp_answered, 3);
+    assert_int_equal(b.tcp_closed_bad - a.tcp_closed_bad, 1);
+    assert_int_equal(b.tcp_closed_idle - a.tcp_closed_idle, 0);
+    assert_int_equal(b.tcp_refused - a.tcp_refused, 0);
+    assert_int_equal(b.query.queries[QUERY_UDP] - a.query.queries[QUERY_UDP], 2);
+    assert_int_equal(b.query.queries[QUERY_TCP] - a.query.queries[QUERY_TCP], 3);
+    assert_int_equal(b.query.rcode[0] - a.query.rcode[0], 5);
+    assert_int_equal(b.query.qtype[1] - a.query.qtype[1], 5);
+    own_server_free(srv);
 }
 
 int main(void)
