@@ -1201,11 +1201,14 @@ static void test_dname(void **state)
     assert_int_equal(r->an, 0);
     assert_int_equal(r->ns, 1);
 
-    /* qtype CNAME: the synthesized CNAME is the answer, not followed */
+    /* qtype CNAME: the synthesized CNAME is the answer, not followed (no NODATA of the
+     * target's after it) */
     testutil_query_make(&q, 4, 0, "www.d.d.test", WIRE_TYPE_CNAME, 1);
     r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
     assert_int_equal(r->an, 2);
     assert_int_equal(r->rr[1].type, WIRE_TYPE_CNAME);
+    assert_int_equal(r->ns, 0);
 
     /* a DNAME whose target is below itself: the chain stops at 5 links, the DNAME once */
     testutil_query_make(&q, 5, 0, "a.grow.d.test", WIRE_TYPE_A, 1);
@@ -1223,13 +1226,19 @@ static void test_dname(void **state)
     assert_int_equal(rcode_of(r), WIRE_RCODE_YXDOMAIN);
     assert_int_equal(r->an, 1);
     assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
-    /* ... and a shorter one fits (65 octets before the DNAME owner + 188 = 253) */
+    /* ... the edge, exactly: 67 octets before the DNAME owner + 188 = 255 fits, 68 do not */
     testutil_query_make(
-        &q, 6, 0, "pppppppppppppppppppppppppppppp.qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq.long.d.test",
+        &q, 6, 0, "pppppppppppppppppppppppppppppp.qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq.long.d.test",
         WIRE_TYPE_A, 1);
     r = ask(&q, QUERY_TCP); /* over 512 bytes */
     assert_int_equal(rcode_of(r), WIRE_RCODE_NXDOMAIN);
     assert_int_equal(r->an, 2);
+    testutil_query_make(
+        &q, 6, 0, "pppppppppppppppppppppppppppppp.qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq.long.d.test",
+        WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_TCP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_YXDOMAIN);
+    assert_int_equal(r->an, 1);
 
     /* a DNAME into another zone served here, and a CNAME into a DNAME */
     testutil_query_make(&q, 7, 0, "www.away.d.test", WIRE_TYPE_A, 1);
@@ -1241,6 +1250,45 @@ static void test_dname(void **state)
     assert_int_equal(r->an, 4);
     assert_int_equal(count_type(r, 0, WIRE_TYPE_DNAME), 1);
     expect_a(r, &r->rr[3], "www.target.d.test", 300, a90);
+    restore_set();
+}
+
+/* A DNAME at the apex redirects every name below it; a DNAME below a zone cut is not
+ * authoritative here: the referral answers. */
+static void test_dname_apex_and_cut(void **state)
+{
+    (void)state;
+    static const char apex[] = "@ 300 SOA ns1.other.test. h 1 2 3 4 5\n@ 300 NS ns1.other.test.\n"
+                               "@ 300 DNAME other.test.\n";
+    static const char cut[] = "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n"
+                              "sub 300 NS ns.sub\nns.sub 300 A 192.0.2.53\n"
+                              "d.sub 300 DNAME other.test.\n";
+    const char *origins[] = {"old.test", "cut.test", "other.test"};
+    const char *texts[] = {apex, cut, other_zone};
+    use_zones(origins, texts, 3);
+    static const uint8_t a80[4] = {192, 0, 2, 80};
+    qbuf_t q;
+    testutil_query_make(&q, 40, 0, "www.old.test", WIRE_TYPE_A, 1);
+    const resp_t *r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_int_equal(r->an, 3);
+    expect_owner(&r->rr[0], "old.test");
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_DNAME);
+    expect_a(r, &r->rr[2], "www.other.test", 300, a80);
+    /* the apex itself is no name below its DNAME */
+    testutil_query_make(&q, 41, 0, "old.test", WIRE_TYPE_SOA, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(r->an, 1);
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_SOA);
+
+    testutil_query_make(&q, 42, 0, "www.d.sub.cut.test", WIRE_TYPE_A, 1);
+    r = ask(&q, QUERY_UDP);
+    assert_int_equal(rcode_of(r), WIRE_RCODE_NOERROR);
+    assert_false(r->flags & WIRE_FLAG_AA);
+    assert_int_equal(r->an, 0);
+    assert_int_equal(r->ns, 1);
+    expect_owner(&r->rr[0], "sub.cut.test");
+    assert_int_equal(r->rr[0].type, WIRE_TYPE_NS);
     restore_set();
 }
 
@@ -1691,6 +1739,7 @@ int main(void)
         cmocka_unit_test(test_no_allocation_per_query),
         cmocka_unit_test(test_dname),
         cmocka_unit_test(test_dname_by_edit),
+        cmocka_unit_test(test_dname_apex_and_cut),
         cmocka_unit_test(test_chain_into_served_child),
         cmocka_unit_test(test_rdata_names_lower_case),
         cmocka_unit_test(test_svcb_additional),
