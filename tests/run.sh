@@ -36,6 +36,8 @@ PACKAGES=(
     python3-prometheus-client
     # the status page in a browser (tests/integration_repl/test_status_page.py)
     chromium
+    # BIRD 2 for the anycast supervisor's tests (docs/anycast.md)
+    bird2
     # toolchain and tools the tests use
     cmake gcc clang clang-format pkg-config libclang-rt-14-dev iproute2 procps python3 git curl
     ca-certificates
