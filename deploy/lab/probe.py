@@ -29,6 +29,9 @@ import time
 NSID = 3
 
 
+QTYPES = {"A": 1, "SOA": 6, "AAAA": 28}
+
+
 def build_query(qid, qname, qtype=6):
     """A query for QNAME (SOA by default) with an OPT record asking for NSID."""
     wire = b"".join(bytes([len(x)]) + x.encode() for x in qname.rstrip(".").split(".")) + b"\0"
@@ -49,8 +52,9 @@ def skip_name(msg, off):
         off += 1 + n
 
 
-def parse_reply(msg):
-    """(id, rcode, nsid text or None, answer count)."""
+def parse_reply(msg, addrs=None):
+    """(id, rcode, nsid text or None, answer count); the A records of the answer section are
+    appended to ADDRS when it is a list."""
     if len(msg) < 12:
         raise ValueError("short reply")
     qid, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", msg[:12])
@@ -64,6 +68,10 @@ def parse_reply(msg):
             raise ValueError("short record")
         rtype, _, _, rdlen = struct.unpack("!HHIH", msg[off:off + 10])
         off += 10
+        if off + rdlen > len(msg):
+            raise ValueError("short rdata")
+        if rtype == 1 and rdlen == 4 and i < an and addrs is not None:
+            addrs.append(socket.inet_ntoa(msg[off:off + 4]))
         if rtype == 41 and i >= an + ns:
             o, end = off, off + rdlen
             while o + 4 <= end:
@@ -108,14 +116,15 @@ def tcp_ask(service, port, qname, src, timeout=1.0):
 
 def cmd_nodes(a):
     deadline = time.monotonic() + a.timeout
-    seen, flows, wrong, tcp_seen = {}, {}, [], {}
+    seen, flows, wrong, tcp_seen, answers = {}, {}, [], {}, {}
+    qtype = QTYPES[a.qtype]
     socks = udp_flows(a.flows, a.source)
     qid = 0
     while time.monotonic() < deadline:
         for s in socks:
             qid = (qid + 1) & 0xFFFF
             try:
-                s.sendto(build_query(qid, a.qname), (a.service, a.port))
+                s.sendto(build_query(qid, a.qname, qtype), (a.service, a.port))
             except OSError:
                 pass
         end = time.monotonic() + 0.2
@@ -124,9 +133,12 @@ def cmd_nodes(a):
             for s in r:
                 try:
                     msg, peer = s.recvfrom(65535)
-                    _, rcode, nsid, _ = parse_reply(msg)
+                    got = []
+                    _, rcode, nsid, _ = parse_reply(msg, got)
                 except (OSError, ValueError):
                     continue
+                if nsid:
+                    answers[nsid] = sorted(set(got))
                 if peer[0] != a.service:
                     wrong.append(peer[0])
                 if nsid:
@@ -146,7 +158,8 @@ def cmd_nodes(a):
             tcp_seen[nsid] = tcp_seen.get(nsid, 0) + 1
     for s in socks:
         s.close()
-    out = {"udp_nodes": seen, "tcp_nodes": tcp_seen, "flows": flows, "wrong_source": wrong}
+    out = {"udp_nodes": seen, "tcp_nodes": tcp_seen, "flows": flows, "wrong_source": wrong,
+           "answers": answers}
     if a.json:
         print(json.dumps(out))
     else:
@@ -235,6 +248,7 @@ def main():
     n.add_argument("--expect", type=int, default=1)
     n.add_argument("--timeout", type=float, default=10)
     n.add_argument("--json", action="store_true")
+    n.add_argument("--qtype", default="SOA", choices=sorted(QTYPES))
     r = sub.add_parser("run")
     r.add_argument("--duration", type=float, required=True)
     r.add_argument("--interval", type=float, default=5, help="milliseconds between queries")
