@@ -476,6 +476,7 @@ static void set_defaults(cfg_t *cfg)
     cfg->journal.max_bytes = 1024ull * 1024 * 1024;
     cfg->journal.keep = 10000;
     cfg->journal.snapshot_every = 10000;
+    cy_anycast_defaults(&cfg->anycast);
 }
 
 static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
@@ -496,12 +497,13 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
         K_TRANSFER,
         K_NSID,
         K_IDENTITY,
+        K_ANYCAST,
         K_COUNT
     };
-    static const char *const keys[] = {"node",         "listen",    "cluster",  "workers",
-                                       "cpu_affinity", "zones",     "health",   "overload",
-                                       "tcp",          "log_level", "journal",  "tsig_keys",
-                                       "transfer",     "nsid",      "identity", NULL};
+    static const char *const keys[] = {
+        "node",     "listen",  "cluster",   "workers", "cpu_affinity", "zones",    "health",
+        "overload", "tcp",     "log_level", "journal", "tsig_keys",    "transfer", "nsid",
+        "identity", "anycast", NULL};
     yaml_node_t *v[K_COUNT], *k[K_COUNT];
     yaml_node_t *replication = NULL, *primary = NULL;
     int rc = cy_map_fields_k(p, root, "", keys, v, k);
@@ -551,6 +553,8 @@ static int parse_root(pctx_t *p, yaml_node_t *root, cfg_t *cfg)
         return rc;
     if (v[K_IDENTITY] &&
         (rc = parse_ident(p, v[K_IDENTITY], "identity", cfg->node_id, &cfg->identity)))
+        return rc;
+    if (v[K_ANYCAST] && (rc = cy_parse_anycast(p, v[K_ANYCAST], cfg)))
         return rc;
 
     if (cfg->role == CFG_ROLE_SECONDARY) {
@@ -786,6 +790,7 @@ void cfg_free(cfg_t *cfg)
     free(cfg->log_level);
     free(cfg->nsid);
     free(cfg->identity);
+    cy_anycast_clear(&cfg->anycast);
     free(cfg);
 }
 
@@ -809,7 +814,8 @@ bool cfg_same_runtime(const cfg_t *a, const cfg_t *b)
         memcmp(&a->overload, &b->overload, sizeof(a->overload)) != 0 ||
         memcmp(&a->tcp, &b->tcp, sizeof(a->tcp)) != 0 ||
         memcmp(&a->journal, &b->journal, sizeof(a->journal)) != 0 || !cy_transfer_same(a, b) ||
-        !str_same(a->nsid, b->nsid) || !str_same(a->identity, b->identity))
+        !str_same(a->nsid, b->nsid) || !str_same(a->identity, b->identity) ||
+        a->anycast.set != b->anycast.set || a->anycast.min_announced != b->anycast.min_announced)
         return false;
     for (size_t i = 0; i < a->dns_count; i++)
         if (!addr_same(&a->dns[i], &b->dns[i]))

@@ -83,6 +83,12 @@ void cy_transfer_clear(cfg_transfer_t *t);
 /* Whether A and B hold the same keys and global rule (what the workers hold until restart). */
 bool cy_transfer_same(const cfg_t *a, const cfg_t *b);
 
+/* node/cfg_anycast.c: the defaults of `anycast:`, the section at N into cfg->anycast (after
+ * listen, whose DNS ports it reads), and freeing what it holds. */
+void cy_anycast_defaults(cfg_anycast_t *a);
+int cy_parse_anycast(pctx_t *p, yaml_node_t *n, cfg_t *cfg);
+void cy_anycast_clear(cfg_anycast_t *a);
+
 /* Loads YAML (LEN bytes) as one document into *DOC (yaml_document_delete() it) and sets up P
  * for it (p->seen: free() it). FENNEC_ECONFIG with "NAME:LINE: yaml: ..." for bad YAML, more
  * than one document, or an empty one (EMPTY_WHY says what is missing). */

@@ -4,6 +4,7 @@
  *
  * Exit codes: 0 ok, 1 runtime failure (or --check found a problem), 2 usage or config error.
  */
+#include "fennec/anycast.h"
 #include "fennec/cfg.h"
 #include "fennec/change.h"
 #include "fennec/common.h"
@@ -184,6 +185,7 @@ static void on_signal(uv_signal_t *sig, int signum)
  * main loop ends. */
 static void stop_all(daemon_state_t *st)
 {
+    anycast_stop();
     control_stop(st->ctl);
     server_stop(st->srv);
     uv_close((uv_handle_t *)&st->sig_hup, on_close);
@@ -418,6 +420,9 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         goto free_server;
     }
+
+    /* Under fennec-supervisor: its reports and our drains travel on the link. */
+    anycast_start(loop);
 
     if (st.cfg->has_control) {
         rc = control_new(st.cfg, st.srv, &st.ctl);

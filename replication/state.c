@@ -49,7 +49,8 @@ typedef struct peer {
     bool connected;
     repl_peer_state_t state;
     uint64_t applied;
-    double last_contact; /* wall seconds; < 0 never */
+    double last_contact;      /* wall seconds; < 0 never */
+    repl_announce_t announce; /* from its last ack; UNKNOWN while disconnected */
 } peer_t;
 
 typedef struct series {
@@ -87,12 +88,18 @@ static struct {
     } seen[SEEN_MAX];
     size_t seen_first, seen_count; /* a ring of increasing indexes, all past INDEX */
 
+    /* Anycast: this node's announce state; a secondary's copy of the primary's view. */
+    repl_announce_t self_announce;
+    repl_announce_entry_t *view;
+    size_t view_count;
+    double view_time; /* wall seconds; < 0 never */
+
     /* Lag history. */
     int64_t h_last_slot; /* slot of the last sample; -1: none */
     size_t h_samples;    /* samples (and holes) in the grid, at most REPL_HISTORY_POINTS */
     series_t *h_series;
     size_t h_series_count;
-} g_st = {.h_last_slot = -1, .p_last_contact = -1};
+} g_st = {.h_last_slot = -1, .p_last_contact = -1, .view_time = -1};
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_acked; /* an ack, a connect or disconnect, a membership change */
@@ -165,9 +172,13 @@ static void reset_locked(void)
     free(g_st.members);
     free(g_st.peers);
     free(g_st.h_series);
+    free(g_st.view);
+    repl_announce_t self = g_st.self_announce;
     memset(&g_st, 0, sizeof(g_st));
+    g_st.self_announce = self; /* the supervisor link may report before the stream starts */
     g_st.h_last_slot = -1;
     g_st.p_last_contact = -1;
+    g_st.view_time = -1;
 }
 
 void repl_state_init(const char *node_id, bool primary, const char *primary_addr)
@@ -411,6 +422,7 @@ void repl_peer_connected(const char *id, bool connected, double now)
                 peer_state_change(p, REPL_CATCHING_UP, "stream authenticated");
         } else if (p->connected) {
             p->connected = false;
+            p->announce = REPL_ANNOUNCE_UNKNOWN;
             peer_state_change(p, REPL_DISCONNECTED, "stream ended");
         }
         pthread_cond_broadcast(&g_acked);
@@ -739,4 +751,127 @@ void repl_history_free(repl_history_t *h)
     free(h->ids);
     free(h->seconds_behind);
     memset(h, 0, sizeof(*h));
+}
+
+/* ---- anycast ------------------------------------------------------------------------------ */
+
+const char *repl_announce_name(repl_announce_t st)
+{
+    switch (st) {
+    case REPL_ANNOUNCE_ANNOUNCED:
+        return "announced";
+    case REPL_ANNOUNCE_WITHDRAWN:
+        return "withdrawn";
+    case REPL_ANNOUNCE_DRAINING:
+        return "draining";
+    case REPL_ANNOUNCE_DRAINED:
+        return "drained";
+    case REPL_ANNOUNCE_DOWN:
+        return "down";
+    case REPL_ANNOUNCE_UNKNOWN:
+        break;
+    }
+    return "unknown";
+}
+
+int repl_announce_parse(const char *s)
+{
+    for (int i = 0; s && i < REPL_ANNOUNCE_COUNT; i++)
+        if (strcmp(s, repl_announce_name((repl_announce_t)i)) == 0)
+            return i;
+    return -1;
+}
+
+static repl_announce_t announce_clamp(repl_announce_t st)
+{
+    return (unsigned)st < REPL_ANNOUNCE_COUNT ? st : REPL_ANNOUNCE_UNKNOWN;
+}
+
+void repl_announce_self(repl_announce_t st)
+{
+    lock();
+    g_st.self_announce = announce_clamp(st);
+    unlock();
+}
+
+repl_announce_t repl_announce_self_get(void)
+{
+    lock();
+    repl_announce_t st = g_st.self_announce;
+    unlock();
+    return st;
+}
+
+void repl_peer_announce(const char *id, repl_announce_t st)
+{
+    lock();
+    peer_t *p = peer_find(id);
+    if (p && p->connected)
+        p->announce = announce_clamp(st);
+    unlock();
+}
+
+void repl_announce_view_set(const repl_announce_entry_t *entries, size_t count, double now)
+{
+    if (count == 0)
+        return;
+    repl_announce_entry_t *copy = calloc(count, sizeof(*copy));
+    if (!copy)
+        return; /* the old view ages and stops counting as fresh */
+    for (size_t i = 0; i < count; i++) {
+        copy_str(copy[i].id, sizeof(copy[i].id), entries[i].id);
+        copy[i].state = announce_clamp(entries[i].state);
+    }
+    lock();
+    free(g_st.view);
+    g_st.view = copy;
+    g_st.view_count = count;
+    g_st.view_time = now;
+    unlock();
+}
+
+int repl_announce_view_get(repl_announce_view_t *out, double now)
+{
+    memset(out, 0, sizeof(*out));
+    lock();
+    size_t cap = 1 + (g_st.primary ? g_st.peer_count : g_st.view_count);
+    repl_announce_entry_t *e = calloc(cap, sizeof(*e));
+    if (!e) {
+        unlock();
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    copy_str(e[n].id, sizeof(e[n].id), g_st.node_id);
+    e[n++].state = g_st.self_announce;
+    if (g_st.primary) {
+        for (size_t i = 0; i < g_st.peer_count; i++) {
+            copy_str(e[n].id, sizeof(e[n].id), g_st.peers[i].id);
+            e[n++].state = g_st.peers[i].connected ? g_st.peers[i].announce : REPL_ANNOUNCE_UNKNOWN;
+        }
+        out->fresh = true;
+        out->age = 0;
+    } else {
+        for (size_t i = 0; i < g_st.view_count; i++) {
+            if (strcmp(g_st.view[i].id, g_st.node_id) == 0)
+                continue;
+            e[n++] = g_st.view[i];
+        }
+        out->age = g_st.view_time < 0 ? -1 : (now > g_st.view_time ? now - g_st.view_time : 0);
+        out->fresh = g_st.view_time >= 0 && out->age <= REPL_ANNOUNCE_FRESH_S;
+    }
+    unlock();
+    for (size_t i = 0; i < n; i++)
+        if (e[i].state == REPL_ANNOUNCE_ANNOUNCED)
+            out->announced++;
+    out->entries = e;
+    out->count = n;
+    return 0;
+}
+
+void repl_announce_view_free(repl_announce_view_t *v)
+{
+    if (!v)
+        return;
+    free(v->entries);
+    memset(v, 0, sizeof(*v));
 }

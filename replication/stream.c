@@ -262,9 +262,32 @@ static void send_heartbeat(conn_t *c)
     frame_t f = FENNEC__REPLICATION__FRAME__INIT;
     h.primary_index = change_index();
     h.time_ns = fennec_wall_ns();
+    /* The cluster's announce view, so that every node can check a drain against
+     * anycast.min_announced (docs/anycast.md). Small: one id and state per member. */
+    repl_announce_view_t view;
+    Fennec__Replication__NodeAnnounce *na = NULL, **nap = NULL;
+    bool have_view = repl_announce_view_get(&view, fennec_wall_now()) == 0;
+    if (have_view && view.count) {
+        na = calloc(view.count, sizeof(*na));
+        nap = calloc(view.count, sizeof(*nap));
+        if (na && nap) {
+            for (size_t i = 0; i < view.count; i++) {
+                fennec__replication__node_announce__init(&na[i]);
+                na[i].id = view.entries[i].id;
+                na[i].state = (uint32_t)view.entries[i].state;
+                nap[i] = &na[i];
+            }
+            h.announce = nap;
+            h.n_announce = view.count;
+        }
+    }
     f.kind_case = FENNEC__REPLICATION__FRAME__KIND_HEARTBEAT;
     f.heartbeat = &h;
     send_frame(c, &f);
+    free(na);
+    free(nap);
+    if (have_view)
+        repl_announce_view_free(&view);
 }
 
 static void send_ack(conn_t *c)
@@ -272,6 +295,7 @@ static void send_ack(conn_t *c)
     Fennec__Replication__Ack a = FENNEC__REPLICATION__ACK__INIT;
     frame_t f = FENNEC__REPLICATION__FRAME__INIT;
     a.applied_index = change_index();
+    a.announce = (uint32_t)repl_announce_self_get();
     f.kind_case = FENNEC__REPLICATION__FRAME__KIND_ACK;
     f.ack = &a;
     send_frame(c, &f);
@@ -809,6 +833,31 @@ static void handle_chunk(conn_t *c, frame_t *f)
 }
 
 /* Handles frame F; returns true when it took F over (a snapshot chunk queued). */
+/* Secondary: the primary's announce view in heartbeat H (none from an older primary). */
+static void announce_view_take(const Fennec__Replication__Heartbeat *h, double now)
+{
+    size_t n = h->n_announce;
+    if (n == 0)
+        return;
+    if (n > 4096)
+        n = 4096; /* members are far fewer; never trust a count blindly */
+    repl_announce_entry_t *e = calloc(n, sizeof(*e));
+    if (!e)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Fennec__Replication__NodeAnnounce *a = h->announce[i];
+        if (!a || !a->id || !repl_member_id_valid(a->id))
+            continue;
+        snprintf(e[k].id, sizeof(e[k].id), "%s", a->id);
+        e[k].state =
+            a->state < REPL_ANNOUNCE_COUNT ? (repl_announce_t)a->state : REPL_ANNOUNCE_UNKNOWN;
+        k++;
+    }
+    repl_announce_view_set(e, k, now);
+    free(e);
+}
+
 static bool handle_frame(conn_t *c, frame_t *f)
 {
     stream_t *s = c->s;
@@ -839,6 +888,9 @@ static bool handle_frame(conn_t *c, frame_t *f)
         }
         c->peer_applied = f->ack->applied_index;
         repl_peer_ack(c->id, c->peer_applied, now);
+        repl_peer_announce(c->id, f->ack->announce < REPL_ANNOUNCE_COUNT
+                                      ? (repl_announce_t)f->ack->announce
+                                      : REPL_ANNOUNCE_UNKNOWN);
         repl_peer_state_set(c->id, c->snap                             ? REPL_SNAPSHOT
                                    : c->peer_applied >= change_index() ? REPL_STREAMING
                                                                        : REPL_CATCHING_UP);
@@ -860,6 +912,7 @@ static bool handle_frame(conn_t *c, frame_t *f)
         if (f->heartbeat->primary_index > c->primary_index)
             c->primary_index = f->heartbeat->primary_index;
         repl_primary_seen(f->heartbeat->primary_index, f->heartbeat->time_ns, now);
+        announce_view_take(f->heartbeat, now);
         if (!c->running && !c->wq_head && !c->in_snapshot) {
             if (change_index() >= c->primary_index)
                 s->backoff_ms = 0; /* caught up: the stream works */

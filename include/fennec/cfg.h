@@ -88,6 +88,34 @@ typedef struct cfg_journal {
     uint64_t snapshot_every; /* journal.snapshot_every: entries between snapshots; 10000 */
 } cfg_journal_t;
 
+/* One service address of `anycast.service` with the DNS port of the listen.dns entry that
+ * serves it (the address itself, or a wildcard of its family): where the self-check asks. */
+typedef struct cfg_service {
+    char text[64];              /* the address as written ("192.0.2.53", "2001:db8::53") */
+    struct sockaddr_storage ss; /* address and DNS port */
+    socklen_t len;
+} cfg_service_t;
+
+/* `anycast:` (docs/config.md, docs/anycast.md): read by fennecd (min_announced) and by
+ * fennec-supervisor (everything). `set` false: the section is absent. */
+typedef struct cfg_anycast {
+    bool set;
+    cfg_service_t *service; /* at least one */
+    size_t service_count;
+    char *bird_socket;          /* BIRD's control socket, resolved like zone files */
+    char *bird_protocol;        /* default "fennec_service" */
+    uint32_t min_announced;     /* default 1 */
+    uint64_t check_interval_ns; /* default 100 ms */
+    uint64_t check_timeout_ns;  /* default 50 ms; not longer than the interval */
+    uint32_t check_rise;        /* default 2 */
+    uint32_t check_fall;        /* default 2 */
+    char *check_qname; /* NULL: the first zone the node serves (fennecd tells the supervisor) */
+    uint64_t restart_backoff_ns;     /* default 100 ms */
+    uint64_t restart_backoff_max_ns; /* default 5 s */
+    uint32_t restart_intensity;      /* default 5 */
+    uint64_t restart_period_ns;      /* default 60 s */
+} cfg_anycast_t;
+
 struct health_config;
 
 typedef struct cfg {
@@ -124,7 +152,8 @@ typedef struct cfg {
     tsig_keyring_t tsig_keys;     /* tsig_keys: read by every node from its own file */
     cfg_transfer_t transfer;      /* transfer: the rule of zones without their own */
     char *nsid;                   /* nsid: what an NSID option (RFC 5001) answers, or NULL (off) */
-    char *identity; /* identity: the CH TXT answer of id.server and hostname.bind, or NULL */
+    char *identity;        /* identity: the CH TXT answer of id.server and hostname.bind, or NULL */
+    cfg_anycast_t anycast; /* anycast: the supervisor's and the drain's settings */
 } cfg_t;
 
 /*

@@ -41,6 +41,25 @@ typedef struct repl_member {
     char address[REPL_ADDR_MAX]; /* the node's control endpoint */
 } repl_member_t;
 
+/* A node's anycast announce state (docs/anycast.md), as its supervisor reports it. The values
+ * travel in the replication stream (acks and heartbeats): never renumber them. */
+typedef enum repl_announce {
+    REPL_ANNOUNCE_UNKNOWN = 0, /* no supervisor, not connected, or an older node */
+    REPL_ANNOUNCE_ANNOUNCED = 1,
+    REPL_ANNOUNCE_WITHDRAWN = 2,
+    REPL_ANNOUNCE_DRAINING = 3,
+    REPL_ANNOUNCE_DRAINED = 4,
+    REPL_ANNOUNCE_DOWN = 5,
+} repl_announce_t;
+
+#define REPL_ANNOUNCE_COUNT 6
+
+/* "unknown", "announced", "withdrawn", "draining", "drained", "down". */
+const char *repl_announce_name(repl_announce_t st);
+
+/* The state named S (as repl_announce_name() writes it), or -1. */
+int repl_announce_parse(const char *s);
+
 /* ---- set up ---------------------------------------------------------------------------- */
 
 /* This node: its id and role (true: primary). Called once at start, before the rest. */
@@ -112,6 +131,41 @@ void repl_primary_id_set(const char *id);
  * applied (that entry was committed then or before: the age is a lower bound, exact when the
  * report is the entry itself with its commit time). */
 void repl_primary_seen(uint64_t index, uint64_t time_ns, double now);
+
+/* ---- anycast: the cluster's announce view ------------------------------------------------ */
+
+/* A secondary's view counts as fresh while the primary's last report is at most this old. */
+#define REPL_ANNOUNCE_FRESH_S 2.0
+
+/* This node's own state (the supervisor link reports it; UNKNOWN: no supervisor). */
+void repl_announce_self(repl_announce_t st);
+repl_announce_t repl_announce_self_get(void);
+
+/* Primary: node ID reported ST in an ack. A disconnected node reads as UNKNOWN. */
+void repl_peer_announce(const char *id, repl_announce_t st);
+
+typedef struct repl_announce_entry {
+    char id[REPL_ID_MAX];
+    repl_announce_t state;
+} repl_announce_entry_t;
+
+/* Secondary: the primary's view of every node (ENTRIES, COUNT; copied), received at NOW. An
+ * empty view (an older primary) is ignored. */
+void repl_announce_view_set(const repl_announce_entry_t *entries, size_t count, double now);
+
+typedef struct repl_announce_view {
+    bool fresh;       /* a primary's own view always is; a secondary's: see REPL_ANNOUNCE_FRESH_S */
+    double age;       /* seconds since the primary reported it (0 on the primary); < 0: never */
+    size_t announced; /* entries in state ANNOUNCED */
+    repl_announce_entry_t *entries; /* this node first, then the others; free() */
+    size_t count;
+} repl_announce_view_t;
+
+/* The view at NOW: on a primary itself and every member (as their last acks say); on a
+ * secondary the primary's last report with this node's own row replaced by its current state
+ * (or only this node when no report came). Returns 0 or -ENOMEM. */
+int repl_announce_view_get(repl_announce_view_t *out, double now);
+void repl_announce_view_free(repl_announce_view_t *v);
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
