@@ -181,6 +181,8 @@ start_node() {
         die "node $k is running already"
     fi
     if [ -n "$SUPERVISOR" ]; then
+        # The supervisor passes its output on to fennecd: one log holds both.
+        ln -sfn supervisor.log "$dir/fennecd.log"
         echo "==== $(date '+%F %T') start" >>"$dir/supervisor.log"
         ip netns exec "$ns" setsid "$SUPERVISOR" -c "$dir/fennec.yaml" --fennecd "$fennecd" \
             --pidfile "$dir/supervisor.pid" --fennecd-pidfile "$dir/fennecd.pid" \
