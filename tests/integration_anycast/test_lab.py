@@ -1,6 +1,6 @@
 """The anycast lab end to end (deploy/lab/lab.sh up 3): failover times and the rules.
 
-    test_anycast.py SOURCE_DIR BUILD_DIR
+    test_lab.py SOURCE_DIR BUILD_DIR
 
 Needs root, bird2, iproute2 and dig; fennecd, fennecctl and fennec-supervisor in BUILD_DIR.
 Brings the lab up with three nodes and takes it down at the end, also on failure; only one
@@ -303,8 +303,10 @@ class Test:
                 res["p"] = self.ctl(node, "drain")
                 return t
             worst, lost, _ = self.timed("drain", target, act)
-            self.check(res["p"].returncode == 0, "drain %d: fennecctl drain on %s" %
-                       (i + 1, target), res["p"].stdout + res["p"].stderr)
+            if not self.check(res["p"].returncode == 0, "drain %d: fennecctl drain on %s" %
+                              (i + 1, target), res["p"].stdout + res["p"].stderr):
+                self.ctl(target, "undrain")
+                break
             self.check(lost == 0, "drain %d: no query lost" % (i + 1), "%d lost" % lost)
             self.check(self.nexthops() == sorted(set(NODES) - {target}),
                        "drain %d: %s withdrawn, the others stay" % (i + 1, target),
@@ -488,10 +490,10 @@ class Test:
         self.report()
         took = time.monotonic() - self.t0
         if self.failures:
-            print("\nanycast: %d check(s) failed in %.1f s: %s" % (len(self.failures), took,
+            print("\nanycast_lab: %d check(s) failed in %.1f s: %s" % (len(self.failures), took,
                                                                   "; ".join(self.failures)))
             return 1
-        print("\nanycast: all checks passed in %.1f s" % took)
+        print("\nanycast_lab: all checks passed in %.1f s" % took)
         return 0
 
     def dump_logs(self):
@@ -535,7 +537,7 @@ def main(argv):
     # ctest's timeout and Ctrl-C end the phases, never the clean-up.
     signal.signal(signal.SIGTERM, _stop)
     if len(argv) != 3:
-        print("usage: test_anycast.py SOURCE_DIR BUILD_DIR")
+        print("usage: test_lab.py SOURCE_DIR BUILD_DIR")
         return 2
     return Test(argv[1], argv[2]).run()
 
