@@ -74,6 +74,18 @@ static bool service_port(const cfg_t *cfg, const struct sockaddr_storage *ss, ui
     return found_wild;
 }
 
+/* The same address, ports aside. */
+static bool same_address(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
+{
+    if (x->ss_family != y->ss_family)
+        return false;
+    if (x->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)x)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)y)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+                  &((const struct sockaddr_in6 *)y)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
 static int parse_service(pctx_t *p, yaml_node_t *n, cfg_t *cfg, cfg_anycast_t *a)
 {
     size_t count = 0;
@@ -118,7 +130,7 @@ static int parse_service(pctx_t *p, yaml_node_t *n, cfg_t *cfg, cfg_anycast_t *a
         snprintf(s->text, sizeof(s->text), "%s", v);
         a->service_count = i + 1;
         for (size_t j = 0; j < i; j++)
-            if (a->service[j].len == s->len && memcmp(&a->service[j].ss, &s->ss, s->len) == 0)
+            if (same_address(&a->service[j].ss, &s->ss))
                 return cy_fail(p, item, sub, "%s: listed twice (also anycast.service[%zu])",
                                cy_quote(v, q, sizeof(q)), j);
         uint16_t port = 0;

@@ -394,6 +394,7 @@ static route_t route_match(const char *url, const char *method, char *arg, size_
         {"/v1/zones/", "/changes", ROUTE_NONE, ROUTE_ZONE_CHANGES, ROUTE_NONE},
         {"/v1/health", NULL, ROUTE_HEALTH, ROUTE_NONE, ROUTE_NONE},
         {"/v1/health/", "/override", ROUTE_NONE, ROUTE_HEALTH_OVERRIDE, ROUTE_NONE},
+        {"/v1/drain", NULL, ROUTE_NONE, ROUTE_DRAIN, ROUTE_NONE},
     };
     bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     bool is_post = strcmp(method, "POST") == 0;
@@ -517,6 +518,8 @@ static enum MHD_Result dispatch(control_t *ctl, struct MHD_Connection *conn, req
         return control_handle_health(ctl, conn);
     case ROUTE_HEALTH_OVERRIDE:
         return control_handle_health_override(ctl, conn, req);
+    case ROUTE_DRAIN:
+        return control_handle_drain(ctl, conn, req);
     case ROUTE_NONE:
         break;
     }

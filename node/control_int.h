@@ -11,6 +11,7 @@
 
 #include <microhttpd.h>
 
+#include "fennec/anycast.h"
 #include "fennec/change.h"
 #include "fennec/control.h"
 #include "fennec/repl.h"
@@ -39,6 +40,7 @@ typedef enum {
     ROUTE_ZONE_CHANGES,
     ROUTE_HEALTH,
     ROUTE_HEALTH_OVERRIDE,
+    ROUTE_DRAIN,
 } route_t;
 
 typedef struct request {
@@ -106,6 +108,8 @@ typedef struct control_view {
     repl_history_t history;
     change_journal_stats_t journal;
     health_report_t health;
+    anycast_status_t anycast;
+    repl_announce_view_t announce;
 } control_view_t;
 
 #define CONTROL_VIEW_HISTORY 1u /* the lag history (the status page's chart) */
@@ -144,5 +148,6 @@ enum MHD_Result control_handle_zone_changes(control_t *ctl, struct MHD_Connectio
 enum MHD_Result control_handle_health(control_t *ctl, struct MHD_Connection *conn);
 enum MHD_Result control_handle_health_override(control_t *ctl, struct MHD_Connection *conn,
                                                request_t *req);
+enum MHD_Result control_handle_drain(control_t *ctl, struct MHD_Connection *conn, request_t *req);
 
 #endif

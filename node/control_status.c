@@ -78,6 +78,17 @@ int control_view_take(control_t *ctl, control_view_t *v, unsigned what)
         }
         snap->health = &v->health;
     }
+    /* The cluster's view is shown on every node; this node's own part only under a
+     * supervisor. */
+    if (repl_announce_view_get(&v->announce, snap->now) != 0) {
+        control_view_release(v);
+        return -ENOMEM;
+    }
+    snap->announce = &v->announce;
+    snap->anycast_cfg = &ctl->cfg->anycast;
+    anycast_status_get(&v->anycast);
+    if (v->anycast.supervised)
+        snap->anycast = &v->anycast;
     return 0;
 }
 
@@ -88,6 +99,7 @@ void control_view_release(control_view_t *v)
     repl_status_free(&v->repl);
     repl_history_free(&v->history);
     health_report_free(&v->health);
+    repl_announce_view_free(&v->announce);
     memset(v, 0, sizeof(*v));
 }
 
@@ -162,6 +174,24 @@ static json_t *row(const char *id, const char *address, json_t *role, bool self,
                      "last_contact_seconds", contact);
 }
 
+/* A node's row gets its announce state from the cluster view, when there is one. */
+static void row_announce(json_t *row, const control_snapshot_t *snap, const char *id)
+{
+    if (!row)
+        return;
+    const repl_announce_view_t *v = snap->announce;
+    repl_announce_t st = REPL_ANNOUNCE_UNKNOWN;
+    for (size_t i = 0; v && i < v->count; i++)
+        if (strcmp(v->entries[i].id, id) == 0)
+            st = v->entries[i].state;
+    json_object_set_new(row, "announced",
+                        st == REPL_ANNOUNCE_UNKNOWN ? json_null()
+                                                    : json_boolean(st == REPL_ANNOUNCE_ANNOUNCED));
+    json_object_set_new(row, "anycast",
+                        st == REPL_ANNOUNCE_UNKNOWN ? json_null()
+                                                    : json_string(repl_announce_name(st)));
+}
+
 json_t *control_nodes_json(const control_snapshot_t *snap)
 {
     const repl_status_t *r = snap->repl;
@@ -183,6 +213,7 @@ json_t *control_nodes_json(const control_snapshot_t *snap)
                  json_integer((json_int_t)r->applied_index),
                  json_integer((json_int_t)r->entries_behind), json_real(r->seconds_behind),
                  contact_json(r->last_contact_seconds));
+    row_announce(me, snap, self_id);
     if (json_array_append_new(nodes, me) != 0)
         goto fail;
     for (size_t i = 0; i < snap->member_count; i++) {
@@ -210,6 +241,7 @@ json_t *control_nodes_json(const control_snapshot_t *snap)
             o = row(m->id, m->address, role, false, json_null(), json_null(), json_null(),
                     json_null(), json_null(), json_null());
         }
+        row_announce(o, snap, m->id);
         if (json_array_append_new(nodes, o) != 0)
             goto fail;
     }
@@ -255,11 +287,12 @@ enum MHD_Result control_handle_status(control_t *ctl, struct MHD_Connection *con
                                                (json_int_t)v.zones[i].serial, "records",
                                                (json_int_t)v.zones[i].records));
     double up = snap->now - snap->start_time;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o}", "node_id", snap->node_id,
-                          "role", snap->role, "version", snap->version, "uptime_seconds",
-                          (json_int_t)(up > 0 ? up : 0), "start_time", (json_int_t)snap->start_time,
-                          "workers", (json_int_t)snap->stats.workers, "zones", zones, "queries",
-                          queries_json(&snap->stats), "replication", control_repl_json(snap));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "node_id",
+                          snap->node_id, "role", snap->role, "version", snap->version,
+                          "uptime_seconds", (json_int_t)(up > 0 ? up : 0), "start_time",
+                          (json_int_t)snap->start_time, "workers", (json_int_t)snap->stats.workers,
+                          "zones", zones, "queries", queries_json(&snap->stats), "replication",
+                          control_repl_json(snap), "anycast", control_anycast_json(snap));
     control_view_release(&v);
     if (!o)
         return control_send_rc(conn, -ENOMEM, "out of memory");

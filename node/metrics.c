@@ -1,4 +1,5 @@
 /* Prometheus text exposition (format 0.0.4) of a control snapshot. */
+#include "fennec/anycast.h"
 #include "fennec/control.h"
 
 #include <errno.h>
@@ -225,6 +226,46 @@ static void health_write(FILE *f, const health_report_t *r)
     }
 }
 
+/* The node's anycast announcement as its supervisor reports it, and the cluster's count. */
+static void anycast_write(FILE *f, const control_snapshot_t *snap)
+{
+    const anycast_status_t *a = snap->anycast;
+    const supervisor_report_t *r = &a->rep;
+    metric_u64(f, "fennec_anycast_announced", "gauge",
+               "1 while this node's service addresses are announced (BIRD confirmed it), else 0.",
+               a->reported && r->state == REPL_ANNOUNCE_ANNOUNCED);
+    family(f, "fennec_anycast_state", "gauge",
+           "1 for the announce state this node is in (announced, withdrawn, draining, drained, "
+           "down), 0 for the others.");
+    for (int i = 1; i < REPL_ANNOUNCE_COUNT; i++)
+        sample_u64(f, "fennec_anycast_state", "state", repl_announce_name((repl_announce_t)i),
+                   a->reported && (int)r->state == i);
+    family(f, "fennec_anycast_transitions_total", "counter",
+           "Changes of this node's announce state since the supervisor started, by the state "
+           "it went to.");
+    for (int i = 1; i < REPL_ANNOUNCE_COUNT; i++)
+        sample_u64(f, "fennec_anycast_transitions_total", "to",
+                   repl_announce_name((repl_announce_t)i), r->transitions[i]);
+    metric_u64(f, "fennec_supervisor_restarts_total", "counter",
+               "Times fennec-supervisor started fennecd again after it exited.", r->restarts);
+    metric_u64(f, "fennec_anycast_supervisor_linked", "gauge",
+               "1 while the link to fennec-supervisor is up.", a->linked);
+    metric_u64(f, "fennec_anycast_bird_connected", "gauge",
+               "1 while the supervisor is connected to BIRD's control socket.", r->bird_connected);
+    if (snap->announce) {
+        metric_u64(f, "fennec_anycast_cluster_announced", "gauge",
+                   "Nodes of the cluster announced, as this node's view says.",
+                   snap->announce->announced);
+        metric_u64(f, "fennec_anycast_cluster_nodes", "gauge",
+                   "Nodes in this node's view of the cluster's announcements.",
+                   snap->announce->count);
+        metric_u64(f, "fennec_anycast_cluster_view_fresh", "gauge",
+                   "1 while this node's view of the cluster's announcements is fresh (a "
+                   "secondary: the primary reported it recently).",
+                   snap->announce->fresh);
+    }
+}
+
 int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *len)
 {
     char *buf = NULL;
@@ -410,6 +451,8 @@ int control_metrics_render(const control_snapshot_t *snap, char **out, size_t *l
         journal_write(f, snap->journal);
     if (snap->health)
         health_write(f, snap->health);
+    if (snap->anycast)
+        anycast_write(f, snap);
 
     if (fclose(f) != 0) {
         free(buf);

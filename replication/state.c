@@ -90,6 +90,8 @@ static struct {
 
     /* Anycast: this node's announce state; a secondary's copy of the primary's view. */
     repl_announce_t self_announce;
+    repl_announce_hook_fn hook;
+    void *hook_arg;
     repl_announce_entry_t *view;
     size_t view_count;
     double view_time; /* wall seconds; < 0 never */
@@ -174,8 +176,12 @@ static void reset_locked(void)
     free(g_st.h_series);
     free(g_st.view);
     repl_announce_t self = g_st.self_announce;
+    repl_announce_hook_fn hook = g_st.hook;
+    void *hook_arg = g_st.hook_arg;
     memset(&g_st, 0, sizeof(g_st));
     g_st.self_announce = self; /* the supervisor link may report before the stream starts */
+    g_st.hook = hook;
+    g_st.hook_arg = hook_arg;
     g_st.h_last_slot = -1;
     g_st.p_last_contact = -1;
     g_st.view_time = -1;
@@ -787,10 +793,22 @@ static repl_announce_t announce_clamp(repl_announce_t st)
     return (unsigned)st < REPL_ANNOUNCE_COUNT ? st : REPL_ANNOUNCE_UNKNOWN;
 }
 
+void repl_announce_hook_set(repl_announce_hook_fn fn, void *arg)
+{
+    lock();
+    g_st.hook = fn;
+    g_st.hook_arg = arg;
+    unlock();
+}
+
 void repl_announce_self(repl_announce_t st)
 {
     lock();
-    g_st.self_announce = announce_clamp(st);
+    st = announce_clamp(st);
+    bool changed = g_st.self_announce != st;
+    g_st.self_announce = st;
+    if (changed && g_st.hook)
+        g_st.hook(g_st.hook_arg);
     unlock();
 }
 
@@ -806,8 +824,12 @@ void repl_peer_announce(const char *id, repl_announce_t st)
 {
     lock();
     peer_t *p = peer_find(id);
-    if (p && p->connected)
-        p->announce = announce_clamp(st);
+    st = announce_clamp(st);
+    if (p && p->connected && p->announce != st) {
+        p->announce = st;
+        if (g_st.hook)
+            g_st.hook(g_st.hook_arg);
+    }
     unlock();
 }
 

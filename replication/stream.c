@@ -84,6 +84,7 @@ struct stream {
     conn_t *conns;        /* primary: every connection; secondary: the one, or NULL */
     unsigned backoff_ms;
     _Atomic int stop;
+    _Atomic int announce_dirty; /* an announce state changed: tell the other side now */
     bool started;
 };
 
@@ -1112,8 +1113,24 @@ static void on_wake(uv_async_t *a)
         uv_close((uv_handle_t *)&s->wake, NULL);
         return;
     }
-    for (conn_t *c = s->conns; c; c = c->next)
+    bool announce = atomic_exchange(&s->announce_dirty, 0);
+    for (conn_t *c = s->conns; c; c = c->next) {
+        /* A drain elsewhere is checked against this view: it should not wait for a tick. */
+        if (announce && c->authed && c->connected && !c->closing) {
+            if (s->primary)
+                send_heartbeat(c);
+            else
+                send_ack(c);
+        }
         pump(c);
+    }
+}
+
+static void on_announce(void *arg)
+{
+    stream_t *s = arg;
+    atomic_store(&s->announce_dirty, 1);
+    uv_async_send(&s->wake);
 }
 
 static void on_commit(uint64_t index, void *arg)
@@ -1187,8 +1204,10 @@ int stream_start(const cfg_t *cfg, const uint8_t *key, size_t keylen, stream_t *
     }
     uv_timer_start(&s->tick, on_tick, STREAM_HEARTBEAT_MS, STREAM_HEARTBEAT_MS);
     change_on_commit(on_commit, s);
+    repl_announce_hook_set(on_announce, s);
     if (uv_thread_create(&s->thread, thread_main, s) != 0) {
         change_on_commit(NULL, NULL);
+        repl_announce_hook_set(NULL, NULL);
         snprintf(err, errlen, "cannot start the replication thread");
         atomic_store(&s->stop, 1);
         on_wake(&s->wake);
@@ -1207,6 +1226,7 @@ void stream_stop(stream_t *s)
     if (!s)
         return;
     change_on_commit(NULL, NULL);
+    repl_announce_hook_set(NULL, NULL);
     atomic_store(&s->stop, 1);
     uv_async_send(&s->wake);
     uv_thread_join(&s->thread);

@@ -3,7 +3,8 @@
  * libcurl; prints tables for people and, with --json, the server's JSON for scripts.
  * Exit codes: 0 done, 1 failed (the server refused, is unreachable, or lacks the feature),
  * 2 usage error, 3 a write with --wait that is applied on the primary but that not every
- * connected node confirmed in time.
+ * connected node confirmed in time, 4 a drain refused because it would leave fewer than
+ * anycast.min_announced nodes announced (or the node cannot tell).
  */
 #include "fennec/common.h"
 #include "fennec/control.h"
@@ -24,6 +25,7 @@
 #define EXIT_FAIL        1
 #define EXIT_USAGE       2
 #define EXIT_UNCONFIRMED 3 /* --wait: applied, not confirmed by every connected node */
+#define EXIT_REFUSED     4 /* drain: refused by anycast.min_announced or a stale view */
 
 #define DEFAULT_URL "http://127.0.0.1:8053"
 #define MAX_ANSWER  (16 * 1024 * 1024)
@@ -35,7 +37,7 @@ typedef struct opts {
     bool watch;
     bool wait;      /* writes: ?wait=all */
     bool all_nodes; /* health: ask every member */
-    bool force;     /* zone reload: ?force=1 */
+    bool force;     /* zone reload: ?force=1; drain: {"force": true} */
     double interval;
     long timeout;
     char token[CONTROL_TOKEN_LEN + 1];
@@ -534,6 +536,36 @@ static int do_status(opts_t *o, const verb_t *v, char **args, int nargs)
                (long long)jint(r, "applied_index"), (long long)jint(r, "primary_index"),
                (long long)jint(r, "entries_behind"), sb, jstr(r, "primary"), jstr(r, "state"));
     }
+    const json_t *ac = json_object_get(j, "anycast");
+    if (json_is_object(ac)) {
+        const json_t *cl = json_object_get(ac, "cluster");
+        const json_t *svc = json_object_get(ac, "service");
+        char since[64] = "-";
+        const json_t *sv = json_object_get(ac, "since");
+        if (json_is_number(sv)) {
+            double ago = (double)time(NULL) - json_number_value(sv);
+            format_duration((json_int_t)(ago > 0 ? ago : 0), since, sizeof(since));
+        }
+        printf("anycast   %s for %s (%s)\n", jstr(ac, "state"), since, jstr(ac, "reason"));
+        printf("          service");
+        size_t k;
+        const json_t *x;
+        json_array_foreach(svc, k, x)
+        {
+            printf("%s %s", k ? "," : "", json_string_value(x) ? json_string_value(x) : "?");
+        }
+        printf("; %lld transition(s), %lld restart(s) of fennecd%s%s\n",
+               (long long)jint(ac, "transitions"), (long long)jint(ac, "restarts"),
+               strcmp(jstr(ac, "supervisor"), "linked") == 0 ? "" : "; supervisor gone",
+               json_is_true(json_object_get(json_object_get(ac, "bird"), "connected"))
+                   ? ""
+                   : "; BIRD not reachable");
+        if (json_is_object(cl))
+            printf("cluster   %lld of %lld node(s) announced, min_announced %lld%s\n",
+                   (long long)jint(cl, "announced"), (long long)jint(cl, "nodes"),
+                   (long long)jint(cl, "min_announced"),
+                   json_is_true(json_object_get(cl, "fresh")) ? "" : " (stale view: primary away)");
+    }
     const json_t *zones = json_object_get(j, "zones");
     printf("\n");
     table_t t = {.cols = 3};
@@ -558,13 +590,14 @@ static int do_status(opts_t *o, const verb_t *v, char **args, int nargs)
  * leaves out the address and the role. */
 static void print_nodes(const json_t *j, bool lag_only)
 {
-    table_t t = {.cols = lag_only ? 6 : 8};
+    table_t t = {.cols = lag_only ? 6 : 9};
     if (lag_only)
         table_add(&t, (const char *const[]){"NODE", "STATE", "APPLIED", "ENTRIES_BEHIND",
                                             "SECONDS_BEHIND", "LAST_CONTACT"});
     else
         table_add(&t, (const char *const[]){"NODE", "ADDRESS", "ROLE", "STATE", "APPLIED",
-                                            "ENTRIES_BEHIND", "SECONDS_BEHIND", "LAST_CONTACT"});
+                                            "ENTRIES_BEHIND", "SECONDS_BEHIND", "LAST_CONTACT",
+                                            "ANYCAST"});
     size_t i;
     const json_t *n;
     json_array_foreach(json_object_get(j, "nodes"), i, n)
@@ -580,7 +613,8 @@ static void print_nodes(const json_t *j, bool lag_only)
             table_add(&t, (const char *const[]){id, jstr(n, "state"), applied, eb, sb, lc});
         else
             table_add(&t, (const char *const[]){id, jstr(n, "address"), jstr(n, "role"),
-                                                jstr(n, "state"), applied, eb, sb, lc});
+                                                jstr(n, "state"), applied, eb, sb, lc,
+                                                jstr(n, "anycast")});
     }
     table_print(&t);
 }
@@ -1321,6 +1355,58 @@ static int do_health_override(opts_t *o, const verb_t *v, char **args, int nargs
     return ex;
 }
 
+/* POST /v1/drain. A refusal by the min_announced rule (409) exits EXIT_REFUSED, so that a
+ * script can tell "not now" from "failed". */
+static int drain_request(opts_t *o, const verb_t *v, bool drain)
+{
+    json_t *body = json_pack("{s:b, s:b}", "drain", drain, "force", drain && o->force);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        fprintf(stderr, "fennecctl: out of memory\n");
+        return EXIT_FAIL;
+    }
+    answer_t a;
+    int rc = http_call(o, "POST", "/v1/drain", text, &a);
+    free(text);
+    if (rc != 0)
+        return EXIT_FAIL;
+    if (a.status == 409 && json_is_object(a.json)) {
+        fprintf(stderr, "fennecctl: %s: %s\n", v->name, jstr(a.json, "error"));
+        if (o->json)
+            print_json(a.json);
+        answer_free(&a);
+        return EXIT_REFUSED;
+    }
+    int ex = answer_check(o, v, &a);
+    if (ex == EXIT_OK) {
+        if (o->json)
+            print_json(a.json);
+        else
+            printf("%s: %s (%s)%s\n", drain ? "drain" : "undrain", jstr(a.json, "state"),
+                   jstr(a.json, "reason"),
+                   json_is_true(json_object_get(a.json, "bird_connected"))
+                       ? ""
+                       : "; BIRD is not reachable: the supervisor applies it when BIRD answers");
+    }
+    answer_free(&a);
+    return ex;
+}
+
+static int do_drain(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)args;
+    (void)nargs;
+    return drain_request(o, v, true);
+}
+
+static int do_undrain(opts_t *o, const verb_t *v, char **args, int nargs)
+{
+    (void)args;
+    (void)nargs;
+    return drain_request(o, v, false);
+}
+
 static const verb_t g_verbs[] = {
     {"status", 0, 0, "status",
      "Shows the node: id, role, version, uptime, workers, zones "
@@ -1389,6 +1475,15 @@ static const verb_t g_verbs[] = {
      "to the primary (a secondary refuses it with 409). Needs the cluster key; --wait waits "
      "until every connected node has it.",
      do_health_override, true},
+    {"drain", 0, 0, "drain [--force]",
+     "Withdraws this node's anycast service addresses (through fennec-supervisor and BIRD) "
+     "and keeps them withdrawn, across restarts of fennecd, until undrain; the node goes on "
+     "answering whatever still reaches it. Refused (exit 4) when fewer than "
+     "anycast.min_announced nodes would stay announced, or when the node cannot tell (its "
+     "primary is away); --force drains anyway.",
+     do_drain, false},
+    {"undrain", 0, 0, "undrain",
+     "Ends a drain: the node is announced again once its self-check passes.", do_undrain, false},
     {"lag", 0, 0, "lag [--watch] [--interval SECONDS]",
      "Shows every node's replication lag (state, entries and seconds behind the primary, "
      "seconds since last contact: a stalled node is never shown as caught up); with "
@@ -1417,12 +1512,13 @@ static void usage(FILE *f)
             "                     (at most 10 s more; exit 3 when one has not)\n"
             "  --all-nodes        on health: ask every node of the cluster\n"
             "  --force            on zone reload: serve the file even if its records did not\n"
-            "                     change (record edits made since are dropped)\n"
+            "                     change (record edits made since are dropped); on drain:\n"
+            "                     drain even below anycast.min_announced\n"
             "  -h, --help         this help; COMMAND --help explains one command\n"
             "  -V, --version      print the version\n"
             "\nexit codes: 0 done, 1 failed (refused, unreachable, or not available in this "
             "version), 2 usage error, 3 applied on the primary but not confirmed by every "
-            "connected node (--wait)\n",
+            "connected node (--wait), 4 drain refused (anycast.min_announced)\n",
             DEFAULT_URL);
 }
 
@@ -1577,8 +1673,8 @@ int main(int argc, char **argv)
                         "node add|remove and health override\n");
         goto cleanup;
     }
-    if (o.force && strcmp(v->name, "zone reload") != 0) {
-        fprintf(stderr, "fennecctl: --force only applies to zone reload\n");
+    if (o.force && strcmp(v->name, "zone reload") != 0 && strcmp(v->name, "drain") != 0) {
+        fprintf(stderr, "fennecctl: --force only applies to zone reload and drain\n");
         goto cleanup;
     }
     if (o.all_nodes && strcmp(v->name, "health") != 0) {

@@ -182,6 +182,11 @@ typedef struct control_snapshot {
     /* Health checks and pools (health_report_get() at NOW), borrowed; NULL leaves health out
      * of every rendering. A report without a configuration means no checks. */
     const health_report_t *health;
+    /* Anycast (docs/anycast.md), borrowed; ANYCAST NULL leaves anycast out of every rendering
+     * (fennecd runs without a supervisor). */
+    const struct anycast_status *anycast; /* the supervisor's last report */
+    const repl_announce_view_t *announce; /* the cluster's announce view */
+    const cfg_anycast_t *anycast_cfg;     /* service addresses, min_announced */
 } control_snapshot_t;
 
 /* Writes VALUE escaped for a Prometheus label value (\\, \" and \n) to F. */
@@ -216,6 +221,18 @@ json_t *control_repl_json(const control_snapshot_t *snap);
  * the primary's id is known, else null. Returns a new reference or NULL (out of memory).
  */
 json_t *control_nodes_json(const control_snapshot_t *snap);
+
+/* ---- anycast (pure: everything comes from the snapshot) ---- */
+
+/*
+ * The "anycast" object of GET /v1/status for SNAP, or JSON null when SNAP->anycast is NULL:
+ * {state ("announced" | "withdrawn" | "draining" | "drained" | "down" | "unknown" before the
+ * first report), since (wall seconds), reason, transitions (total), restarts, drain,
+ * supervisor ("linked" | "gone"), bird: {connected, error}, service: [addresses],
+ * cluster: {announced, nodes, fresh, age_seconds, min_announced}}. Returns a new reference or
+ * NULL (out of memory).
+ */
+json_t *control_anycast_json(const control_snapshot_t *snap);
 
 /* ---- health (pure: everything comes from the report) ---- */
 

@@ -141,6 +141,13 @@ void repl_primary_seen(uint64_t index, uint64_t time_ns, double now);
 void repl_announce_self(repl_announce_t st);
 repl_announce_t repl_announce_self_get(void);
 
+/* FN(ARG) is called whenever this node's state or (on a primary) a node's reported state
+ * changes, so that the stream sends it at once rather than with the next heartbeat. FN runs
+ * under the state's lock on the thread that reported the change: it must only wake someone
+ * (uv_async_send()). NULL clears it; once this returns, FN is not running. */
+typedef void (*repl_announce_hook_fn)(void *arg);
+void repl_announce_hook_set(repl_announce_hook_fn fn, void *arg);
+
 /* Primary: node ID reported ST in an ack. A disconnected node reads as UNKNOWN. */
 void repl_peer_announce(const char *id, repl_announce_t st);
 
