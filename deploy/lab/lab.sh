@@ -149,6 +149,12 @@ workers: 1
 nsid: true
 identity: true
 EOF
+        # The lab's nodes, router and client share this machine's few cores (and whatever
+        # else runs on it): CoDel would count the CPU another namespace takes as queue delay
+        # and shed queries a drain must not lose. FENNEC_LAB_OVERLOAD=1 keeps both on.
+        if [ "${FENNEC_LAB_OVERLOAD:-0}" != 1 ]; then
+            echo "overload: {codel: {enabled: false}, cubic: {enabled: false}}"
+        fi
         if [ -n "$SUPERVISOR" ]; then
             cat <<EOF
 anycast:
