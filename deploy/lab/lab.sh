@@ -96,20 +96,20 @@ alive() {
 
 # stop_pidfile PIDFILE NETNS WHAT: SIGTERM, up to 5 s, then SIGKILL.
 stop_pidfile() {
-    local pid i
+    local pid
     pid=$(alive "$1" "$2") || {
         rm -f "$1"
         return 0
     }
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         [ -d "/proc/$pid" ] || break
         sleep 0.1
     done
     if [ -d "/proc/$pid" ]; then
         say "$3 ($pid) still running 5 s after SIGTERM: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
-        for i in $(seq 1 20); do
+        for _ in $(seq 1 20); do
             [ -d "/proc/$pid" ] || break
             sleep 0.1
         done
@@ -172,8 +172,7 @@ EOF
 start_bird() { # start_bird NETNS DIR
     ip netns exec "$1" bird -c "$2/bird.conf" -s "$2/bird.ctl" -P "$2/bird.pid" \
         >>"$2/bird.log" 2>&1 </dev/null
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         [ -S "$2/bird.ctl" ] && alive "$2/bird.pid" "$1" >/dev/null && return 0
         sleep 0.1
     done
@@ -202,8 +201,7 @@ start_node() {
 }
 
 wait_control() { # wait_control K SECONDS
-    local i
-    for i in $(seq 1 $(($2 * 10))); do
+    for _ in $(seq 1 $(($2 * 10))); do
         ctl "$1" status >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -212,8 +210,8 @@ wait_control() { # wait_control K SECONDS
 
 # Without a supervisor: enable the service route once the node answers on the service address.
 announce_by_hand() {
-    local k=$1 i
-    for i in $(seq 1 100); do
+    local k=$1
+    for _ in $(seq 1 100); do
         if ip netns exec "fennec-n$k" dig +time=1 +tries=1 +short @"$SERVICE" example.com SOA \
             >/dev/null 2>&1; then
             birdc_node "$k" enable "$PROTOCOL" >/dev/null
@@ -340,7 +338,7 @@ EOF
 
 cmd_down() {
     need_root
-    local d k ns pids i
+    local d k ns pids
     for d in "$RUN"/n*/; do
         [ -d "$d" ] || continue
         k=$(basename "$d")
