@@ -383,6 +383,7 @@ cmd_status() {
     }
     local n k p what
     n=$(node_count)
+    BIN=$(cat "$RUN/bin")
     echo "lab: $n node(s), service $SERVICE"
     echo "router: $(alive "$RUN/rt/bird.pid" "$RT" >/dev/null && echo "bird running" || echo "bird NOT running")"
     ip -n "$RT" route show "$SERVICE" | sed 's/^/  /'
@@ -397,8 +398,15 @@ cmd_status() {
                 printf ' %s -' "$what"
             fi
         done
-        printf ' | %s\n' "$(ip netns exec "fennec-n$k" birdc -s "$RUN/n$k/bird.ctl" show protocols "$PROTOCOL" 2>/dev/null |
-            awk -v p="$PROTOCOL" '$1 == p {print p ": " $4}')"
+        printf ' | BIRD %s' "$(ip netns exec "fennec-n$k" birdc -s "$RUN/n$k/bird.ctl" show protocols "$PROTOCOL" 2>/dev/null |
+            awk -v p="$PROTOCOL" '$1 == p {print p " " $4}')"
+        printf ' | fennec: %s\n' "$(ctl "$k" status --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    a = json.load(sys.stdin).get("anycast") or {}
+    print("%s (%s)" % (a.get("state", "?"), a.get("reason", "")))
+except ValueError:
+    print("no answer")' 2>/dev/null)"
     done
 }
 
