@@ -36,8 +36,10 @@ PACKAGES=(
     python3-prometheus-client
     # the status page in a browser (tests/integration_repl/test_status_page.py)
     chromium
-    # BIRD 2 for the anycast supervisor's tests (docs/anycast.md)
-    bird2
+    # BIRD 2 for the anycast supervisor's tests (docs/anycast.md) and the anycast lab
+    # (deploy/lab, tests/integration_anycast: BIRD in network namespaces); systemd for
+    # `systemd-analyze` on the units in deploy/systemd
+    bird2 systemd
     # toolchain and tools the tests use
     cmake gcc clang clang-format pkg-config libclang-rt-14-dev iproute2 procps python3 git curl
     ca-certificates
