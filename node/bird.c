@@ -361,7 +361,11 @@ static void on_written(uv_write_t *req, int status)
 static void send_command(bird_ctl_t *b)
 {
     b->sent = b->want;
-    int n = snprintf(b->wbuf, sizeof(b->wbuf), "%s %s\n", b->sent ? "enable" : "disable", b->proto);
+    /* A name ending in '*' is a pattern, which BIRD takes quoted; its reply starts with the
+     * first protocol's code (every match is enabled or disabled alike). */
+    bool pattern = b->proto[0] && b->proto[strlen(b->proto) - 1] == '*';
+    int n = snprintf(b->wbuf, sizeof(b->wbuf), pattern ? "%s \"%s\"\n" : "%s %s\n",
+                     b->sent ? "enable" : "disable", b->proto);
     memset(&b->reply, 0, sizeof(b->reply));
     b->phase = PHASE_BUSY;
     uv_buf_t buf = uv_buf_init(b->wbuf, (unsigned)n);

@@ -27,6 +27,10 @@
 static bool bird_symbol_valid(const char *s)
 {
     size_t len = strlen(s);
+    /* a trailing '*' makes it a pattern: "fennec_service*" names fennec_service (IPv4) and
+     * fennec_service6 (IPv6) together (docs/anycast.md) */
+    if (len > 1 && s[len - 1] == '*')
+        len--;
     if (len == 0 || len > BIRD_SYMBOL_MAX || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
         return false;
     for (size_t i = 1; i < len; i++)
@@ -268,7 +272,7 @@ int cy_parse_anycast(pctx_t *p, yaml_node_t *n, cfg_t *cfg)
     if (!bird_symbol_valid(proto))
         return cy_fail(p, v[2], "anycast.bird_protocol",
                        "%s: a BIRD protocol name: a letter or '_', then letters, digits or '_' "
-                       "(at most %d)",
+                       "(at most %d), and a '*' at the end for every protocol it begins",
                        cy_quote(proto, q, sizeof(q)), BIRD_SYMBOL_MAX);
     if (!(a->bird_protocol = strdup(proto)))
         return -ENOMEM;

@@ -94,10 +94,10 @@ typedef struct bird_ctl bird_ctl_t;
 typedef void (*bird_ctl_fn)(bird_ctl_t *b, void *arg);
 
 /*
- * Starts a client of the BIRD at SOCKET_PATH for PROTOCOL (a plain BIRD symbol; both are
- * copied) on LOOP, connecting at once. Nothing is sent until bird_ctl_want(). FN (may be
- * NULL) hears of changes. Returns 0, -ENAMETOOLONG (a path longer than a unix socket takes)
- * or -ENOMEM.
+ * Starts a client of the BIRD at SOCKET_PATH for PROTOCOL (a BIRD symbol, or a pattern ending in
+ * '*' for several protocols; both are copied) on LOOP, connecting at once. Nothing is sent until
+ * bird_ctl_want(). FN (may be NULL) hears of changes. Returns 0, -ENAMETOOLONG (a path longer than
+ * a unix socket takes) or -ENOMEM.
  */
 int bird_ctl_new(uv_loop_t *loop, const char *socket_path, const char *protocol, bird_ctl_fn fn,
                  void *arg, bird_ctl_t **out);

@@ -251,6 +251,11 @@ static int lab_setup(void **state)
                "  disabled yes;\n"
                "  ipv4;\n"
                "  route 192.0.2.53/32 blackhole;\n"
+               "}\n"
+               "protocol static fennec_service6 {\n"
+               "  disabled yes;\n"
+               "  ipv6;\n"
+               "  route 2001:db8::53/128 blackhole;\n"
                "}\n");
     fclose(f);
     return 0;
@@ -399,6 +404,36 @@ static void test_client_enable_disable(void **state)
     bird_stop(l);
 }
 
+/* A name ending in '*' is one pattern for the IPv4 and IPv6 service protocols: both follow. */
+static void test_client_pattern(void **state)
+{
+    (void)state;
+    lab_t *l = &g_lab;
+    bird_start(l);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    waiter_t w = {0};
+    bird_ctl_t *b = NULL;
+    assert_int_equal(bird_ctl_new(&loop, l->sock, "fennec_service*", on_event, &w, &b), 0);
+    char v4[16], v6[16];
+    bird_ctl_want(b, true);
+    assert_true(run_until(&loop, b, is_settled, 2000));
+    assert_int_equal(bird_ctl_confirmed(b), BIRD_ENABLED);
+    bird_proto_state(l, "fennec_service", v4, sizeof(v4));
+    bird_proto_state(l, "fennec_service6", v6, sizeof(v6));
+    assert_string_equal(v4, "up");
+    assert_string_equal(v6, "up");
+    bird_ctl_want(b, false);
+    assert_true(run_until(&loop, b, is_settled, 2000));
+    assert_int_equal(bird_ctl_confirmed(b), BIRD_DISABLED);
+    bird_proto_state(l, "fennec_service", v4, sizeof(v4));
+    bird_proto_state(l, "fennec_service6", v6, sizeof(v6));
+    assert_string_equal(v4, "down");
+    assert_string_equal(v6, "down");
+    client_free(&loop, b);
+    bird_stop(l);
+}
+
 static void test_client_unknown_protocol(void **state)
 {
     (void)state;
@@ -492,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_reply_malformed),
         cmocka_unit_test(test_reply_garbage_never_crashes),
         cmocka_unit_test(test_client_enable_disable),
+        cmocka_unit_test(test_client_pattern),
         cmocka_unit_test(test_client_unknown_protocol),
         cmocka_unit_test(test_client_waits_for_bird),
         cmocka_unit_test(test_client_garbage_server),
