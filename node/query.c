@@ -598,7 +598,8 @@ static bool opt_has(const rr_view_t *rr, uint16_t code)
 static bool identity_name(const uint8_t *qname, int qlen)
 {
     static const uint8_t id_server[] = "\x02id\x06server";
-    static const uint8_t hostname_bind[] = "\x08hostname\x04" "bind";
+    static const uint8_t hostname_bind[] = "\x08hostname\x04"
+                                           "bind";
     return (qlen == (int)sizeof(id_server) && memcmp(qname, id_server, sizeof(id_server)) == 0) ||
            (qlen == (int)sizeof(hostname_bind) &&
             memcmp(qname, hostname_bind, sizeof(hostname_bind)) == 0);
