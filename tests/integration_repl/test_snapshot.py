@@ -64,6 +64,11 @@ def body(c):
     log_p = len(p.log_text())
     s2.start()
     index = c.wait_converged([s2, s3], timeout=20)
+    # The state follows the index by a heartbeat or so: watch on until it says streaming
+    # (at most 2 s), so the last state seen is the one the primary settled on.
+    settle = time.monotonic() + 2
+    while time.monotonic() < settle and (not states or states[-1] != "streaming"):
+        time.sleep(0.01)
     stop.set()
     t.join()
     print("   the primary's /v1/nodes state of ns2 while it came back: %s" % " -> ".join(

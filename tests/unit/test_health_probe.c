@@ -1267,10 +1267,14 @@ static void test_unchanged_checks_keep_state_across_configure(void **state)
     assert_true(a2.st.since == a1.st.since);
     assert_true(a2.cnt.ok >= a1.cnt.ok);
     assert_int_equal(a2.cnt.to_up, 1);
-    assert_int_equal(b2.st.status, HEALTH_UNKNOWN);
-    assert_int_equal(b2.st.transitions, 0);
-    assert_int_equal(probes(&b2), 0);
-    assert_int_equal(b2.cnt.to_up, 0);
+    /* b starts again: a new check, probed at once, whose first probe may already be in
+     * (loopback answers within a millisecond); the old b had three probes and more */
+    assert_true(probes(&b2) <= 1);
+    if (probes(&b2) == 0) {
+        assert_int_equal(b2.st.status, HEALTH_UNKNOWN);
+        assert_int_equal(b2.st.transitions, 0);
+    }
+    assert_true(b2.cnt.to_up <= 1);
     assert_int_equal(d2.st.status, HEALTH_UNKNOWN);
     /* a new check is probed at once, not after its interval */
     wait_probes("d", 1, 500);
