@@ -97,6 +97,7 @@ typedef struct ans {
     bool tc;
     const zone_node_t *addl[ADDL_MAX]; /* additional targets already written */
     unsigned addl_n;
+    bool sibling_glue; /* a referral's NS has a target outside its cut (ADDL_IN_CUT saw it) */
     query_ctx_t *ctx;
 } ans_t;
 
@@ -236,6 +237,8 @@ static int put_additional(ans_t *a, const zone_t *zone, const zone_rrset_t *rs,
             continue;
         if (mode == ADDL_IN_CUT || mode == ADDL_SIBLING) {
             bool in_cut = wire_name_in(t->name, t->name_len, cut->name, cut->name_len);
+            if (!in_cut)
+                a->sibling_glue = true;
             if (in_cut != (mode == ADDL_IN_CUT))
                 continue;
         } else if (mode == ADDL_ANSWER && zone_node_cut(zone, t)) {
@@ -299,7 +302,7 @@ static int put_referral(ans_t *a, const zone_t *zone, const zone_node_t *cut)
         return rc;
     if (put_additional(a, zone, ns, cut, ADDL_IN_CUT, cut) == FENNEC_ESPACE)
         a->tc = true;
-    else
+    else if (a->sibling_glue) /* a second pass only when there is sibling glue */
         put_additional(a, zone, ns, cut, ADDL_SIBLING, cut);
     return 0;
 }
@@ -512,7 +515,7 @@ static int answer_from_zone(ans_t *a, const zone_set_t *set, const zone_t *zone,
         }
         if (rs) {
             rc = put_rrset(a, SEC_AN, owner, rs, rs->ttl);
-            if (rc == 0)
+            if (rc == 0 && rs->addl != ZONE_ADDL_NONE) /* most answers have none: no call */
                 put_additional(a, zone, rs, node, rs->type == WIRE_TYPE_NS ? ADDL_NS : ADDL_ANSWER,
                                NULL);
             return rc;

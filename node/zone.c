@@ -451,10 +451,11 @@ const zone_node_t *zone_node_cut(const zone_t *zone, const zone_node_t *node)
     return NULL;
 }
 
-const zone_node_t *zone_node_dname_above(const zone_t *zone, const uint8_t *lname, size_t len)
+/* zone_node_dname_above() for a zone that has DNAMEs: kept out of line, so that the common
+ * case (none) costs a call and a test. */
+__attribute__((noinline)) static const zone_node_t *dname_above(const zone_t *zone,
+                                                                const uint8_t *lname, size_t len)
 {
-    if (zone->dname_count == 0)
-        return NULL;
     /* off[i]: where the name's i-th label starts; off[n] is its root label */
     uint8_t off[ZONE_MAX_LABELS + 1];
     unsigned n = 0;
@@ -475,6 +476,11 @@ const zone_node_t *zone_node_dname_above(const zone_t *zone, const uint8_t *lnam
             return zone_node_cut(zone, a) ? NULL : a;
     }
     return NULL;
+}
+
+const zone_node_t *zone_node_dname_above(const zone_t *zone, const uint8_t *lname, size_t len)
+{
+    return zone->dname_count ? dname_above(zone, lname, len) : NULL;
 }
 
 const zone_node_t *zone_node_wildcard(const zone_t *zone, const zone_node_t *node)
