@@ -115,8 +115,9 @@ enum MHD_Result control_handle_drain(control_t *ctl, struct MHD_Connection *conn
         repl_announce_view_t v;
         if (repl_announce_view_get(&v, fennec_wall_now()) != 0)
             return control_send_rc(conn, -ENOMEM, "out of memory");
-        /* Our own row is our current state, fresher than any report. */
-        bool self_announced = st.reported && st.rep.state == REPL_ANNOUNCE_ANNOUNCED;
+        /* Our own row of the view (its first) is our current state: taken from the same view
+         * as the count, so that the two agree. */
+        bool self_announced = v.count > 0 && v.entries[0].state == REPL_ANNOUNCE_ANNOUNCED;
         char ids[512], msg[1024];
         announced_ids(&v, ids, sizeof(ids));
         json_t *o = NULL;
@@ -136,7 +137,7 @@ enum MHD_Result control_handle_drain(control_t *ctl, struct MHD_Connection *conn
                          "announced; force it (fennecctl drain --force) if you know",
                          ctl->cfg->node_id, v.age, min);
             o = refusal(msg, &v, min);
-        } else if (self_announced && v.announced - 1 < min) {
+        } else if (self_announced && v.announced < (size_t)min + 1) {
             snprintf(msg, sizeof(msg),
                      "drain of %s refused: %zu of %zu node(s) are announced (%s); draining "
                      "this one leaves %zu, fewer than anycast.min_announced %u; undrain or "

@@ -260,7 +260,7 @@ static int put_target(ans_t *a, const zone_node_t *t, uint16_t also_type)
         if (a->addl[k] == t)
             return 0;
     if (a->addl_n == ADDL_MAX)
-        return 0;
+        return FENNEC_ESPACE; /* more targets than one answer tracks: as if out of room */
     a->addl[a->addl_n++] = t;
     if (also_type) {
         const zone_rrset_t *alias = zone_node_rrset(t, also_type);
@@ -918,7 +918,7 @@ finish:
                 transport == QUERY_UDP ? (payload < EDNS_PAYLOAD ? payload : EDNS_PAYLOAD) : outcap;
             size_t t = signed_q ? tsig_answer_size(&treq) : 0;
             limit = limit > t ? limit - t : 0;
-            if (nsid_room || a.pos + 4 + nl + (ede >= 0 ? 6 : 0) <= limit) {
+            if (a.pos + 4 + nl + (ede >= 0 ? 6 : 0) <= limit) {
                 wire_put_u16(out + a.pos, 3);
                 wire_put_u16(out + a.pos + 2, (uint16_t)nl);
                 memcpy(out + a.pos + 4, nsid, nl);
@@ -940,7 +940,12 @@ finish:
     wire_put_u16(out + 10, arcount);
     if (signed_q) {
         /* Room was kept back (a.cap) for an answer; an error answer is the question alone. */
-        if (tsig_answer_sign(&treq, out, &a.pos, outcap, (uint64_t)time(NULL), NULL, NULL) != 0) {
+        size_t cap = outcap; /* over UDP, the TSIG record too stays within the client's size */
+        if (transport == QUERY_UDP) {
+            size_t udp = edns ? (payload < EDNS_PAYLOAD ? payload : EDNS_PAYLOAD) : 512;
+            cap = udp < outcap ? udp : outcap;
+        }
+        if (tsig_answer_sign(&treq, out, &a.pos, cap, (uint64_t)time(NULL), NULL, NULL) != 0) {
             st->dropped++; /* never an unsigned answer to a signed query */
             return 0;
         }

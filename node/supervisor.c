@@ -126,10 +126,20 @@ int supervisor_report_encode(const supervisor_report_t *r, char *buf, size_t cap
     return (int)need;
 }
 
+void supervisor_text_copy(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (cap)
+        dst[i] = '\0';
+}
+
 static void copy_string(char *dst, size_t cap, const json_t *v)
 {
-    const char *s = json_is_string(v) ? json_string_value(v) : "";
-    snprintf(dst, cap, "%s", s);
+    supervisor_text_copy(dst, cap, json_is_string(v) ? json_string_value(v) : "");
 }
 
 int supervisor_report_decode(const char *buf, size_t len, supervisor_report_t *out)

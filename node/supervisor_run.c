@@ -153,7 +153,7 @@ static void send_report(sup_t *s, uint64_t reply)
     char buf[SUPERVISOR_MSG_MAX];
     s->rep.reply = reply;
     s->rep.bird_connected = bird_ctl_connected(s->bird);
-    snprintf(s->rep.bird_error, sizeof(s->rep.bird_error), "%s", bird_ctl_error(s->bird));
+    supervisor_text_copy(s->rep.bird_error, sizeof(s->rep.bird_error), bird_ctl_error(s->bird));
     int n = supervisor_report_encode(&s->rep, buf, sizeof(buf));
     s->rep.reply = 0;
     if (n < 0)

@@ -327,7 +327,11 @@ int tsig_request_check(const tsig_keyring_t *kr, const uint8_t *msg, size_t len,
     }
     /* 5.2.3: the time. */
     uint64_t skew = now > req->time_signed ? now - req->time_signed : req->time_signed - now;
-    if (skew > req->fudge) {
+    /* The request's fudge is held to TSIG_FUDGE_MAX: a captured request replayed (an AXFR by a
+     * key that may transfer from anywhere) is refused once that much time has passed, not
+     * after the up to 18 hours a request may claim. */
+    uint16_t fudge = req->fudge < TSIG_FUDGE_MAX ? req->fudge : TSIG_FUDGE_MAX;
+    if (skew > fudge) {
         req->error = TSIG_BADTIME;
         return WIRE_RCODE_NOTAUTH;
     }

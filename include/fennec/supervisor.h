@@ -104,6 +104,10 @@ typedef struct supervisor_report {
     uint64_t reply;       /* the request this report answers; 0: none */
 } supervisor_report_t;
 
+/* Copies SRC into DST (CAP bytes, NUL-terminated), printable ASCII only (other bytes become
+ * '?'), so that a text cut short never splits a UTF-8 character and always encodes as JSON. */
+void supervisor_text_copy(char *dst, size_t cap, const char *src);
+
 /* Encodes R as JSON into BUF (CAP bytes, NUL-terminated); returns its length, or -ENOSPC. */
 int supervisor_report_encode(const supervisor_report_t *r, char *buf, size_t cap);
 

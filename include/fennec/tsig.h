@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The most clock difference a signed request is allowed, whatever fudge it claims, s (the
+ * usual fudge is 300). */
+#define TSIG_FUDGE_MAX 300
+
 #define TSIG_TYPE      250
 #define TSIG_MAC_MAX   64  /* HMAC-SHA512 */
 #define TSIG_FUDGE     300 /* seconds of clock skew allowed in what we sign (RFC 8945 10) */

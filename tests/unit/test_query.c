@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "fennec/common.h"
+#include "fennec/cfg.h"
 #include "fennec/query.h"
 #include "fennec/wire.h"
 #include "fennec/zone.h"
@@ -1526,6 +1527,46 @@ static void test_referral_glue_truncation(void **state)
     restore_set();
 }
 
+/* NSID (RFC 5001) is sent only where it fits: never past the client's UDP size, whatever the
+ * answer (here a REFUSED for a 250-byte name, rolled back to the question). */
+static void test_nsid_within_the_udp_size(void **state)
+{
+    (void)state;
+    static cfg_t cfg;
+    static char nsid[256];
+    memset(nsid, 'n', 255);
+    cfg.nsid = nsid;
+    query_ctx_t *ctx = query_ctx_new();
+    assert_non_null(ctx);
+    query_ctx_set_config(ctx, &cfg);
+    char name[300];
+    snprintf(name, sizeof(name), "%.62s.%.62s.%.62s.%.50s.invalid", nsid, nsid, nsid, nsid);
+    for (int big = 0; big < 2; big++) {
+        qbuf_t q;
+        testutil_query_make(&q, 50, 0, big ? name : "www.example.com", WIRE_TYPE_A, 1);
+        /* OPT, payload 512, with an empty NSID option */
+        static const uint8_t opt[] = {0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 4, 0, 3, 0, 0};
+        memcpy(q.b + q.len, opt, sizeof(opt));
+        q.len += sizeof(opt);
+        wire_put_u16(q.b + 10, 1);
+        memset(g_r.b, 0, sizeof(g_r.b));
+        g_r.len = query_answer_set(ctx, g_set, q.b, q.len, g_r.b, QUERY_MAX_ANSWER, QUERY_UDP);
+        assert_true(g_r.len > 0);
+        testutil_answer_parse(&g_r);
+        assert_true(g_r.len <= 512);
+        assert_non_null(g_r.opt);
+        bool has = false;
+        const uint8_t *od = g_r.b + g_r.opt->rdoff;
+        for (size_t p = 0; p + 4 <= g_r.opt->rdlen; p += 4 + wire_get_u16(od + p + 2))
+            has |= wire_get_u16(od + p) == 3;
+        if (big)
+            assert_false(has); /* 12 + 254 + 4 + 11 + 259 would be 540 */
+        else
+            assert_true(has);
+    }
+    query_ctx_free(ctx);
+}
+
 /* RFC 6891 7: a query with an OPT gets an OPT back, FORMERR included (Knot DNS does this for
  * a query without a question). */
 static void test_formerr_keeps_opt(void **state)
@@ -1744,6 +1785,7 @@ int main(void)
         cmocka_unit_test(test_rdata_names_lower_case),
         cmocka_unit_test(test_svcb_additional),
         cmocka_unit_test(test_referral_glue_truncation),
+        cmocka_unit_test(test_nsid_within_the_udp_size),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -275,6 +275,36 @@ static void test_skewed_time_is_badtime_signed(void **state)
     free(k.secret);
 }
 
+/* A request may claim a fudge of up to 65535 s; the server holds it to TSIG_FUDGE_MAX, so a
+ * captured request replayed an hour later is refused. */
+static void test_claimed_fudge_is_capped(void **state)
+{
+    (void)state;
+    tsig_key_t k;
+    qbuf_t q;
+    uint8_t mac[TSIG_MAC_MAX];
+    key_make(&k, "k1.example", TSIG_HMAC_SHA256, SECRET);
+    uint64_t now = (uint64_t)time(NULL);
+    for (int late = 0; late < 2; late++) {
+        testutil_query_make(&q, 0x1234, WIRE_FLAG_RD, "www.example.com", WIRE_TYPE_A,
+                            WIRE_CLASS_IN);
+        uint64_t signed_at = now - (late ? 3600 : TSIG_FUDGE_MAX - 5);
+        assert_int_equal(tsig_query_sign(&k, q.b, &q.len, sizeof(q.b), signed_at, 65535, 0, mac),
+                         0);
+        answer(&q, QUERY_UDP);
+        uint16_t error, mac_size, olen;
+        answer_tsig(&error, &mac_size, &olen);
+        if (late) {
+            assert_int_equal(g_r.flags & 0xF, WIRE_RCODE_NOTAUTH);
+            assert_int_equal(error, TSIG_BADTIME);
+        } else {
+            assert_int_equal(g_r.flags & 0xF, WIRE_RCODE_NOERROR);
+            assert_int_equal(error, 0);
+        }
+    }
+    free(k.secret);
+}
+
 static void test_truncated_macs(void **state)
 {
     (void)state;
@@ -513,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_signed_query_gets_signed_answer),
         cmocka_unit_test(test_bad_secret_is_badsig_unsigned),
         cmocka_unit_test(test_skewed_time_is_badtime_signed),
+        cmocka_unit_test(test_claimed_fudge_is_capped),
         cmocka_unit_test(test_truncated_macs),
         cmocka_unit_test(test_tsig_not_last_is_formerr),
         cmocka_unit_test(test_signed_with_edns_and_truncation),
