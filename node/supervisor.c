@@ -131,7 +131,7 @@ void supervisor_text_copy(char *dst, size_t cap, const char *src)
     size_t i = 0;
     for (; src && src[i] && i + 1 < cap; i++) {
         unsigned char c = (unsigned char)src[i];
-        dst[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        dst[i] = c < 0x80 ? (char)c : '?';
     }
     if (cap)
         dst[i] = '\0';

@@ -495,6 +495,28 @@ static void on_proc_closed(uv_handle_t *h)
 static void after_withdrawn(sup_t *s);
 static void on_restart(uv_timer_t *t);
 
+/* Counts an exit of fennecd (or a start that failed) at NOW against the restart intensity.
+ * True when it may start again, after *DELAY ns of backoff; false when it is one too many:
+ * the node gives up and stays withdrawn, and the cause says so ("fennecd WHAT: WHY; N
+ * EVENTS within P s, ..."). */
+static bool restart_allowed(sup_t *s, const char *what, const char *why, const char *events,
+                            uint64_t now, uint64_t *delay)
+{
+    if (supervisor_restart_crash(&s->restart, now, delay))
+        return true;
+    s->gave_up = true;
+    cause_set(s,
+              "fennecd %s: %s; %zu %s within %llu s, more than anycast.restart.intensity %u: "
+              "giving up, staying withdrawn",
+              what, why, supervisor_restart_recent(&s->restart, now), events,
+              (unsigned long long)(s->a->restart_period_ns / 1000000000ull),
+              s->a->restart_intensity);
+    update(s);
+    log_error(MOD, "%s", s->cause);
+    after_withdrawn(s);
+    return false;
+}
+
 static void on_exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
 {
     sup_t *s = proc->data;
@@ -525,19 +547,8 @@ static void on_exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
     }
     double ran = (double)(now - s->started_ns) / 1e9;
     uint64_t delay = 0;
-    if (!supervisor_restart_crash(&s->restart, now, &delay)) {
-        s->gave_up = true;
-        cause_set(s,
-                  "fennecd exited: %s; %zu exits within %llu s, more than "
-                  "anycast.restart.intensity %u: giving up, staying withdrawn",
-                  how, supervisor_restart_recent(&s->restart, now),
-                  (unsigned long long)(s->a->restart_period_ns / 1000000000ull),
-                  s->a->restart_intensity);
-        update(s);
-        log_error(MOD, "%s", s->cause);
-        after_withdrawn(s);
+    if (!restart_allowed(s, "exited", how, "exits", now, &delay))
         return;
-    }
     cause_set(s, "fennecd exited: %s", how);
     update(s);
     log_warn(MOD,
@@ -582,19 +593,8 @@ static char **child_env(int fd)
 static void spawn_failed(sup_t *s, const char *why)
 {
     uint64_t now = uv_hrtime(), delay = 0;
-    if (!supervisor_restart_crash(&s->restart, now, &delay)) {
-        s->gave_up = true;
-        cause_set(s,
-                  "fennecd cannot start: %s; %zu failures within %llu s, more than "
-                  "anycast.restart.intensity %u: giving up, staying withdrawn",
-                  why, supervisor_restart_recent(&s->restart, now),
-                  (unsigned long long)(s->a->restart_period_ns / 1000000000ull),
-                  s->a->restart_intensity);
-        update(s);
-        log_error(MOD, "%s", s->cause);
-        after_withdrawn(s);
+    if (!restart_allowed(s, "cannot start", why, "failures", now, &delay))
         return;
-    }
     log_error(MOD, "cannot start %s: %s; trying again in %llu ms", s->o->fennecd_path, why,
               (unsigned long long)(delay / 1000000));
     uv_timer_start(&s->restart_timer, on_restart, delay / 1000000, 0);

@@ -104,7 +104,7 @@ typedef struct supervisor_report {
     uint64_t reply;       /* the request this report answers; 0: none */
 } supervisor_report_t;
 
-/* Copies SRC into DST (CAP bytes, NUL-terminated), printable ASCII only (other bytes become
+/* Copies SRC into DST (CAP bytes, NUL-terminated), ASCII only (bytes from 0x80 up become
  * '?'), so that a text cut short never splits a UTF-8 character and always encodes as JSON. */
 void supervisor_text_copy(char *dst, size_t cap, const char *src);
 

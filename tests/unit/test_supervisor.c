@@ -173,6 +173,26 @@ static void test_report_round_trip(void **state)
     assert_int_equal(supervisor_report_encode(&r, buf, 16), -ENOSPC);
 }
 
+/* Text from BIRD cut to a buffer never splits a UTF-8 character: bytes from 0x80 up become
+ * '?', so a report always encodes. */
+static void test_text_copy_ascii(void **state)
+{
+    (void)state;
+    char out[6];
+    supervisor_text_copy(out, sizeof(out),
+                         "ab\xc3\xa9"
+                         "cdef");
+    assert_string_equal(out, "ab??c");
+    supervisor_text_copy(out, sizeof(out), "a\nb");
+    assert_string_equal(out, "a\nb");
+    supervisor_text_copy(out, 1, "abc");
+    assert_string_equal(out, "");
+    supervisor_report_t r = {0};
+    supervisor_text_copy(r.bird_error, sizeof(r.bird_error), "refus\xc3\xa9: \xff\xfe");
+    char buf[SUPERVISOR_MSG_MAX];
+    assert_true(supervisor_report_encode(&r, buf, sizeof(buf)) > 0);
+}
+
 static void test_report_garbage(void **state)
 {
     (void)state;
@@ -356,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_check_rise_and_fall),
         cmocka_unit_test(test_state_of),
         cmocka_unit_test(test_report_round_trip),
+        cmocka_unit_test(test_text_copy_ascii),
         cmocka_unit_test(test_report_garbage),
         cmocka_unit_test(test_cfg_anycast_full),
         cmocka_unit_test(test_cfg_anycast_defaults),
