@@ -13,6 +13,7 @@ counters in /metrics. Needs root (ip netns) and dnspython.
 """
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -137,10 +138,17 @@ zones:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            rc = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            rc = "still running 10 s after SIGTERM"
         log.close()
+        with open(os.path.join(tmp, "fennecd.out"), errors="replace") as f:
+            bad = [line for line in f if "Sanitizer" in line or "runtime error" in line]
+        shutil.rmtree(tmp, ignore_errors=True)
+        # A fennecd that did not stop cleanly fails the test, whatever happened before.
+        if rc != 0 or bad:
+            raise Failure(f"fennecd on SIGTERM: exit {rc}" + (f"; {bad[0].strip()}" if bad else ""))
 
 
 def main():
